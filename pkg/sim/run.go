@@ -1,0 +1,195 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	resourceapi "k8s.io/api/resource/v1"
+	"k8s.io/dynamic-resource-allocation/cel"
+	"k8s.io/dynamic-resource-allocation/structured"
+)
+
+// Features is the allocator feature set kube-scheduler 1.37 passes by
+// default (every DRA gate that is on by default there); it selects the
+// experimental allocator. FractionalCapacityRange and ListTypeAttributes
+// are alpha and stay off.
+var Features = structured.Features{
+	AdminAccess:            true,
+	CompatibilityGroups:    true,
+	ConsumableCapacity:     true,
+	DerivedAttributes:      true,
+	DeviceBindingAndStatus: true,
+	DeviceTaints:           true,
+	OptionalNodeOperations: true,
+	PartitionableDevices:   true,
+	PrioritizedList:        true,
+}
+
+// env is one seed's simulation: the cluster state and the tools to
+// allocate on it.
+type env struct {
+	pub     *published
+	states  []nodeState
+	shapes  []shape
+	classes []fragClass
+	claims  *claimClasses
+	lister  classLister
+	cache   *cel.Cache
+	scorer  Scorer
+	rng     *rand.Rand
+	verify  bool
+	fbuf    []int64
+	pbuf    []int
+	cands   []scored
+	start   int
+	stats   SeedResult
+	allocT  time.Duration
+}
+
+type scored struct {
+	node   int
+	r      rank
+	tie    uint64
+	picked []int
+}
+
+func newEnv(pub *published, classes []fragClass, scorer Scorer, seed int64, verify bool) *env {
+	return &env{
+		pub: pub, states: newNodeStates(pub), shapes: pub.shapes, classes: classes,
+		claims: newClaimClasses(pub.shapes), lister: classLister{deviceClass()},
+		cache:  cel.NewCache(64, cel.Features{EnableConsumableCapacity: Features.ConsumableCapacity}),
+		scorer: scorer, rng: rand.New(rand.NewPCG(uint64(seed), 0x7469657272)), verify: verify,
+	}
+}
+
+// collect scores the feasible nodes for a pod.
+func (e *env) collect(p Pod, cc *claimClass) {
+	e.cands = e.cands[:0]
+	n := len(e.states)
+	want := n
+	if s, ok := e.scorer.(nodeSampler); ok {
+		want = s.nodesToFind(n)
+	}
+	visited := 0
+	for k := 0; k < n && len(e.cands) < want; k++ {
+		i := (e.start + k) % n
+		visited++
+		s := &e.states[i]
+		picked, ok := s.feasible(p, cc, e.pbuf)
+		if !ok {
+			continue
+		}
+		c := candidate{s: s, pod: p, cc: cc, picked: picked, env: e}
+		e.cands = append(e.cands, scored{node: i, r: e.scorer.score(&c), tie: e.rng.Uint64(), picked: append([]int(nil), picked...)})
+	}
+	if want < n {
+		e.start = (e.start + visited) % n
+	}
+}
+
+// best removes and returns the highest ranked candidate.
+func (e *env) best() (scored, bool) {
+	if len(e.cands) == 0 {
+		return scored{}, false
+	}
+	b := 0
+	for i := 1; i < len(e.cands); i++ {
+		c, o := e.cands[i], e.cands[b]
+		if o.r.less(c.r) || (c.r == o.r && c.tie > o.tie) {
+			b = i
+		}
+	}
+	out := e.cands[b]
+	e.cands[b] = e.cands[len(e.cands)-1]
+	e.cands = e.cands[:len(e.cands)-1]
+	return out, true
+}
+
+// allocate asks the real allocator for the claim on one node.
+func (e *env) allocate(ctx context.Context, s *nodeState, cc *claimClass) (*resourceapi.AllocationResult, error) {
+	t0 := time.Now()
+	defer func() { e.allocT += time.Since(t0) }()
+	e.stats.AllocatorCalls++
+	a, err := structured.NewAllocator(ctx, Features, s.alloc, e.lister, s.slices, e.cache)
+	if err != nil {
+		return nil, fmt.Errorf("new allocator: %w", err)
+	}
+	res, err := a.Allocate(ctx, s.node, []*resourceapi.ResourceClaim{cc.claim})
+	if err != nil && !errors.Is(err, structured.ErrFailedAllocationOnNode) {
+		return nil, fmt.Errorf("allocate %s on %s: %w", cc.claim.Name, s.trace.Name, err)
+	}
+	if err != nil || len(res) == 0 {
+		return nil, nil
+	}
+	return &res[0], nil
+}
+
+// place schedules one pod; it returns whether the pod was placed.
+func (e *env) place(ctx context.Context, p Pod) (bool, error) {
+	cc, err := e.claims.get(p)
+	if err != nil {
+		return false, err
+	}
+	if e.verify && cc != nil {
+		if err := e.verifyPrefilter(ctx, p, cc); err != nil {
+			return false, err
+		}
+	}
+	e.collect(p, cc)
+	for {
+		c, ok := e.best()
+		if !ok {
+			return false, nil
+		}
+		s := &e.states[c.node]
+		if cc == nil {
+			s.cpuUsed += p.MilliCPU
+			s.memUsed += p.MemoryMiB
+			s.fragOK = false
+			return true, nil
+		}
+		res, err := e.allocate(ctx, s, cc)
+		if err != nil {
+			return false, err
+		}
+		if res == nil {
+			e.stats.Divergence++
+			continue
+		}
+		e.stats.Claims++
+		if err := s.apply(p, *res, e.shapes); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+}
+
+// verifyPrefilter runs the allocator on every node that passes the host
+// filter and counts the nodes where it disagrees with the prefilter.
+func (e *env) verifyPrefilter(ctx context.Context, p Pod, cc *claimClass) error {
+	for i := range e.states {
+		s := &e.states[i]
+		if !s.fitsHost(p) {
+			continue
+		}
+		res, err := e.allocate(ctx, s, cc)
+		if err != nil {
+			return err
+		}
+		if (res != nil) != (s.fitsGPU(cc, e.pbuf) != nil) {
+			e.stats.Divergence++
+		}
+	}
+	return nil
+}
+
+// progress reports a finished seed.
+func progress(w io.Writer, format string, args ...any) {
+	if w != nil {
+		_, _ = fmt.Fprintf(w, format, args...)
+	}
+}
