@@ -22,7 +22,7 @@ func loadTestTrace(t *testing.T) *Trace {
 // newTestEnv publishes nodes and returns a seed's environment.
 func newTestEnv(t *testing.T, nodes []Node, pods []Pod, scorer string) *env {
 	t.Helper()
-	pub, err := publish(nodes, testPublish)
+	pub, err := publish(nodes, SlicesPublisher)
 	require.NoError(t, err)
 	s, err := NewScorer(scorer)
 	require.NoError(t, err)
@@ -86,8 +86,8 @@ func TestPlacement(t *testing.T) {
 			wantUsed: map[string][]int64{"a": {1000, 1000}, "b": {500, 0}},
 		},
 		"cpu gate keeps a pod off a node with free GPUs": {
-			nodes: []Node{{Name: "small", MilliCPU: 2000, MemoryMiB: 65536, GPUs: 2, Model: "T4"}, twoT4[1]},
-			scorer: ScorerBestFit,
+			nodes:    []Node{{Name: "small", MilliCPU: 2000, MemoryMiB: 65536, GPUs: 2, Model: "T4"}, twoT4[1]},
+			scorer:   ScorerBestFit,
 			pods:     []Pod{{Name: "big", MilliCPU: 4000, MemoryMiB: 1024, NumGPU: 1, GPUMilli: 100}},
 			wantOK:   []bool{true},
 			wantUsed: map[string][]int64{"small": {0, 0}, "b": {100, 0}},
@@ -99,8 +99,8 @@ func TestPlacement(t *testing.T) {
 			wantUsed: map[string][]int64{"a": {0, 0}, "b": {0, 0}},
 		},
 		"gpu_spec selects the product through CEL": {
-			nodes:  []Node{twoT4[0], {Name: "v", MilliCPU: 32000, MemoryMiB: 65536, GPUs: 1, Model: "V100M32"}},
-			scorer: ScorerBestFit,
+			nodes:    []Node{twoT4[0], {Name: "v", MilliCPU: 32000, MemoryMiB: 65536, GPUs: 1, Model: "V100M32"}},
+			scorer:   ScorerBestFit,
 			pods:     []Pod{{Name: "s", MilliCPU: 1000, MemoryMiB: 1024, NumGPU: 1, GPUMilli: 1000, GPUSpec: []string{"V100M32"}}, {Name: "s2", NumGPU: 1, GPUMilli: 100, GPUSpec: []string{"V100M32"}}},
 			wantOK:   []bool{true, false},
 			wantUsed: map[string][]int64{"a": {0, 0}, "v": {1000}},
@@ -121,7 +121,7 @@ func TestRunSyntheticTrace(t *testing.T) {
 	require.Len(t, tr.Nodes, 10)
 	require.Len(t, tr.Pods, 200)
 	rep, err := Run(context.Background(), tr, Options{
-		Scorers: ScorerNames(), Seeds: []int64{42, 43}, MaxLoad: 1.3, Parallel: 2, Verify: true, Publish: testPublish,
+		Scorers: ScorerNames(), Seeds: []int64{42, 43}, MaxLoad: 1.3, Parallel: 2, Verify: true, Publish: SlicesPublisher,
 	})
 	require.NoError(t, err)
 	require.Len(t, rep.Summaries, 4)
