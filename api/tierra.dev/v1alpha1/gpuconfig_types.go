@@ -9,6 +9,8 @@ import (
 const GpuConfigKind = "GpuConfig"
 
 // SharingStrategy says how a GPU (or MIG slice) serves the claims allocated on it.
+//
+// +kubebuilder:validation:Enum=Exclusive;TimeSlicing;MPS
 type SharingStrategy string
 
 const (
@@ -23,42 +25,65 @@ const (
 
 // TimeSliceInterval is the scheduling time slice for time-sliced GPUs, as
 // accepted by `nvidia-smi compute-policy --set-timeslice`.
+//
+// +kubebuilder:validation:Enum=Default;Short;Medium;Long
 type TimeSliceInterval string
 
 const (
+	// TimeSliceDefault leaves the driver's default time slice in place.
 	TimeSliceDefault TimeSliceInterval = "Default"
-	TimeSliceShort   TimeSliceInterval = "Short"
-	TimeSliceMedium  TimeSliceInterval = "Medium"
-	TimeSliceLong    TimeSliceInterval = "Long"
+	// TimeSliceShort is the shortest time slice: lowest latency, most switching.
+	TimeSliceShort TimeSliceInterval = "Short"
+	// TimeSliceMedium is a medium time slice.
+	TimeSliceMedium TimeSliceInterval = "Medium"
+	// TimeSliceLong is the longest time slice: best throughput, worst latency.
+	TimeSliceLong TimeSliceInterval = "Long"
 )
 
 // GpuConfig is the opaque configuration for driver gpu.tierra.dev, set in a
 // DeviceClass (defaults for a tier) or in a ResourceClaim (per claim).
-// Claim config overrides class config.
+// Claim config overrides class config (see ResolveConfig). It is not a
+// stored resource: it travels as raw JSON inside DRA opaque parameters and is
+// read with DecodeGpuConfig.
 //
 // +kubebuilder:object:root=true
 type GpuConfig struct {
 	metav1.TypeMeta `json:",inline"`
-	// Sharing selects and parameterises the sharing strategy.
+	// Sharing selects and parameterises the sharing strategy. Unset means
+	// Exclusive after defaulting.
+	// +optional
 	Sharing *GpuSharing `json:"sharing,omitempty"`
 }
 
 // GpuSharing selects a strategy and holds the parameters of that strategy only.
 type GpuSharing struct {
-	Strategy    SharingStrategy    `json:"strategy"`
+	// Strategy is Exclusive, TimeSlicing or MPS.
+	// +required
+	Strategy SharingStrategy `json:"strategy"`
+	// TimeSlicing parameters; only with strategy TimeSlicing.
+	// +optional
 	TimeSlicing *TimeSlicingConfig `json:"timeSlicing,omitempty"`
-	MPS         *MPSConfig         `json:"mps,omitempty"`
+	// MPS parameters; only with strategy MPS.
+	// +optional
+	MPS *MPSConfig `json:"mps,omitempty"`
 }
 
 // TimeSlicingConfig parameterises SharingTimeSlicing.
 type TimeSlicingConfig struct {
+	// Interval is the time slice; unset means Default.
+	// +optional
 	Interval TimeSliceInterval `json:"interval,omitempty"`
 }
 
 // MPSConfig parameterises SharingMPS.
 type MPSConfig struct {
 	// DefaultActiveThreadPercentage caps the SMs each client may use (1-100).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
 	DefaultActiveThreadPercentage *int32 `json:"defaultActiveThreadPercentage,omitempty"`
-	// DefaultPinnedDeviceMemoryLimit caps the device memory each client may pin.
+	// DefaultPinnedDeviceMemoryLimit caps the device memory each client may
+	// pin; it must be greater than zero.
+	// +optional
 	DefaultPinnedDeviceMemoryLimit *resource.Quantity `json:"defaultPinnedDeviceMemoryLimit,omitempty"`
 }

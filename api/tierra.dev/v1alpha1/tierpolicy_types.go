@@ -5,6 +5,8 @@ import (
 )
 
 // Partitioning says how the GPUs of a tier are cut into allocatable devices.
+//
+// +kubebuilder:validation:Enum=Whole;MIG;Shared
 type Partitioning string
 
 const (
@@ -18,6 +20,9 @@ const (
 	// claims of one tenant share it through MPS or time-slicing.
 	PartitioningShared Partitioning = "Shared"
 )
+
+// TierPolicyKind is the kind of the tier policy CRD.
+const TierPolicyKind = "TierPolicy"
 
 // Well-known tier names. A TierPolicy may define other tiers as well; each
 // tier NAME renders the DeviceClass NAME.gpu.tierra.dev.
@@ -38,43 +43,81 @@ const (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=".status.conditions[?(@.type=='Ready')].status"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 type TierPolicy struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   TierPolicySpec   `json:"spec"`
+	// +required
+	Spec TierPolicySpec `json:"spec"`
+	// +optional
 	Status TierPolicyStatus `json:"status,omitempty"`
+}
+
+// TierPolicyList is a list of TierPolicy objects.
+//
+// +kubebuilder:object:root=true
+type TierPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	Items []TierPolicy `json:"items"`
 }
 
 // TierPolicySpec describes tiers, prices and tenants.
 type TierPolicySpec struct {
 	// Tiers are matched in order: a GPU serves the first tier whose selector
-	// it matches, and no tier if none matches.
-	Tiers     []Tier    `json:"tiers"`
+	// it matches, and no tier if none matches. Names are unique.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +listType=map
+	// +listMapKey=name
+	Tiers []Tier `json:"tiers"`
+	// PriceBook prices GPU hours; devices publish the result as cost attributes.
+	// +optional
 	PriceBook PriceBook `json:"priceBook,omitempty"`
-	Tenants   []Tenant  `json:"tenants,omitempty"`
+	// Tenants group namespaces and say which tiers they may claim.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Tenants []Tenant `json:"tenants,omitempty"`
 }
 
 // Tier is one class of service.
 type Tier struct {
 	// Name is a DNS label; the tier's DeviceClass is <name>.gpu.tierra.dev.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Name string `json:"name"`
-	// GPUs selects the GPUs that serve this tier.
+	// GPUs selects the GPUs that serve this tier; empty selects every GPU.
+	// +optional
 	GPUs GPUSelector `json:"gpus,omitempty"`
-	// Partitioning says how those GPUs are published.
+	// Partitioning says how those GPUs are published: Whole, MIG or Shared.
+	// +required
 	Partitioning Partitioning `json:"partitioning"`
 	// Sharing is the tier's default GpuConfig sharing (class-level opaque
 	// config). Required for Shared partitioning (MPS or TimeSlicing);
-	// Whole and MIG tiers are Exclusive.
+	// Whole and MIG tiers are Exclusive. Defaulted from the partitioning:
+	// Shared tiers time-slice, Whole and MIG tiers are Exclusive.
+	// +optional
 	Sharing *GpuSharing `json:"sharing,omitempty"`
 }
 
 // GPUSelector selects GPUs by node labels, product and memory. Empty fields
 // match everything.
 type GPUSelector struct {
+	// NodeSelector selects the nodes by label.
+	// +optional
 	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
 	// Products are product names as NVML reports them, e.g. "NVIDIA H200 141GB HBM3e".
+	// +optional
+	// +listType=set
 	Products []string `json:"products,omitempty"`
 	// MinMemory is the least GPU memory, a quantity such as "80Gi".
+	// +optional
+	// +kubebuilder:validation:Pattern=`^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$`
 	MinMemory string `json:"minMemory,omitempty"`
 }
 
@@ -83,52 +126,106 @@ type GPUSelector struct {
 // pro-rated for MIG slices and shares.
 type PriceBook struct {
 	// Default is the price of a GPU whose product has no entry.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]{1,6})?$`
 	Default string `json:"default,omitempty"`
 	// Products maps product names to their price per GPU-hour.
+	// +optional
+	// +listType=map
+	// +listMapKey=product
 	Products []ProductPrice `json:"products,omitempty"`
 	// Overrides replace prices on nodes matching a label selector (e.g.
 	// spot capacity). The first matching override wins.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
 	Overrides []PriceOverride `json:"overrides,omitempty"`
 }
 
 // ProductPrice is the price per GPU-hour of one product.
 type ProductPrice struct {
-	Product    string `json:"product"`
+	// Product is the product name as NVML reports it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	Product string `json:"product"`
+	// PerGPUHour is a decimal dollar amount such as "2.75".
+	// +required
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]{1,6})?$`
 	PerGPUHour string `json:"perGPUHour"`
 }
 
 // PriceOverride replaces prices on matching nodes.
 type PriceOverride struct {
-	Name         string               `json:"name"`
+	// Name is a DNS label naming the override.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// NodeSelector selects the nodes the override applies to.
+	// +required
 	NodeSelector metav1.LabelSelector `json:"nodeSelector"`
-	// Discount is a percentage (0-100) taken off every matching price.
+	// Discount is a percentage (0-100) taken off the price of every GPU on
+	// a matching node whose product is not listed in Products.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
 	Discount int32 `json:"discount,omitempty"`
-	// Products, when set, replace the listed prices outright.
+	// Products, when set, replace the listed prices outright (no discount).
+	// +optional
+	// +listType=map
+	// +listMapKey=product
 	Products []ProductPrice `json:"products,omitempty"`
 }
 
 // Tenant is a group of namespaces that may share soft-shared GPUs with each
 // other but never with another tenant.
 type Tenant struct {
-	Name              string               `json:"name"`
+	// Name is a DNS label naming the tenant.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// NamespaceSelector selects the tenant's namespaces by label.
+	// +required
 	NamespaceSelector metav1.LabelSelector `json:"namespaceSelector"`
-	// AllowedTiers lists the tier names the tenant may claim.
+	// AllowedTiers lists the tier names the tenant may claim; each must be
+	// a tier defined in spec.tiers.
+	// +required
+	// +listType=set
 	AllowedTiers []string `json:"allowedTiers"`
 }
 
 // TierPolicyStatus is written by tierra-controller.
 type TierPolicyStatus struct {
-	ObservedGeneration int64              `json:"observedGeneration,omitempty"`
-	TierCount          int32              `json:"tierCount,omitempty"`
-	Conditions         []metav1.Condition `json:"conditions,omitempty"`
-	Tiers              []TierStatus       `json:"tiers,omitempty"`
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// TierCount is the number of tiers rendered into DeviceClasses.
+	// +optional
+	TierCount int32 `json:"tierCount,omitempty"`
+	// Conditions include Ready, false with the validation errors when the
+	// spec does not validate.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Tiers reports each tier's devices and yield.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Tiers []TierStatus `json:"tiers,omitempty"`
 }
 
 // TierStatus reports one tier's devices and yield.
 type TierStatus struct {
-	Name             string `json:"name"`
-	DevicesPublished int32  `json:"devicesPublished"`
-	DevicesAllocated int32  `json:"devicesAllocated"`
+	// Name is the tier's name.
+	Name string `json:"name"`
+	// DevicesPublished counts the tier's devices in ResourceSlices.
+	DevicesPublished int32 `json:"devicesPublished"`
+	// DevicesAllocated counts the tier's devices allocated to claims.
+	DevicesAllocated int32 `json:"devicesAllocated"`
 	// YieldPercent is allocated GPU capacity over published GPU capacity.
 	YieldPercent int32 `json:"yieldPercent"`
 }
