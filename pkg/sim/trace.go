@@ -166,9 +166,10 @@ func (t *table) node() (Node, error) {
 }
 
 // LoadPods reads a pod list (name, cpu_milli, memory_mib, num_gpu,
-// gpu_milli, gpu_spec); other columns are ignored.
+// gpu_milli, and gpu_spec when present: the multigpu lists lack it); other
+// columns are ignored.
 func LoadPods(path string) ([]Pod, error) {
-	t, closeFn, err := openTable(path, "name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec")
+	t, closeFn, err := openTable(path, "name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli")
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +212,9 @@ func (t *table) pod() (Pod, error) {
 		return Pod{}, t.errorf("gpu_milli", "%d is outside 1-1000 for a GPU pod", p.GPUMilli)
 	case p.NumGPU > 1 && p.GPUMilli != 1000:
 		return Pod{}, t.errorf("gpu_milli", "%d: a pod with %d GPUs must take whole GPUs (1000)", p.GPUMilli, p.NumGPU)
+	}
+	if _, ok := t.cols["gpu_spec"]; !ok {
+		return p, nil
 	}
 	if spec := t.str("gpu_spec"); spec != "" {
 		for _, m := range strings.Split(spec, "|") {
