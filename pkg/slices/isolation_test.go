@@ -40,7 +40,7 @@ func TestClassesNeverCrossTiers(t *testing.T) {
 		check    func(t *testing.T, d resourceapi.Device)
 		wantMany int
 	}{
-		"training": {class: tiers.ClassName("training"), wantMany: 2, check: tierIs("training")},
+		"training":  {class: tiers.ClassName("training"), wantMany: 2, check: tierIs("training")},
 		"inference": {class: tiers.ClassName("inference"), wantMany: 7, check: tierIs("inference")},
 		// Default shares are an eighth: 8 per L4.
 		"dev": {class: tiers.ClassName("dev"), wantMany: 16, check: tierIs("dev")},
