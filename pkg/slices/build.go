@@ -6,6 +6,9 @@
 // Each GPU serves the first tier whose selector matches it and is published
 // according to that tier's partitioning:
 //
+// The tier is defaulted (v1alpha1.Tier.Default) before use, so a Shared
+// tier without sharing time-slices.
+//
 //   - Whole: one exclusive device gpu-<index>.
 //   - Shared: one device gpu-<index> with allowMultipleAllocations and
 //     consumable capacity "memory" (bytes) and "compute" (milli-GPU, 1000 =
@@ -16,13 +19,16 @@
 //     that is not in MIG mode publishes the GPU whole: switching MIG mode
 //     needs a GPU reset, which prepare must not do.
 //
-// GPUs that match no tier are not published.
+// GPUs that match no tier are not published. A GPU the price book has no
+// price for is published without cost attributes.
 package slices
 
 import (
+	"errors"
 	"fmt"
 
 	resourceapi "k8s.io/api/resource/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/dynamic-resource-allocation/resourceslice"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
@@ -84,17 +90,22 @@ type published struct {
 }
 
 func publishGPU(node Node, policy *v1alpha1.TierPolicy, gpu inventory.GPU, opts Options) (published, error) {
-	tier, err := tierFor(policy, node, gpu)
-	if err != nil || tier == nil {
+	nodeLabels := labels.Set(node.Labels)
+	matched, err := policy.TierFor(gpu.ProductName, gpu.MemoryBytes, nodeLabels)
+	if err != nil || matched == nil {
 		return published{}, err
 	}
-	price, err := pricePerGPUHour(policy.Spec.PriceBook, node.Labels, gpu.ProductName)
-	if err != nil {
+	// Default a copy: Build never changes the caller's policy.
+	tier := *matched
+	tier.Sharing = matched.Sharing.DeepCopy()
+	tier.Default()
+	price, err := policy.Spec.PriceBook.PricePerGPUHour(gpu.ProductName, nodeLabels)
+	if err != nil && !errors.Is(err, v1alpha1.ErrNoPrice) {
 		return published{}, err
 	}
-	pc := gpuContext{machine: node.Machine, gpu: gpu, tier: tier, price: price}
+	pc := gpuContext{machine: node.Machine, gpu: gpu, tier: &tier, price: price, priced: err == nil}
 	switch tier.Partitioning {
-	case v1alpha1.PartitioningWhole, "":
+	case v1alpha1.PartitioningWhole:
 		return published{plain: []resourceapi.Device{wholeDevice(pc)}}, nil
 	case v1alpha1.PartitioningShared:
 		dev, err := sharedDevice(pc)
@@ -115,6 +126,9 @@ type gpuContext struct {
 	gpu     inventory.GPU
 	tier    *v1alpha1.Tier
 	price   v1alpha1.MicroDollars
+	// priced is false when the price book has no price for the GPU: its
+	// devices then carry no cost attributes rather than a made-up zero.
+	priced bool
 }
 
 // layoutSlices splits the pool into slices the apiserver accepts: plain

@@ -140,11 +140,36 @@ func TestSharedDevice(t *testing.T) {
 	assert.Equal(t, int64(3)<<30, mem.RequestPolicy.Default.Value())
 }
 
-func TestSharedTierNeedsSoftSharing(t *testing.T) {
-	policy := tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Obj()
-	_, err := tslices.Build(tslices.Node{Name: nodeName, Machine: tt.DGXH200(false)}, policy)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `tier "dev": Shared partitioning needs sharing`)
+func TestSharedTierSharing(t *testing.T) {
+	tests := map[string]struct {
+		sharing     v1alpha1.SharingStrategy
+		wantSharing string
+		wantErr     string
+	}{
+		"unset: time-slicing, the API default": {wantSharing: "TimeSlicing"},
+		"MPS":                                  {sharing: v1alpha1.SharingMPS, wantSharing: "MPS"},
+		"Exclusive is not sharing":             {sharing: v1alpha1.SharingExclusive, wantErr: `tier "dev": Shared partitioning needs sharing`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			w := tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared)
+			if tc.sharing != "" {
+				w = w.Sharing(tc.sharing)
+			}
+			policy := w.Obj()
+			before := policy.DeepCopy()
+			dr, err := tslices.Build(tslices.Node{Name: nodeName, Machine: tt.DGXH200(false)}, policy)
+			assert.Equal(t, before, policy, "Build must not change the policy")
+			if tc.wantErr != "" {
+				assert.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			d := dr.Pools[nodeName].Slices[0].Devices[0]
+			assert.Equal(t, tc.wantSharing, *d.Attributes[tslices.AttrSharing].StringValue)
+			assert.NotContains(t, d.Attributes, resourceapi.QualifiedName(tslices.AttrCostPerHour), "no price book: no cost")
+		})
+	}
 }
 
 // anyGPU selects every device of the driver; the tier classes of pkg/tiers

@@ -105,7 +105,9 @@ func gpuDeviceName(index int) string { return fmt.Sprintf("gpu-%d", index) }
 func wholeDevice(pc gpuContext) resourceapi.Device {
 	attrs := commonAttributes(pc, v1alpha1.SharingExclusive)
 	attrs[AttrUUID] = resourceapi.DeviceAttribute{StringValue: ptr.To(pc.gpu.UUID)}
-	attrs[AttrCostPerHour] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pc.price))}
+	if pc.priced {
+		attrs[AttrCostPerHour] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pc.price))}
+	}
 	return resourceapi.Device{
 		Name:       gpuDeviceName(pc.gpu.Index),
 		Attributes: attrs,
@@ -125,12 +127,14 @@ func wholeDevice(pc gpuContext) resourceapi.Device {
 // publishes costPerComputeUnitHour (price per milli-GPU hour); a claim's
 // cost is compute requested x that price.
 func sharedDevice(pc gpuContext) (resourceapi.Device, error) {
-	if pc.tier.Sharing == nil || pc.tier.Sharing.Strategy == "" || pc.tier.Sharing.Strategy == v1alpha1.SharingExclusive {
+	if pc.tier.Sharing == nil || pc.tier.Sharing.Strategy == v1alpha1.SharingExclusive {
 		return resourceapi.Device{}, fmt.Errorf("tier %q: Shared partitioning needs sharing MPS or TimeSlicing", pc.tier.Name)
 	}
 	d := wholeDevice(pc)
 	d.Attributes[AttrSharing] = resourceapi.DeviceAttribute{StringValue: ptr.To(string(pc.tier.Sharing.Strategy))}
-	d.Attributes[AttrCostPerComputeUnit] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pc.price) / ComputeUnitsPerGPU)}
+	if pc.priced {
+		d.Attributes[AttrCostPerComputeUnit] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pc.price) / ComputeUnitsPerGPU)}
+	}
 	d.AllowMultipleAllocations = ptr.To(true)
 	const mib = int64(1) << 20
 	mem := int64(pc.gpu.MemoryBytes) / mib * mib

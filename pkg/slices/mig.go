@@ -104,8 +104,10 @@ func migDeviceSpec(pc gpuContext, p inventory.MIGProfile, pl inventory.Placement
 	attrs[AttrParentUUID] = resourceapi.DeviceAttribute{StringValue: ptr.To(pc.gpu.UUID)}
 	attrs[AttrMIGProfile] = resourceapi.DeviceAttribute{StringValue: ptr.To(p.Name)}
 	attrs[AttrMIGPlacement] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pl.Start))}
-	cost := int64(pc.price) * int64(p.MemorySlices) / int64(pc.gpu.MIG.MemorySlices)
-	attrs[AttrCostPerHour] = resourceapi.DeviceAttribute{IntValue: ptr.To(cost)}
+	if pc.priced {
+		cost := int64(pc.price) * int64(p.MemorySlices) / int64(pc.gpu.MIG.MemorySlices)
+		attrs[AttrCostPerHour] = resourceapi.DeviceAttribute{IntValue: ptr.To(cost)}
+	}
 	consumed := map[string]resourceapi.Counter{}
 	for i := pl.Start; i < pl.End(); i++ {
 		consumed[MemorySliceCounter(i)] = counter(1)

@@ -40,7 +40,7 @@ const (
 )
 
 // ClassName is the DeviceClass of a tier: <tier>.gpu.tierra.dev.
-func ClassName(tier string) string { return tier + "." + v1alpha1.DriverName }
+func ClassName(tier string) string { return (&v1alpha1.Tier{Name: tier}).DeviceClassName() }
 
 // attr is the CEL expression for one of the driver's attributes.
 func attr(name string) string {
@@ -68,12 +68,16 @@ func Render(policy *v1alpha1.TierPolicy) ([]*resourceapi.DeviceClass, error) {
 	}
 	exclusive := &v1alpha1.GpuSharing{Strategy: v1alpha1.SharingExclusive}
 	var out []*resourceapi.DeviceClass
-	for _, tier := range policy.Spec.Tiers {
+	for _, t := range policy.Spec.Tiers {
+		// Default a copy: Render never changes the caller's policy.
+		tier := t
+		tier.Sharing = t.Sharing.DeepCopy()
+		tier.Default()
 		sharing := tier.Sharing
 		if sharing == nil || tier.Partitioning != v1alpha1.PartitioningShared {
 			sharing = exclusive
 		}
-		c, err := class(ClassName(tier.Name), tier.Name, TierSelector(tier.Name), sharing)
+		c, err := class(tier.DeviceClassName(), tier.Name, TierSelector(tier.Name), sharing)
 		if err != nil {
 			return nil, fmt.Errorf("tier %q: %w", tier.Name, err)
 		}
