@@ -1,3 +1,5 @@
+//go:build cgo
+
 package nvgpu
 
 import (
@@ -5,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,16 +30,6 @@ type Fake struct {
 }
 
 var _ Interface = (*Fake)(nil)
-
-// FakeMachines lists the fake machine names, sorted.
-func FakeMachines() []string {
-	names := make([]string, 0, len(fakeSpecs))
-	for n := range fakeSpecs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
 
 // NewFake builds the named fake machine (see FakeMachines).
 func NewFake(ctx context.Context, name string, opts Options) (*Fake, error) {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -166,6 +167,12 @@ type Options struct {
 	EventPoll time.Duration
 }
 
+// fakeMachines names the fake machines (fake_machines.go builds them).
+var fakeMachines = []string{"dgxa100", "dgxb200", "dgxh100", "dgxh200", "l4x4", "mixed"}
+
+// FakeMachines lists the fake machine names, sorted.
+func FakeMachines() []string { return slices.Clone(fakeMachines) }
+
 // FakePrefix starts a Machine value that selects a fake machine.
 const FakePrefix = "fake:"
 
@@ -175,7 +182,11 @@ func New(ctx context.Context, opts Options) (Interface, error) {
 	case opts.Machine == "":
 		return newReal(ctx, opts)
 	case strings.HasPrefix(opts.Machine, FakePrefix):
-		return NewFake(ctx, strings.TrimPrefix(opts.Machine, FakePrefix), opts)
+		f, err := NewFake(ctx, strings.TrimPrefix(opts.Machine, FakePrefix), opts)
+		if err != nil {
+			return nil, err // not a typed nil *Fake inside the Interface
+		}
+		return f, nil
 	default:
 		return nil, fmt.Errorf("machine %q: want \"\" (real NVML) or %s<name> with name one of %s: %w",
 			opts.Machine, FakePrefix, strings.Join(FakeMachines(), ", "), ErrUnknownMachine)
