@@ -85,17 +85,19 @@ func TestMIGExclusivityThroughCounters(t *testing.T) {
 			{mig("e", "1g.35gb"), []string{"gpu-0-1g-35gb-6"}},
 			{mig("f", "1g.18gb"), nil},
 		},
-		"seven 1g fill a GPU from the top": {
-			{mig("a", "1g.18gb"), []string{"gpu-0-1g-18gb-6"}},
-			{mig("b", "1g.18gb"), []string{"gpu-0-1g-18gb-5"}},
-			{mig("c", "1g.18gb"), []string{"gpu-0-1g-18gb-4"}},
-			{mig("d", "4g.71gb"), []string{"gpu-0-4g-71gb-0"}},
-			{mig("e", "1g.18gb"), nil},
-			{mig("f", "1g.35gb"), nil},
+		"1g from the bottom, 3g keeps the top": {
+			{mig("a", "1g.18gb"), []string{"gpu-0-1g-18gb-0"}},
+			{mig("b", "1g.18gb"), []string{"gpu-0-1g-18gb-1"}},
+			{mig("c", "1g.18gb"), []string{"gpu-0-1g-18gb-2"}},
+			{mig("d", "4g.71gb"), nil},
+			{mig("e", "3g.71gb"), []string{"gpu-0-3g-71gb-4"}},
+			{mig("f", "1g.18gb"), []string{"gpu-0-1g-18gb-3"}},
+			{mig("g", "1g.18gb"), nil},
+			{mig("h", "1g.35gb"), nil},
 		},
-		"seven 1g, then nothing": append(func() []step {
+		"seven 1g fill a GPU, then nothing": append(func() []step {
 			var s []step
-			for i := 6; i >= 0; i-- {
+			for i := range 7 {
 				s = append(s, step{mig(fmt.Sprintf("c%d", i), "1g.18gb"), []string{fmt.Sprintf("gpu-0-1g-18gb-%d", i)}})
 			}
 			return s
@@ -118,11 +120,13 @@ func TestMIGPacksPartiallyUsedGPUsFirst(t *testing.T) {
 	runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
 		return newCluster(t, oneMIGH200(2), nil, tt.StandardPolicy(), f)
 	}, []step{
-		{mig("a", "1g.18gb"), []string{"gpu-0-1g-18gb-6"}},
-		{mig("b", "3g.71gb"), []string{"gpu-0-3g-71gb-0"}},
+		{mig("a", "1g.18gb"), []string{"gpu-0-1g-18gb-0"}},
+		{mig("b", "3g.71gb"), []string{"gpu-0-3g-71gb-4"}},
 		{mig("c", "7g.141gb"), []string{"gpu-1-7g-141gb-0"}},
-		{mig("d", "2g.35gb"), []string{"gpu-0-2g-35gb-4"}},
-		{mig("e", "1g.18gb"), nil},
+		{mig("d", "2g.35gb"), []string{"gpu-0-2g-35gb-2"}},
+		{mig("e", "1g.18gb"), []string{"gpu-0-1g-18gb-1"}},
+		{mig("f", "1g.35gb"), nil},
+		{mig("g", "1g.18gb"), nil},
 	})
 }
 
@@ -140,10 +144,11 @@ func TestFirstAvailablePicksTheCheapestThatFits(t *testing.T) {
 	runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
 		return newCluster(t, m, nil, tt.StandardPolicy(), f)
 	}, []step{
-		{ladder("small"), []string{"gpu-0-1g-18gb-6"}},
-		{ladder("needs-30gi", mem30), []string{"gpu-0-2g-35gb-4"}},
-		{mig("big", "3g.71gb"), []string{"gpu-0-3g-71gb-0"}},
+		{ladder("small"), []string{"gpu-0-1g-18gb-0"}},
+		{ladder("needs-30gi", mem30), []string{"gpu-0-2g-35gb-2"}},
+		{mig("big", "3g.71gb"), []string{"gpu-0-3g-71gb-4"}},
 		{ladder("no-slice-left", mem30), []string{"gpu-1"}},
+		{ladder("last-1g"), []string{"gpu-0-1g-18gb-1"}},
 		{ladder("nothing-left"), nil},
 	})
 }
