@@ -223,3 +223,22 @@ func TestCELSelectorOnCost(t *testing.T) {
 		{cheap("c"), nil},
 	})
 }
+
+// TestMIGByMemoryGetsTheSmallestAdequateSlice: a claim that asks for memory
+// instead of naming a profile gets the first, i.e. smallest, slice with
+// enough memory (1g.18gb is 17.5Gi on an H200).
+func TestMIGByMemoryGetsTheSmallestAdequateSlice(t *testing.T) {
+	byMem := func(name, mem string) *resourceapi.ResourceClaim {
+		return tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassMIG).Capacity(tslices.CapMemory, mem).Obj()
+	}
+	runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
+		return newCluster(t, oneMIGH200(1), nil, tt.StandardPolicy(), f)
+	}, []step{
+		{byMem("a", "10Gi"), []string{"gpu-0-1g-18gb-0"}},
+		// 1g.35gb at 6 first: slice 7 is of no use to a 1g.18gb.
+		{byMem("b", "20Gi"), []string{"gpu-0-1g-35gb-6"}},
+		{byMem("c", "30Gi"), []string{"gpu-0-2g-35gb-2"}},
+		{byMem("d", "100Gi"), nil},
+		{byMem("e", "17Gi"), []string{"gpu-0-1g-18gb-1"}},
+	})
+}
