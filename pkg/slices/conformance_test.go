@@ -237,7 +237,7 @@ func TestMIGByMemoryGetsTheSmallestAdequateSlice(t *testing.T) {
 		{byMem("a", "10Gi"), []string{"gpu-0-1g-18gb-0"}},
 		// 1g.35gb at 6 first: slice 7 is of no use to a 1g.18gb.
 		{byMem("b", "20Gi"), []string{"gpu-0-1g-35gb-6"}},
-		{byMem("c", "30Gi"), []string{"gpu-0-2g-35gb-2"}},
+		{byMem("c", "30Gi"), []string{"gpu-0-1g-35gb-2"}},
 		{byMem("d", "100Gi"), nil},
 		{byMem("e", "17Gi"), []string{"gpu-0-1g-18gb-1"}},
 	})
