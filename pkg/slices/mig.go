@@ -129,9 +129,15 @@ func migDeviceSpec(pc gpuContext, p inventory.MIGProfile, pl inventory.Placement
 }
 
 // migDeviceName is gpu-<index>-<profile>-<start> with the profile made a
-// DNS label: "1g.18gb+me" at 6 on GPU 0 is gpu-0-1g-18gb-me-6.
+// DNS label (lower case, anything but a-z and 0-9 becomes "-"): "1g.18gb+me"
+// at 6 on GPU 0 is gpu-0-1g-18gb-me-6.
 func migDeviceName(index int, profile string, start int) string {
-	p := strings.NewReplacer(".", "-", "+", "-").Replace(strings.ToLower(profile))
+	p := strings.Map(func(r rune) rune {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(profile))
 	return fmt.Sprintf("gpu-%d-%s-%d", index, p, start)
 }
 
