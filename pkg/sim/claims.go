@@ -25,20 +25,6 @@ func deviceClass() *resourceapi.DeviceClass {
 	}
 }
 
-// classLister serves the one DeviceClass to the allocator.
-type classLister struct{ class *resourceapi.DeviceClass }
-
-func (l classLister) List() ([]*resourceapi.DeviceClass, error) {
-	return []*resourceapi.DeviceClass{l.class}, nil
-}
-
-func (l classLister) Get(name string) (*resourceapi.DeviceClass, error) {
-	if name != l.class.Name {
-		return nil, fmt.Errorf("device class %q not found", name)
-	}
-	return l.class, nil
-}
-
 // claimKey identifies the pods that share one claim shape.
 type claimKey struct {
 	numGPU int

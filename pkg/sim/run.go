@@ -10,24 +10,14 @@ import (
 
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/dynamic-resource-allocation/cel"
+
+	"github.com/tierra-gpu/tierra/pkg/allocator"
 	"k8s.io/dynamic-resource-allocation/structured"
 )
 
-// Features is the allocator feature set kube-scheduler 1.37 passes by
-// default (every DRA gate that is on by default there); it selects the
-// experimental allocator. FractionalCapacityRange and ListTypeAttributes
-// are alpha and stay off.
-var Features = structured.Features{
-	AdminAccess:            true,
-	CompatibilityGroups:    true,
-	ConsumableCapacity:     true,
-	DerivedAttributes:      true,
-	DeviceBindingAndStatus: true,
-	DeviceTaints:           true,
-	OptionalNodeOperations: true,
-	PartitionableDevices:   true,
-	PrioritizedList:        true,
-}
+// Features is the allocator feature set the simulation runs with: the one
+// kube-scheduler 1.37 passes by default.
+var Features = allocator.SchedulerFeatures
 
 // env is one seed's simulation: the cluster state and the tools to
 // allocate on it.
@@ -37,7 +27,7 @@ type env struct {
 	shapes  []shape
 	classes []fragClass
 	claims  *claimClasses
-	lister  classLister
+	lister  allocator.ClassLister
 	cache   *cel.Cache
 	scorer  Scorer
 	rng     *rand.Rand
@@ -60,8 +50,8 @@ type scored struct {
 func newEnv(pub *published, classes []fragClass, scorer Scorer, seed int64, verify bool) *env {
 	return &env{
 		pub: pub, states: newNodeStates(pub), shapes: pub.shapes, classes: classes,
-		claims: newClaimClasses(pub.shapes), lister: classLister{deviceClass()},
-		cache:  cel.NewCache(64, cel.Features{EnableConsumableCapacity: Features.ConsumableCapacity}),
+		claims: newClaimClasses(pub.shapes), lister: allocator.NewClassLister(deviceClass()),
+		cache:  allocator.NewCELCache(64, Features),
 		scorer: scorer, rng: rand.New(rand.NewPCG(uint64(seed), 0x7469657272)), verify: verify,
 	}
 }

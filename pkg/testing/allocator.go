@@ -9,66 +9,24 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/dynamic-resource-allocation/cel"
+
+	"github.com/tierra-gpu/tierra/pkg/allocator"
 	"k8s.io/dynamic-resource-allocation/structured"
 )
 
-// SchedulerFeatures is the allocator feature set kube-scheduler 1.37.1
-// passes by default: AllocatorFeatures() of its dynamicresources plugin
-// over the gates that are on by default in pkg/features (AdminAccess,
-// PrioritizedList, DeviceTaints GA; PartitionableDevices,
-// ConsumableCapacity, DeviceBindingConditions, FractionalCapacityRange beta;
-// ResourceClaimDeviceStatus GA). It selects the "incubating" allocator.
-var SchedulerFeatures = structured.Features{
-	AdminAccess:             true,
-	ConsumableCapacity:      true,
-	DeviceBindingAndStatus:  true,
-	DeviceTaints:            true,
-	FractionalCapacityRange: true,
-	PartitionableDevices:    true,
-	PrioritizedList:         true,
-}
-
-// AlphaFeatures adds the alpha allocator features (OptionalNodeOperations,
-// DerivedAttributes, CompatibilityGroups, ListTypeAttributes): a scheduler
-// with those gates on runs the "experimental" allocator. Conformance runs
-// against both.
-var AlphaFeatures = func() structured.Features {
-	f := SchedulerFeatures
-	f.OptionalNodeOperations = true
-	f.DerivedAttributes = true
-	f.CompatibilityGroups = true
-	f.ListTypeAttributes = true
-	return f
-}()
+// SchedulerFeatures and AlphaFeatures re-export the allocator package's
+// feature sets for tests.
+var (
+	SchedulerFeatures = allocator.SchedulerFeatures
+	AlphaFeatures     = allocator.AlphaFeatures
+)
 
 // ClassLister serves DeviceClasses from a map.
-type ClassLister map[string]*resourceapi.DeviceClass
+type ClassLister = allocator.ClassLister
 
 // NewClassLister indexes classes by name.
 func NewClassLister(classes ...*resourceapi.DeviceClass) ClassLister {
-	l := ClassLister{}
-	for _, c := range classes {
-		l[c.Name] = c
-	}
-	return l
-}
-
-// List returns all classes.
-func (l ClassLister) List() ([]*resourceapi.DeviceClass, error) {
-	out := make([]*resourceapi.DeviceClass, 0, len(l))
-	for _, c := range l {
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-// Get returns one class.
-func (l ClassLister) Get(name string) (*resourceapi.DeviceClass, error) {
-	c, ok := l[name]
-	if !ok {
-		return nil, fmt.Errorf("device class %q not found", name)
-	}
-	return c, nil
+	return allocator.NewClassLister(classes...)
 }
 
 // Cluster is published slices, classes and the claims allocated so far, fed
@@ -84,7 +42,7 @@ type Cluster struct {
 
 // NewCluster returns a cluster with the scheduler's feature set.
 func NewCluster(slices []*resourceapi.ResourceSlice, classes ...*resourceapi.DeviceClass) *Cluster {
-	return &Cluster{Features: SchedulerFeatures, Slices: slices, Classes: NewClassLister(classes...), CEL: cel.NewCache(100, cel.Features{EnableConsumableCapacity: true})}
+	return &Cluster{Features: SchedulerFeatures, Slices: slices, Classes: NewClassLister(classes...), CEL: allocator.NewCELCache(100, SchedulerFeatures)}
 }
 
 // State is the AllocatedState the allocator needs for the claims so far.
