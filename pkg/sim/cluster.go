@@ -11,10 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/dynamic-resource-allocation/resourceslice"
 	"k8s.io/dynamic-resource-allocation/structured"
-	"k8s.io/utils/ptr"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/slices"
 )
 
 // DriverName is Tierra's DRA driver.
@@ -100,7 +100,7 @@ func publish(nodes []Node, pub Publisher) (*published, error) {
 		if err != nil {
 			return nil, fmt.Errorf("publish node %s: %w", n.Name, err)
 		}
-		sl := toSlices(n.Name, res)
+		sl := slices.ResourceSlices(n.Name, res)
 		var shapes []int
 		var ids []structured.DeviceID
 		for _, s := range sl {
@@ -129,37 +129,6 @@ func publish(nodes []Node, pub Publisher) (*published, error) {
 		p.gpus += n.GPUs
 	}
 	return p, nil
-}
-
-// toSlices does what the resourceslice controller does with a node's
-// DriverResources: one ResourceSlice per Slice, named by index so that the
-// allocator's lexicographic order is the publisher's order.
-func toSlices(nodeName string, res resourceslice.DriverResources) []*resourceapi.ResourceSlice {
-	pools := make([]string, 0, len(res.Pools))
-	for name := range res.Pools {
-		pools = append(pools, name)
-	}
-	sort.Strings(pools)
-	var out []*resourceapi.ResourceSlice
-	for _, poolName := range pools {
-		pool := res.Pools[poolName]
-		for i, s := range pool.Slices {
-			out = append(out, &resourceapi.ResourceSlice{
-				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%x-%s-%s-%s", i, DriverName, nodeName, poolName)},
-				Spec: resourceapi.ResourceSliceSpec{
-					Driver: DriverName,
-					Pool: resourceapi.ResourcePool{
-						Name: poolName, Generation: pool.Generation, ResourceSliceCount: int64(len(pool.Slices)),
-					},
-					NodeName:               ptr.To(nodeName),
-					Devices:                s.Devices,
-					SharedCounters:         s.SharedCounters,
-					PerDeviceNodeSelection: s.PerDeviceNodeSelection,
-				},
-			})
-		}
-	}
-	return out
 }
 
 // deviceShape reads a device's consumable capacities. The simulation needs

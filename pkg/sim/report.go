@@ -55,7 +55,7 @@ type Report struct {
 func newReport(tr *Trace, gpus int, o Options, results []SeedResult, wall time.Duration, peak, sys uint64) *Report {
 	r := &Report{Trace: tr.Name, GPUs: gpus, MaxLoad: o.MaxLoad, Seeds: o.Seeds, Results: results,
 		WallSeconds: wall.Seconds(), PeakHeapBytes: peak, SysBytes: sys, Parallel: o.Parallel,
-		AllocatorSelect: "experimental (kube-scheduler 1.37 default features)"}
+		AllocatorSelect: "incubating (kube-scheduler 1.37 default features)"}
 	for _, name := range o.Scorers {
 		r.Summaries = append(r.Summaries, summarise(name, results))
 	}
