@@ -67,6 +67,16 @@ func (c *Cluster) Allocate(ctx context.Context, node string, claim *resourceapi.
 // DynamicResources plugin would, records it, and returns the allocation;
 // nil without error when the claim does not fit on the node.
 func (c *Cluster) AllocateResult(ctx context.Context, node string, claim *resourceapi.ResourceClaim) (*resourceapi.AllocationResult, error) {
+	result, err := c.Try(ctx, node, claim)
+	if result != nil {
+		c.Record(claim, result)
+	}
+	return result, err
+}
+
+// Try computes the claim's allocation on the node without recording it;
+// nil without error when the claim does not fit.
+func (c *Cluster) Try(ctx context.Context, node string, claim *resourceapi.ResourceClaim) (*resourceapi.AllocationResult, error) {
 	a, err := structured.NewAllocator(ctx, c.Features, c.State(), c.Classes, c.Slices, c.CEL)
 	if err != nil {
 		return nil, fmt.Errorf("new allocator: %w", err)
@@ -79,8 +89,12 @@ func (c *Cluster) AllocateResult(ctx context.Context, node string, claim *resour
 	if len(results) == 0 {
 		return nil, nil
 	}
-	claim = claim.DeepCopy()
-	claim.Status.Allocation = &results[0]
-	c.Allocated = append(c.Allocated, claim)
 	return &results[0], nil
+}
+
+// Record marks the claim as allocated with the result.
+func (c *Cluster) Record(claim *resourceapi.ResourceClaim, result *resourceapi.AllocationResult) {
+	claim = claim.DeepCopy()
+	claim.Status.Allocation = result
+	c.Allocated = append(c.Allocated, claim)
 }
