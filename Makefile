@@ -8,8 +8,8 @@ BIN       := $(CURDIR)/_output/bin
 TOOLS     := $(CURDIR)/_output/tools
 # go-nvml's header marks some symbols deprecated; cgo warnings are noise.
 export CGO_CFLAGS ?= -Wno-deprecated-declarations
-# Pure packages must build without cgo; pkg/nvgpu is the only cgo package.
-PURE_PKGS := ./api/... ./pkg/inventory/...
+# The data openb trace for the yield benchmark (never copied into the repo).
+OPENB     ?= $(CURDIR)/../shared/data/openb
 
 STATICCHECK_VERSION    := v0.8.2
 CONTROLLER_GEN_VERSION := v0.23.0
@@ -26,12 +26,26 @@ build: ## Build the binaries into _output/bin.
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 .PHONY: test
-test: check test-unit ## Everything: static checks and all tests.
+test: check test-unit test-apiserver ## Everything: static checks and all tests.
 
 .PHONY: test-unit
-test-unit: ## Unit, conformance and allocator tests (race detector on).
-	CGO_ENABLED=0 $(GO) build $(PURE_PKGS)
+test-unit: ## Unit, fake-machine conformance and allocator conformance tests (race detector on).
+	@# Only pkg/nvgpu needs cgo (go-nvml); everything else, and a stub of it, builds without.
+	CGO_ENABLED=0 $(GO) build ./...
 	$(GO) test -race -count=1 ./...
+
+.PHONY: test-apiserver
+test-apiserver: ## Tests in the test/ module: published slices and classes through the apiserver's own validation.
+	cd test && $(GO) test -count=1 ./...
+
+.PHONY: bench
+bench: ## Allocator benchmarks: Tierra's whole, MIG and shared models next to NVIDIA's MIG shape.
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./pkg/slices/
+
+.PHONY: bench-yield
+bench-yield: ## Replay the openb GPU trace (FGD setup, seeds 42-51) through the allocator; SVG in _output/yield.svg.
+	@mkdir -p _output
+	$(GO) run ./cmd/tierra sim --data $(OPENB) --plot _output/yield.svg
 
 .PHONY: check
 check: $(STATICCHECK) ## gofmt, go vet, staticcheck, and the go-nvml import rule.
@@ -39,6 +53,7 @@ check: $(STATICCHECK) ## gofmt, go vet, staticcheck, and the go-nvml import rule
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	cd test && $(GO) vet ./... && $(STATICCHECK) ./...
 	@bad=$$(git grep -l 'github.com/NVIDIA/go-nvml' -- '*.go' | grep -v '^pkg/nvgpu/' || true); \
 	  if [ -n "$$bad" ]; then echo "go-nvml imported outside pkg/nvgpu:"; echo "$$bad"; exit 1; fi
 
@@ -48,8 +63,12 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRD YAML from api/.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=deployments/helm/tierra/crds
 
 .PHONY: demo
-demo: ## Run the most complete real path that works so far (see README).
+demo: ## Fake GPU nodes -> ResourceSlices + tier DeviceClasses -> demo/ claims through the scheduler's allocator.
+	@echo "== A fake DGX H200, as the kubelet plugin discovers it (tierra inspect)"
 	$(GO) run ./cmd/tierra inspect --machine fake:dgxh200
+	@echo
+	@echo "== demo/scenarios placed on demo/cluster.yaml under demo/tierpolicy.yaml (tierra allocate)"
+	$(GO) run ./cmd/tierra allocate --cluster demo/cluster.yaml --policy demo/tierpolicy.yaml demo/scenarios
 
 $(STATICCHECK):
 	@mkdir -p $(TOOLS)
