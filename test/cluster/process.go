@@ -1,0 +1,125 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// stopGrace is how long a component gets between SIGTERM and SIGKILL.
+const stopGrace = 10 * time.Second
+
+// process is one running component. cmd and done are set only in the Go
+// process that started it; a Cluster loaded from its state file knows the
+// PID and binary path alone.
+type process struct {
+	Name string `json:"name"`
+	Path string `json:"path"`
+	PID  int    `json:"pid"`
+
+	done chan struct{}
+}
+
+// startProcess runs bin with args, stdout and stderr appended to logFile, in
+// its own process group so that it outlives a CLI that started it and is not
+// hit by the terminal's Ctrl-C.
+func startProcess(name, bin, logFile string, args []string) (*process, error) {
+	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open log for %s: %w", name, err)
+	}
+	defer f.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{Name: name, Path: bin, PID: cmd.Process.Pid, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait() // reap it, so a stopped component leaves no zombie
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// exited reports whether a process this Go process started has exited.
+func (p *process) exited() bool {
+	if p.done == nil {
+		return !p.alive()
+	}
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// alive reports whether p.PID is still p's binary. Comparing the executable
+// guards against signalling an unrelated process that reused the PID.
+func (p *process) alive() bool {
+	if p.PID <= 0 {
+		return false
+	}
+	if p.done != nil {
+		select {
+		case <-p.done:
+			return false
+		default:
+		}
+	}
+	exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(p.PID), "exe"))
+	if err != nil {
+		return false
+	}
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.PID), "stat"))
+	if err == nil && isZombie(stat) {
+		return false
+	}
+	return exe == p.Path
+}
+
+// isZombie parses the state field of /proc/<pid>/stat ("pid (comm) S ...").
+func isZombie(stat []byte) bool {
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
+
+// stop sends SIGTERM, waits up to stopGrace, then SIGKILL. Stopping a process
+// that is already gone is not an error.
+func (p *process) stop() error {
+	if !p.alive() {
+		return nil
+	}
+	if err := syscall.Kill(p.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("SIGTERM %s (pid %d): %w", p.Name, p.PID, err)
+	}
+	if p.waitGone(stopGrace) {
+		return nil
+	}
+	if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("SIGKILL %s (pid %d): %w", p.Name, p.PID, err)
+	}
+	if !p.waitGone(5 * time.Second) {
+		return fmt.Errorf("%s (pid %d) survived SIGKILL", p.Name, p.PID)
+	}
+	return nil
+}
+
+func (p *process) waitGone(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if !p.alive() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return !p.alive()
+}
