@@ -14,6 +14,8 @@ BIN="${TIERRA_CLUSTER_BIN:-${ROOT}/_output/bin}"
 ETCD_VERSION=v3.7.0
 K8S_VERSION=v1.37.1
 KWOK_VERSION=v0.8.0
+# Bump when the layout of the copied kwok stages changes, to recopy them.
+KWOK_STAGES_LAYOUT=2
 GO_VERSION="$(go env GOVERSION)"
 mkdir -p "${BIN}"
 
@@ -58,7 +60,7 @@ build_k8s() {
 }
 
 build_kwok() {
-	local want="kwok ${KWOK_VERSION} ${GO_VERSION} stages-v2"
+	local want="kwok ${KWOK_VERSION} ${GO_VERSION} stages-layout-${KWOK_STAGES_LAYOUT}"
 	if current kwok "${want}" kwok kwok-stages; then log "kwok ${KWOK_VERSION}: up to date"; return; fi
 	log "building kwok ${KWOK_VERSION} (first build ~70 s)…"
 	CGO_ENABLED=0 GOBIN="${BIN}" GOFLAGS=-mod=mod go install "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
