@@ -91,7 +91,7 @@ func (c *Cluster) startAll(ctx context.Context) error {
 		t0 := time.Now()
 		fmt.Fprintf(c.opts.Log, "starting %s…\n", comp.name)
 		logFile := filepath.Join(c.opts.StateDir, "logs", comp.name+".log")
-		p, err := startProcess(comp.name, filepath.Join(c.opts.BinDir, comp.name), logFile, comp.args)
+		p, err := startProcess(comp.name, filepath.Join(c.opts.BinDir, comp.name), logFile, comp.args, c.opts.StopWithParent)
 		if err != nil {
 			return err
 		}

@@ -78,7 +78,9 @@ func startCluster(ctx context.Context, t *testing.T, kwok bool) *cluster.Cluster
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	t0 := time.Now()
-	c, err := cluster.Start(ctx, cluster.Options{StateDir: dir, Kwok: kwok, Log: logWriter{t}})
+	c, err := cluster.Start(ctx, cluster.Options{
+		StateDir: dir, Kwok: kwok, StopWithParent: true, Log: logWriter{t},
+	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Stop() })
 	t.Logf("control plane up in %s", time.Since(t0).Round(time.Millisecond))

@@ -44,6 +44,11 @@ type Options struct {
 	// controller then lifts the not-ready taint), heartbeats it, and moves
 	// its pods to Running and through deletion.
 	Kwok bool
+	// StopWithParent has the kernel SIGKILL every component when the process
+	// that called Start dies, even without Stop (a test that times out or
+	// panics). Leave it off for a cluster meant to outlive its starter, as
+	// the CLI's up is.
+	StopWithParent bool
 	// Log receives progress lines. Default: discarded.
 	Log io.Writer
 }

@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -29,7 +31,7 @@ type process struct {
 // startProcess runs bin with args, stdout and stderr appended to logFile, in
 // its own process group so that it outlives a CLI that started it and is not
 // hit by the terminal's Ctrl-C.
-func startProcess(name, bin, logFile string, args []string) (*process, error) {
+func startProcess(name, bin, logFile string, args []string, stopWithParent bool) (*process, error) {
 	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open log for %s: %w", name, err)
@@ -38,7 +40,12 @@ func startProcess(name, bin, logFile string, args []string) (*process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if stopWithParent {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+		start = func() error { return startOnLockedThread(cmd) }
+	}
+	if err := start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &process{Name: name, Path: bin, PID: cmd.Process.Pid, done: make(chan struct{})}
@@ -47,6 +54,35 @@ func startProcess(name, bin, logFile string, args []string) (*process, error) {
 		close(p.done)
 	}()
 	return p, nil
+}
+
+var spawner struct {
+	once sync.Once
+	reqs chan spawnRequest
+}
+
+type spawnRequest struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+// startOnLockedThread starts cmd from one OS thread that lives as long as
+// this process. The kernel sends Pdeathsig when the *thread* that forked the
+// child exits, and the Go runtime may retire an ordinary thread at any time
+// (golang/go#27505); a locked thread that never unlocks never goes.
+func startOnLockedThread(cmd *exec.Cmd) error {
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan spawnRequest)
+		go func() {
+			runtime.LockOSThread() // never unlocked: see above
+			for r := range spawner.reqs {
+				r.err <- r.cmd.Start()
+			}
+		}()
+	})
+	r := spawnRequest{cmd: cmd, err: make(chan error, 1)}
+	spawner.reqs <- r
+	return <-r.err
 }
 
 // exited reports whether a process this Go process started has exited.
