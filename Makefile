@@ -40,7 +40,7 @@ test-apiserver: ## Tests in the test/ module: published slices and classes throu
 
 .PHONY: bench
 bench: ## Allocator benchmarks: Tierra's whole, MIG and shared models next to NVIDIA's MIG shape.
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./pkg/slices/
+	$(GO) test -run '^$$' -bench . -benchtime 10x ./pkg/slices/
 
 .PHONY: bench-yield
 bench-yield: ## Replay the openb GPU trace (FGD setup, seeds 42-51) through the allocator; SVG in _output/yield.svg.
