@@ -26,7 +26,7 @@ build: ## Build the binaries into _output/bin.
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 .PHONY: test
-test: check test-unit test-apiserver ## Everything: static checks and all tests.
+test: check cluster-build test-unit test-apiserver ## Everything: static checks, unit, conformance, apiserver and control-plane tests.
 
 .PHONY: test-unit
 test-unit: ## Unit, fake-machine conformance and allocator conformance tests (race detector on).
@@ -35,8 +35,24 @@ test-unit: ## Unit, fake-machine conformance and allocator conformance tests (ra
 	$(GO) test -race -count=1 ./...
 
 .PHONY: test-apiserver
-test-apiserver: ## Tests in the test/ module: published slices and classes through the apiserver's own validation.
+test-apiserver: ## Tests in the test/ module: apiserver validation of what we publish, and the local control plane.
 	cd test && $(GO) test -count=1 ./...
+
+.PHONY: cluster-build
+cluster-build: ## Build etcd, kube-apiserver/-scheduler/-controller-manager/kubectl v1.37.1 and kwok into _output/bin (first time ~9 min).
+	hack/tools/build.sh
+
+.PHONY: cluster-up
+cluster-up: cluster-build ## Start a local control plane (+kwok) on 127.0.0.1 in _output/cluster; prints the KUBECONFIG.
+	cd test && $(GO) run ./cmd/tierra-cluster up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane (safe to repeat).
+	cd test && $(GO) run ./cmd/tierra-cluster down
+
+.PHONY: test-e2e
+test-e2e: cluster-build ## Tests against a real control plane (etcd, apiserver, scheduler, controller manager, kwok).
+	cd test && $(GO) test -count=1 -v ./cluster/...
 
 .PHONY: bench
 bench: ## Allocator benchmarks: Tierra's whole, MIG and shared models next to NVIDIA's MIG shape.
