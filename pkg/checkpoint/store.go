@@ -1,0 +1,208 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"k8s.io/klog/v2"
+)
+
+const (
+	recordExt     = ".json"
+	tempPrefix    = ".tmp-"
+	quarantineDir = "quarantine"
+	bootIDPath    = "/proc/sys/kernel/random/boot_id"
+)
+
+// Store is the set of claim records in one directory. It is safe for
+// concurrent use: writes of different claims proceed in parallel; writes of
+// the same claim are serialised so that memory and disk agree.
+type Store struct {
+	dir    string
+	bootID string
+
+	mu     sync.RWMutex
+	claims map[string]Claim
+
+	locks keyedMutex
+}
+
+// Open loads the records in opts.Dir. Records of another boot are removed
+// and returned in Report.Stale; corrupt or unreadable ones are moved into
+// Dir/quarantine/ and reported. Only a failure to use the directory itself
+// is an error.
+func Open(ctx context.Context, opts Options) (*Store, Report, error) {
+	logger := klog.FromContext(ctx)
+	if opts.Dir == "" {
+		return nil, Report{}, errors.New("open checkpoint: no directory")
+	}
+	bootID, err := resolveBootID(opts.BootID)
+	if err != nil {
+		return nil, Report{}, fmt.Errorf("open checkpoint %s: %w", opts.Dir, err)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, Report{}, fmt.Errorf("open checkpoint: %w", err)
+	}
+	s := &Store{dir: opts.Dir, bootID: bootID, claims: map[string]Claim{}}
+	rep, err := s.load(logger)
+	if err != nil {
+		return nil, Report{}, err
+	}
+	logger.V(2).Info("Opened checkpoint", "dir", opts.Dir, "bootID", bootID,
+		"claims", len(s.claims), "stale", len(rep.Stale), "quarantined", len(rep.Quarantined))
+	return s, rep, nil
+}
+
+// Put records c, replacing any earlier record of the same claim. When it
+// returns nil the record is on disk and survives a crash.
+func (s *Store) Put(c Claim) error {
+	if err := validateClaim(c); err != nil {
+		return err
+	}
+	c = c.Clone()
+	data, err := encodeRecord(s.bootID, c)
+	if err != nil {
+		return err
+	}
+	unlock := s.locks.lock(c.UID)
+	defer unlock()
+	if err := writeFileDurable(s.dir, c.UID+recordExt, data); err != nil {
+		return fmt.Errorf("checkpoint claim %s: %w", c.UID, err)
+	}
+	s.mu.Lock()
+	s.claims[c.UID] = c
+	s.mu.Unlock()
+	return nil
+}
+
+// Get returns the record of the claim with this UID.
+func (s *Store) Get(uid string) (Claim, bool) {
+	s.mu.RLock()
+	c, ok := s.claims[uid]
+	s.mu.RUnlock()
+	if !ok {
+		return Claim{}, false
+	}
+	return c.Clone(), true
+}
+
+// Delete removes the record of the claim with this UID. Deleting an absent
+// claim is not an error.
+func (s *Store) Delete(uid string) error {
+	if err := validateUID(uid); err != nil {
+		return err
+	}
+	unlock := s.locks.lock(uid)
+	defer unlock()
+	if err := removeDurable(s.dir, uid+recordExt); err != nil {
+		return fmt.Errorf("delete checkpoint of claim %s: %w", uid, err)
+	}
+	s.mu.Lock()
+	delete(s.claims, uid)
+	s.mu.Unlock()
+	return nil
+}
+
+// List returns all records, sorted by UID.
+func (s *Store) List() []Claim {
+	s.mu.RLock()
+	out := make([]Claim, 0, len(s.claims))
+	for _, c := range s.claims {
+		out = append(out, c.Clone())
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Claim) int { return strings.Compare(a.UID, b.UID) })
+	return out
+}
+
+// BootID is the boot id records are written under.
+func (s *Store) BootID() string { return s.bootID }
+
+// Dir is the state directory.
+func (s *Store) Dir() string { return s.dir }
+
+func resolveBootID(id string) (string, error) {
+	if id != "" {
+		return id, nil
+	}
+	b, err := os.ReadFile(bootIDPath)
+	if err != nil {
+		return "", fmt.Errorf("read boot id: %w", err)
+	}
+	id = strings.TrimSpace(string(b))
+	if id == "" {
+		return "", fmt.Errorf("read boot id: %s is empty", bootIDPath)
+	}
+	return id, nil
+}
+
+func validateClaim(c Claim) error {
+	if err := validateUID(c.UID); err != nil {
+		return err
+	}
+	switch c.Phase {
+	case PhasePrepareStarted, PhasePrepared, PhaseUnprepareStarted:
+	default:
+		return fmt.Errorf("%w: claim %s: phase %q: want %s, %s or %s", ErrInvalidClaim, c.UID, c.Phase,
+			PhasePrepareStarted, PhasePrepared, PhaseUnprepareStarted)
+	}
+	return nil
+}
+
+// validateUID keeps the UID usable as a file name in Dir: Kubernetes UIDs
+// are UUIDs, so anything else is refused rather than escaped.
+func validateUID(uid string) error {
+	if uid == "" {
+		return fmt.Errorf("%w: empty uid", ErrInvalidClaim)
+	}
+	if uid == "." || uid == ".." || strings.HasPrefix(uid, ".") {
+		return fmt.Errorf("%w: uid %q", ErrInvalidClaim, uid)
+	}
+	for _, r := range uid {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
+		if !ok {
+			return fmt.Errorf("%w: uid %q: character %q not allowed", ErrInvalidClaim, uid, r)
+		}
+	}
+	return nil
+}
+
+// keyedMutex is a lock per key that frees its entry when unused.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyLock{}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

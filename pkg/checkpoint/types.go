@@ -1,0 +1,129 @@
+// Package checkpoint is the kubelet plugin's durable record of the claims it
+// has prepared. Each claim is one file in the state directory, so preparing
+// or unpreparing one claim never rewrites the records of the others. Records
+// are versioned, checksummed and tied to the boot they were written in: after
+// a reboot nothing is prepared any more, and Open hands such records back as
+// stale for the caller to clean up.
+package checkpoint
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/tierra-gpu/tierra/pkg/inventory"
+)
+
+// Phase is how far the plugin got with a claim.
+type Phase string
+
+const (
+	// PhasePrepareStarted is recorded before any side effect of a prepare:
+	// a crash after it may have left partial state that unprepare undoes.
+	PhasePrepareStarted Phase = "PrepareStarted"
+	// PhasePrepared is recorded once the claim is fully prepared and its
+	// CDI spec is written.
+	PhasePrepared Phase = "Prepared"
+	// PhaseUnprepareStarted is recorded before the first side effect of an
+	// unprepare; the record is deleted when the unprepare completes.
+	PhaseUnprepareStarted Phase = "UnprepareStarted"
+)
+
+// Claim is the record of one ResourceClaim on this node.
+type Claim struct {
+	UID       string   `json:"uid"`
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	Tenant    string   `json:"tenant,omitempty"`
+	Phase     Phase    `json:"phase"`
+	Devices   []Device `json:"devices"`
+}
+
+// Device is one allocated device of a claim and what preparing it changed.
+type Device struct {
+	Request string `json:"request"`
+	Pool    string `json:"pool"`
+	// Device is the published device name.
+	Device  string `json:"device"`
+	GPUUUID string `json:"gpuUUID"`
+	// Sharing is Exclusive, TimeSlicing or MPS.
+	Sharing string       `json:"sharing"`
+	MIG     *MIGInstance `json:"mig,omitempty"`
+	// PreviousComputeMode is the compute mode to restore on unprepare.
+	PreviousComputeMode string   `json:"previousComputeMode,omitempty"`
+	CDIDeviceIDs        []string `json:"cdiDeviceIDs,omitempty"`
+	// Config is the resolved GpuConfig; read it back with
+	// v1alpha1.DecodeGpuConfigLenient.
+	Config json.RawMessage `json:"config,omitempty"`
+}
+
+// MIGInstance is a MIG instance the plugin created for a device.
+type MIGInstance struct {
+	Profile           string              `json:"profile"`
+	Placement         inventory.Placement `json:"placement"`
+	GPUInstanceID     int                 `json:"gpuInstanceID"`
+	ComputeInstanceID int                 `json:"computeInstanceID"`
+	UUID              string              `json:"uuid,omitempty"`
+}
+
+// Options configure Open.
+type Options struct {
+	// Dir is the state directory, created 0700 if absent.
+	Dir string
+	// BootID identifies the current boot. Empty: read
+	// /proc/sys/kernel/random/boot_id.
+	BootID string
+}
+
+// Report is what Open found besides the live records.
+type Report struct {
+	// Stale are the claims recorded under a different boot id: nothing of
+	// them is prepared any more; the caller cleans up what outlives a
+	// reboot (CDI specs) and they are no longer in the store.
+	Stale []Claim
+	// Quarantined are the paths of corrupt records moved aside (into
+	// Dir/quarantine/).
+	Quarantined []string
+	// Problems says, for every record that could not be loaded, why; each
+	// wraps ErrCorrupt or ErrUnsupportedVersion and names the file. A
+	// record that could not even be moved aside is reported here only.
+	Problems []error
+}
+
+var (
+	// ErrCorrupt marks a record that cannot be read, does not decode or
+	// whose checksum does not match.
+	ErrCorrupt = errors.New("corrupt checkpoint record")
+	// ErrUnsupportedVersion marks a record written in a format version
+	// this release does not know (written by a newer plugin).
+	ErrUnsupportedVersion = errors.New("unsupported checkpoint version")
+	// ErrInvalidClaim marks a claim Put refuses to record.
+	ErrInvalidClaim = errors.New("invalid checkpoint claim")
+)
+
+// Clone returns a deep copy of c, so that the store and its callers never
+// share slices.
+func (c Claim) Clone() Claim {
+	out := c
+	if c.Devices != nil {
+		out.Devices = make([]Device, len(c.Devices))
+		for i, d := range c.Devices {
+			out.Devices[i] = d.clone()
+		}
+	}
+	return out
+}
+
+func (d Device) clone() Device {
+	out := d
+	if d.MIG != nil {
+		m := *d.MIG
+		out.MIG = &m
+	}
+	if d.CDIDeviceIDs != nil {
+		out.CDIDeviceIDs = append([]string(nil), d.CDIDeviceIDs...)
+	}
+	if d.Config != nil {
+		out.Config = append(json.RawMessage(nil), d.Config...)
+	}
+	return out
+}
