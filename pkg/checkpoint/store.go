@@ -1,7 +1,9 @@
 package checkpoint
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -64,7 +66,10 @@ func (s *Store) Put(c Claim) error {
 	if err := validateClaim(c); err != nil {
 		return err
 	}
-	c = c.Clone()
+	c, err := normalise(c)
+	if err != nil {
+		return err
+	}
 	data, err := encodeRecord(s.bootID, c)
 	if err != nil {
 		return err
@@ -125,6 +130,23 @@ func (s *Store) BootID() string { return s.bootID }
 
 // Dir is the state directory.
 func (s *Store) Dir() string { return s.dir }
+
+// normalise returns a copy of c whose configs are compacted as they will be
+// on disk, so that Get returns the same before and after a restart.
+func normalise(c Claim) (Claim, error) {
+	c = c.Clone()
+	for i, d := range c.Devices {
+		if len(d.Config) == 0 {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, d.Config); err != nil {
+			return Claim{}, fmt.Errorf("%w: claim %s: devices[%d].config: %w", ErrInvalidClaim, c.UID, i, err)
+		}
+		c.Devices[i].Config = buf.Bytes()
+	}
+	return c, nil
+}
 
 func resolveBootID(id string) (string, error) {
 	if id != "" {

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -35,7 +36,10 @@ func makeClaim(uid string) Claim {
 
 func openStore(t testing.TB, dir, boot string) (*Store, Report) {
 	t.Helper()
-	_, ctx := ktesting.NewTestContext(t)
+	ctx := context.Background()
+	if tt, ok := t.(*testing.T); ok {
+		_, ctx = ktesting.NewTestContext(tt)
+	}
 	s, rep, err := Open(ctx, Options{Dir: dir, BootID: boot})
 	require.NoError(t, err)
 	return s, rep
@@ -73,6 +77,19 @@ func TestRoundTrip(t *testing.T) {
 	assert.Equal(t, []Claim{a}, s3.List())
 }
 
+func TestConfigIsStoredCompact(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openStore(t, dir, testBoot)
+	c := makeClaim("uid-1")
+	c.Devices[0].Config = json.RawMessage("{\n  \"kind\": \"GpuConfig\"\n}")
+	require.NoError(t, s.Put(c))
+	got, _ := s.Get("uid-1")
+	assert.JSONEq(t, `{"kind":"GpuConfig"}`, string(got.Devices[0].Config))
+	s2, _ := openStore(t, dir, testBoot)
+	again, _ := s2.Get("uid-1")
+	assert.Equal(t, got, again, "the same before and after a restart")
+}
+
 func TestStoreDoesNotShareMemory(t *testing.T) {
 	s, _ := openStore(t, t.TempDir(), testBoot)
 	c := makeClaim("uid-1")
@@ -95,6 +112,7 @@ func TestPutRejectsInvalidClaim(t *testing.T) {
 		"dot uid":       {func(c *Claim) { c.UID = ".hidden" }},
 		"unknown phase": {func(c *Claim) { c.Phase = "Done" }},
 		"empty phase":   {func(c *Claim) { c.Phase = "" }},
+		"bad config":    {func(c *Claim) { c.Devices[0].Config = []byte("{") }},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
