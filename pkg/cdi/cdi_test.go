@@ -220,3 +220,28 @@ func BenchmarkWrite(b *testing.B) {
 		})
 	}
 }
+
+func TestConcurrentWrites(t *testing.T) {
+	w := newWriter(t)
+	done := make(chan struct{})
+	for i := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 10 {
+				_, err := w.Write(fmt.Sprintf("claim-%d", i), gpuDevices())
+				assert.NoError(t, err)
+				_, err = w.Write("claim-shared", gpuDevices())
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	uids, err := w.List()
+	require.NoError(t, err)
+	assert.Len(t, uids, 9)
+	_, err = cdiapi.ReadSpec(w.path("claim-shared"), 0)
+	require.NoError(t, err, "concurrent writers of one claim leave a whole spec")
+	assertNoTempFiles(t, w.Dir())
+}
