@@ -1,0 +1,154 @@
+package prepare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/klog/v2"
+
+	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/nvgpu"
+)
+
+// Device nodes every container that uses a GPU needs.
+var commonDeviceNodes = []string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"}
+
+// apply changes the hardware device by device, checkpointing each change
+// before the next, then writes the CDI spec and checkpoints Prepared.
+func (p *Preparer) apply(ctx context.Context, plan Plan, rec *Record) error {
+	cdiDevices := make([]CDIDevice, 0, len(plan.Devices))
+	for i, d := range plan.Devices {
+		cd, err := p.applyDevice(ctx, d, rec, i)
+		if err != nil {
+			return fmt.Errorf("request %q device %s: %w", d.Request, d.Device, err)
+		}
+		cdiDevices = append(cdiDevices, cd)
+	}
+	ids, err := p.opts.CDI.Write(rec.UID, cdiDevices)
+	if err != nil {
+		return fmt.Errorf("write CDI spec: %w", err)
+	}
+	if len(ids) != len(rec.Devices) {
+		return fmt.Errorf("write CDI spec: %d IDs for %d devices", len(ids), len(rec.Devices))
+	}
+	for i := range rec.Devices {
+		rec.Devices[i].CDIDeviceIDs = []string{ids[i]}
+	}
+	rec.Phase = PhasePrepared
+	if err := p.opts.Store.Put(*rec); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i int) (CDIDevice, error) {
+	cd := CDIDevice{
+		Name:        cdiName(d.Request, d.Device),
+		DeviceNodes: append([]string{fmt.Sprintf("/dev/nvidia%d", d.GPU.Minor)}, commonDeviceNodes...),
+		Env:         []string{"NVIDIA_VISIBLE_DEVICES=" + d.GPU.UUID},
+	}
+	switch {
+	case d.MIG != nil:
+		mig, err := p.opts.Hardware.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: d.GPU.UUID, Profile: d.MIG.Profile, Placement: d.MIG.Placement})
+		if err != nil {
+			return CDIDevice{}, fmt.Errorf("create MIG instance %s at %s on %s: %w", d.MIG.Profile, d.MIG.Placement, d.GPU.UUID, err)
+		}
+		inst := &MIGInstance{Profile: d.MIG.Profile, Placement: d.MIG.Placement, GPUInstanceID: mig.GPUInstanceID, UUID: mig.UUID}
+		if len(mig.ComputeInstances) > 0 {
+			inst.ComputeInstanceID = mig.ComputeInstances[0].ID
+		}
+		rec.Devices[i].MIG = inst
+		if err := p.opts.Store.Put(*rec); err != nil {
+			return CDIDevice{}, fmt.Errorf("checkpoint MIG instance: %w", err)
+		}
+		caps, err := p.opts.Caps.MIGCaps(d.GPU, inst.GPUInstanceID, inst.ComputeInstanceID)
+		if err != nil {
+			return CDIDevice{}, fmt.Errorf("MIG capability devices: %w", err)
+		}
+		cd.DeviceNodes = append(cd.DeviceNodes, caps...)
+		cd.Env = []string{"NVIDIA_VISIBLE_DEVICES=" + inst.UUID}
+	case d.ExclusiveProcess():
+		// Checkpoint the mode to restore before changing it.
+		rec.Devices[i].PreviousComputeMode = string(p.mode(d.GPU.UUID))
+		if err := p.opts.Store.Put(*rec); err != nil {
+			return CDIDevice{}, fmt.Errorf("checkpoint compute mode: %w", err)
+		}
+		if err := p.setMode(ctx, d.GPU.UUID, inventory.ComputeModeExclusiveProcess); err != nil {
+			return CDIDevice{}, err
+		}
+	default:
+		// Time-slicing and MPS: recorded in the checkpoint (Sharing,
+		// Config); the Runner step that configures them is not wired yet.
+		klog.FromContext(ctx).V(4).Info("Soft-shared device recorded", "device", d.Device, "sharing", d.Sharing())
+	}
+	return cd, nil
+}
+
+// undo reverses whatever the record says was done, last device first, then
+// deletes the CDI spec and the record. Instances already gone are fine.
+// On error the record stays, marked UnprepareStarted, for a retry.
+func (p *Preparer) undo(ctx context.Context, rec Record) error {
+	rec.Phase = PhaseUnprepareStarted
+	if err := p.opts.Store.Put(rec); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	var errs []error
+	for _, d := range slices.Backward(rec.Devices) {
+		if err := p.undoDevice(ctx, d); err != nil {
+			errs = append(errs, fmt.Errorf("device %s: %w", d.Device, err))
+		}
+	}
+	if err := p.opts.CDI.Delete(rec.UID); err != nil {
+		errs = append(errs, fmt.Errorf("delete CDI spec: %w", err))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if err := p.opts.Store.Delete(rec.UID); err != nil {
+		return fmt.Errorf("delete checkpoint record: %w", err)
+	}
+	return nil
+}
+
+func (p *Preparer) undoDevice(ctx context.Context, d RecordDevice) error {
+	if d.MIG != nil {
+		ref := nvgpu.ComputeInstanceRef{GPUUUID: d.GPUUUID, GPUInstanceID: d.MIG.GPUInstanceID, ComputeInstanceID: d.MIG.ComputeInstanceID}
+		if err := p.opts.Hardware.DestroyComputeInstance(ctx, ref); err != nil && !errors.Is(err, nvgpu.ErrNotFound) {
+			return fmt.Errorf("destroy compute instance %d/%d on %s: %w", ref.GPUInstanceID, ref.ComputeInstanceID, d.GPUUUID, err)
+		}
+		if err := p.opts.Hardware.DestroyGPUInstance(ctx, d.GPUUUID, d.MIG.GPUInstanceID); err != nil && !errors.Is(err, nvgpu.ErrNotFound) {
+			return fmt.Errorf("destroy GPU instance %d on %s: %w", d.MIG.GPUInstanceID, d.GPUUUID, err)
+		}
+	}
+	if d.PreviousComputeMode != "" {
+		return p.setMode(ctx, d.GPUUUID, inventory.ComputeMode(d.PreviousComputeMode))
+	}
+	return nil
+}
+
+func (p *Preparer) mode(uuid string) inventory.ComputeMode {
+	p.modesMu.Lock()
+	defer p.modesMu.Unlock()
+	if m, ok := p.modes[uuid]; ok && m != "" {
+		return m
+	}
+	return inventory.ComputeModeDefault
+}
+
+func (p *Preparer) setMode(ctx context.Context, uuid string, mode inventory.ComputeMode) error {
+	if err := p.opts.Hardware.SetComputeMode(ctx, uuid, mode); err != nil {
+		return fmt.Errorf("set compute mode %s on %s: %w", mode, uuid, err)
+	}
+	p.modesMu.Lock()
+	defer p.modesMu.Unlock()
+	p.modes[uuid] = mode
+	return nil
+}
+
+// cdiName is a CDI device name unique within the claim's spec.
+func cdiName(request, device string) string {
+	return strings.ReplaceAll(request, "/", "-") + "-" + device
+}

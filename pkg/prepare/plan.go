@@ -1,0 +1,181 @@
+package prepare
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	resourceapi "k8s.io/api/resource/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/dynamic-resource-allocation/resourceslice"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/slices"
+)
+
+// Sentinel errors for claims that cannot be prepared; test with errors.Is.
+var (
+	// ErrNotAllocated: the claim has no allocation.
+	ErrNotAllocated = errors.New("claim is not allocated")
+	// ErrUnknownDevice: the allocation names a device this node does not publish.
+	ErrUnknownDevice = errors.New("unknown device")
+	// ErrForeignDevice: the allocation has no device of this driver on this node.
+	ErrForeignDevice = errors.New("device of another driver or node")
+	// ErrInvalidConfig: the opaque config cannot be applied to the device.
+	ErrInvalidConfig = errors.New("invalid config")
+)
+
+// Inventory is what this node publishes, indexed for planning: the devices
+// of its pool by name and the GPUs behind them.
+type Inventory struct {
+	driver, pool string
+	devices      map[string]resourceapi.Device
+	gpus         map[string]inventory.GPU
+}
+
+// NewInventory indexes the pool of the node's published resources.
+func NewInventory(driver, pool string, resources resourceslice.DriverResources, machine inventory.Machine) (*Inventory, error) {
+	p, ok := resources.Pools[pool]
+	if !ok {
+		return nil, fmt.Errorf("published resources have no pool %q", pool)
+	}
+	inv := &Inventory{driver: driver, pool: pool, devices: map[string]resourceapi.Device{}, gpus: map[string]inventory.GPU{}}
+	for _, s := range p.Slices {
+		for _, d := range s.Devices {
+			inv.devices[d.Name] = d
+		}
+	}
+	for _, g := range machine.GPUs {
+		inv.gpus[g.UUID] = g
+	}
+	return inv, nil
+}
+
+// GPUs returns the GPUs of the machine by UUID.
+func (inv *Inventory) GPU(uuid string) (inventory.GPU, bool) {
+	g, ok := inv.gpus[uuid]
+	return g, ok
+}
+
+// Plan is what preparing one claim does, device by device.
+type Plan struct {
+	Devices []DevicePlan
+}
+
+// DevicePlan is one allocated device: the GPU behind it, the sharing it
+// gets and, for a MIG device, the instance to create.
+type DevicePlan struct {
+	Request, Pool, Device string
+	ShareID               *types.UID
+	GPU                   inventory.GPU
+	Config                *v1alpha1.GpuConfig
+	RawConfig             json.RawMessage
+	// Shared is true for a device many claims allocate from.
+	Shared bool
+	// MIG is the instance to create; nil for a whole GPU.
+	MIG *MIGPlan
+}
+
+// MIGPlan is a MIG instance to create.
+type MIGPlan struct {
+	Profile   string
+	Placement inventory.Placement
+}
+
+// Sharing is the device's resolved sharing strategy.
+func (d DevicePlan) Sharing() v1alpha1.SharingStrategy { return d.Config.Sharing.Strategy }
+
+// SoftShared reports whether the device is time-sliced or under MPS.
+func (d DevicePlan) SoftShared() bool { return d.Sharing() != v1alpha1.SharingExclusive }
+
+// ExclusiveProcess reports whether prepare sets the GPU's compute mode to
+// ExclusiveProcess: a whole GPU that the claim does not share.
+func (d DevicePlan) ExclusiveProcess() bool { return d.MIG == nil && !d.SoftShared() }
+
+// Plan maps the claim's allocation results of this driver to devices of
+// this node and resolves their config. It is pure: nothing is changed.
+func (inv *Inventory) Plan(claim *resourceapi.ResourceClaim) (Plan, error) {
+	alloc := claim.Status.Allocation
+	if alloc == nil {
+		return Plan{}, ErrNotAllocated
+	}
+	configs, err := decodeConfigs(inv.driver, alloc.Devices.Config)
+	if err != nil {
+		return Plan{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	var plan Plan
+	var foreign []string
+	for _, r := range alloc.Devices.Results {
+		if r.Driver != inv.driver || r.Pool != inv.pool {
+			foreign = append(foreign, fmt.Sprintf("%s/%s/%s", r.Driver, r.Pool, r.Device))
+			continue
+		}
+		d, err := inv.planDevice(r, configs)
+		if err != nil {
+			return Plan{}, err
+		}
+		plan.Devices = append(plan.Devices, d)
+	}
+	if len(plan.Devices) == 0 {
+		return Plan{}, fmt.Errorf("no device of driver %s in pool %s among %v: %w", inv.driver, inv.pool, foreign, ErrForeignDevice)
+	}
+	return plan, nil
+}
+
+func (inv *Inventory) planDevice(r resourceapi.DeviceRequestAllocationResult, configs []decodedConfig) (DevicePlan, error) {
+	dev, ok := inv.devices[r.Device]
+	if !ok {
+		return DevicePlan{}, fmt.Errorf("request %q: device %q is not published in pool %s: %w", r.Request, r.Device, inv.pool, ErrUnknownDevice)
+	}
+	cfg, raw, err := resolveFor(r.Request, configs)
+	if err != nil {
+		return DevicePlan{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	d := DevicePlan{Request: r.Request, Pool: r.Pool, Device: r.Device, ShareID: r.ShareID, Config: cfg, RawConfig: raw,
+		Shared: dev.AllowMultipleAllocations != nil && *dev.AllowMultipleAllocations}
+	uuid := stringAttr(dev, slices.AttrUUID)
+	if profile := stringAttr(dev, slices.AttrMIGProfile); profile != "" {
+		uuid = stringAttr(dev, slices.AttrParentUUID)
+		if d.MIG, err = inv.migPlan(dev, uuid, profile); err != nil {
+			return DevicePlan{}, err
+		}
+	}
+	if d.GPU, ok = inv.gpus[uuid]; !ok {
+		return DevicePlan{}, fmt.Errorf("device %q: GPU %q is not on this node: %w", r.Device, uuid, ErrUnknownDevice)
+	}
+	if d.Shared && !d.SoftShared() {
+		return DevicePlan{}, fmt.Errorf("request %q: device %q is shared, sharing.strategy %s needs %s or %s: %w",
+			r.Request, r.Device, v1alpha1.SharingExclusive, v1alpha1.SharingTimeSlicing, v1alpha1.SharingMPS, ErrInvalidConfig)
+	}
+	return d, nil
+}
+
+func (inv *Inventory) migPlan(dev resourceapi.Device, uuid, profile string) (*MIGPlan, error) {
+	a, ok := dev.Attributes[slices.AttrMIGPlacement]
+	if !ok || a.IntValue == nil {
+		return nil, fmt.Errorf("MIG device %q has no %s: %w", dev.Name, slices.AttrMIGPlacement, ErrUnknownDevice)
+	}
+	g, ok := inv.gpus[uuid]
+	if !ok {
+		return nil, fmt.Errorf("MIG device %q: GPU %q is not on this node: %w", dev.Name, uuid, ErrUnknownDevice)
+	}
+	p, ok := g.MIG.Profile(profile)
+	if !ok {
+		return nil, fmt.Errorf("MIG device %q: GPU %s has no profile %q: %w", dev.Name, uuid, profile, ErrUnknownDevice)
+	}
+	start := int(*a.IntValue)
+	for _, pl := range p.Placements {
+		if pl.Start == start {
+			return &MIGPlan{Profile: profile, Placement: pl}, nil
+		}
+	}
+	return nil, fmt.Errorf("MIG device %q: profile %s has no placement at %d: %w", dev.Name, profile, start, ErrUnknownDevice)
+}
+
+func stringAttr(dev resourceapi.Device, name resourceapi.QualifiedName) string {
+	if a, ok := dev.Attributes[name]; ok && a.StringValue != nil {
+		return *a.StringValue
+	}
+	return ""
+}

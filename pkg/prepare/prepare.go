@@ -1,0 +1,204 @@
+// Package prepare prepares and unprepares one ResourceClaim on this node:
+// claim + allocation + config → plan (pure, plan.go) → checkpoint
+// PrepareStarted → hardware (MIG instance, compute mode) → CDI spec →
+// checkpoint Prepared → CDI IDs. Unprepare reverses it. Every side effect
+// sits behind a small interface (seams.go), so the package is tested with
+// fakes and wired to pkg/nvgpu, pkg/checkpoint and pkg/cdi by pkg/plugin.
+package prepare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	resourceapi "k8s.io/api/resource/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/tenancy"
+)
+
+// Options are the Preparer's collaborators; all but Namespaces are required.
+type Options struct {
+	Inventory *Inventory
+	Hardware  Hardware
+	Store     Store
+	CDI       CDIWriter
+	Caps      CapResolver
+	// Policy supplies the tenants; nil means every namespace is its own tenant.
+	Policy *v1alpha1.TierPolicy
+	// Namespaces looks up namespace labels; nil means no labels.
+	Namespaces NamespaceLabeler
+}
+
+// Preparer prepares claims. It is safe for concurrent use: claims on
+// different GPUs proceed in parallel.
+type Preparer struct {
+	opts  Options
+	locks gpuLocks
+	// modes is each GPU's compute mode as prepare last knew it; read and
+	// written only under that GPU's lock.
+	modesMu sync.Mutex
+	modes   map[string]inventory.ComputeMode
+}
+
+// PreparedDevice is one prepared device of a claim.
+type PreparedDevice struct {
+	Request, Pool, Device string
+	ShareID               *types.UID
+	CDIDeviceIDs          []string
+}
+
+// New validates the options.
+func New(opts Options) (*Preparer, error) {
+	if opts.Inventory == nil || opts.Hardware == nil || opts.Store == nil || opts.CDI == nil || opts.Caps == nil {
+		return nil, errors.New("prepare: Inventory, Hardware, Store, CDI and Caps are required")
+	}
+	p := &Preparer{opts: opts, modes: map[string]inventory.ComputeMode{}}
+	for uuid, g := range opts.Inventory.gpus {
+		p.modes[uuid] = g.ComputeMode
+	}
+	return p, nil
+}
+
+// Prepare prepares the claim and returns its devices with their CDI IDs.
+// A claim already prepared returns the same IDs without touching hardware;
+// a claim left half-prepared by a crash is rolled back first. On error
+// nothing stays changed.
+func (p *Preparer) Prepare(ctx context.Context, claim *resourceapi.ResourceClaim) ([]PreparedDevice, error) {
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "claim", klog.KObj(claim), "uid", claim.UID)
+	ctx = klog.NewContext(ctx, logger)
+	plan, err := p.opts.Inventory.Plan(claim)
+	if err != nil {
+		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
+	}
+	tenant, err := p.tenant(ctx, claim.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
+	}
+	unlock := p.locks.lock(plan.gpus())
+	defer unlock()
+
+	uid := string(claim.UID)
+	if rec, ok := p.opts.Store.Get(uid); ok {
+		if rec.Phase == PhasePrepared {
+			logger.V(4).Info("Claim already prepared")
+			return prepared(plan, rec), nil
+		}
+		logger.Info("Rolling back an unfinished claim before preparing it", "phase", rec.Phase)
+		if err := p.undo(ctx, rec); err != nil {
+			return nil, fmt.Errorf("prepare claim %s/%s: roll back %s: %w", claim.Namespace, claim.Name, rec.Phase, err)
+		}
+	}
+	if err := p.checkTenancy(claim, tenant, plan); err != nil {
+		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
+	}
+	rec := Record{UID: uid, Namespace: claim.Namespace, Name: claim.Name, Tenant: tenant, Phase: PhasePrepareStarted}
+	for _, d := range plan.Devices {
+		rec.Devices = append(rec.Devices, RecordDevice{Request: d.Request, Pool: d.Pool, Device: d.Device,
+			GPUUUID: d.GPU.UUID, Sharing: string(d.Sharing()), Config: d.RawConfig})
+	}
+	if err := p.opts.Store.Put(rec); err != nil {
+		return nil, fmt.Errorf("prepare claim %s/%s: checkpoint: %w", claim.Namespace, claim.Name, err)
+	}
+	if err := p.apply(ctx, plan, &rec); err != nil {
+		if uerr := p.undo(ctx, rec); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("roll back: %w", uerr))
+		}
+		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
+	}
+	logger.V(2).Info("Prepared claim", "devices", len(rec.Devices))
+	return prepared(plan, rec), nil
+}
+
+// Unprepare reverses Prepare. Unpreparing an unknown claim succeeds.
+func (p *Preparer) Unprepare(ctx context.Context, uid string) error {
+	rec, ok := p.opts.Store.Get(uid)
+	if !ok {
+		return nil
+	}
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "claim", klog.KRef(rec.Namespace, rec.Name), "uid", uid)
+	ctx = klog.NewContext(ctx, logger)
+	unlock := p.locks.lock(recordGPUs(rec))
+	defer unlock()
+	// Read again under the locks: a concurrent Unprepare may have won.
+	if rec, ok = p.opts.Store.Get(uid); !ok {
+		return nil
+	}
+	if err := p.undo(ctx, rec); err != nil {
+		return fmt.Errorf("unprepare claim %s/%s: %w", rec.Namespace, rec.Name, err)
+	}
+	logger.V(2).Info("Unprepared claim")
+	return nil
+}
+
+func (p *Preparer) tenant(ctx context.Context, namespace string) (string, error) {
+	var nsLabels map[string]string
+	if p.opts.Namespaces != nil {
+		var err error
+		if nsLabels, err = p.opts.Namespaces.NamespaceLabels(ctx, namespace); err != nil {
+			return "", fmt.Errorf("tenant of namespace %s: %w", namespace, err)
+		}
+	}
+	return tenancy.Resolve(p.opts.Policy, namespace, nsLabels)
+}
+
+// checkTenancy refuses a soft-shared GPU that another tenant's claim holds.
+// The caller holds the GPUs' locks, so the records it reads are current.
+func (p *Preparer) checkTenancy(claim *resourceapi.ResourceClaim, tenant string, plan Plan) error {
+	others := p.opts.Store.List()
+	for _, d := range plan.Devices {
+		if !d.SoftShared() {
+			continue
+		}
+		var holders []tenancy.Holder
+		for _, o := range others {
+			if o.UID != string(claim.UID) && holdsSoftShared(o, d.GPU.UUID) {
+				holders = append(holders, tenancy.Holder{Claim: o.Namespace + "/" + o.Name, Tenant: o.Tenant})
+			}
+		}
+		if err := tenancy.CheckColocation(d.GPU.UUID, claim.Namespace+"/"+claim.Name, tenant, holders); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func holdsSoftShared(r Record, gpu string) bool {
+	return slices.ContainsFunc(r.Devices, func(d RecordDevice) bool {
+		return d.GPUUUID == gpu && d.Sharing != string(v1alpha1.SharingExclusive)
+	})
+}
+
+func recordGPUs(r Record) []string {
+	var out []string
+	for _, d := range r.Devices {
+		out = append(out, d.GPUUUID)
+	}
+	return out
+}
+
+func (pl Plan) gpus() []string {
+	var out []string
+	for _, d := range pl.Devices {
+		out = append(out, d.GPU.UUID)
+	}
+	return out
+}
+
+// prepared pairs the plan's devices with the CDI IDs of the record.
+func prepared(plan Plan, rec Record) []PreparedDevice {
+	out := make([]PreparedDevice, 0, len(plan.Devices))
+	for i, d := range plan.Devices {
+		pd := PreparedDevice{Request: d.Request, Pool: d.Pool, Device: d.Device, ShareID: d.ShareID}
+		if i < len(rec.Devices) {
+			pd.CDIDeviceIDs = rec.Devices[i].CDIDeviceIDs
+		}
+		out = append(out, pd)
+	}
+	return out
+}

@@ -1,0 +1,58 @@
+package prepare
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/nvgpu"
+)
+
+// Store keeps one record per claim across restarts (pkg/checkpoint).
+// It must be safe for concurrent use.
+type Store interface {
+	Put(c Record) error
+	Get(uid string) (Record, bool)
+	Delete(uid string) error
+	List() []Record
+}
+
+// CDIWriter writes and deletes a claim's CDI spec (pkg/cdi). Write returns
+// one CDI device ID per device, in order.
+type CDIWriter interface {
+	Write(claimUID string, devices []CDIDevice) ([]string, error)
+	Delete(claimUID string) error
+}
+
+// Hardware is what prepare changes on the GPUs (pkg/nvgpu).
+type Hardware interface {
+	CreateMIGInstance(ctx context.Context, opts nvgpu.CreateMIGOptions) (inventory.MIGInstance, error)
+	DestroyComputeInstance(ctx context.Context, ref nvgpu.ComputeInstanceRef) error
+	DestroyGPUInstance(ctx context.Context, gpuUUID string, gpuInstanceID int) error
+	SetComputeMode(ctx context.Context, gpuUUID string, mode inventory.ComputeMode) error
+}
+
+// CapResolver names the device nodes that grant access to one MIG GPU
+// instance and compute instance (/dev/nvidia-caps/nvidia-cap<N>).
+type CapResolver interface {
+	MIGCaps(gpu inventory.GPU, gpuInstanceID, computeInstanceID int) ([]string, error)
+}
+
+// NamespaceLabeler returns a namespace's labels, for tenant resolution.
+type NamespaceLabeler interface {
+	NamespaceLabels(ctx context.Context, namespace string) (map[string]string, error)
+}
+
+// FakeCaps resolves MIG capability nodes deterministically without
+// /proc/driver/nvidia: one node for the GPU instance and one for the
+// compute instance, numbered from the GPU's minor and the instance IDs.
+type FakeCaps struct{}
+
+// MIGCaps implements CapResolver.
+func (FakeCaps) MIGCaps(gpu inventory.GPU, gi, ci int) ([]string, error) {
+	base := 1000 * (gpu.Minor + 1)
+	return []string{
+		fmt.Sprintf("/dev/nvidia-caps/nvidia-cap%d", base+10*gi),
+		fmt.Sprintf("/dev/nvidia-caps/nvidia-cap%d", base+10*gi+ci+1),
+	}, nil
+}
