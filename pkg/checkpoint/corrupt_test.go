@@ -12,13 +12,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestCorruptRecordsAreQuarantined(t *testing.T) {
-	good, err := encodeRecord(testBoot, makeClaim("uid-1"))
-	require.NoError(t, err)
-	tests := map[string]struct {
-		content func() []byte
-		wantErr error
-	}{
+type corruptCase struct {
+	content func() []byte
+	wantErr error
+}
+
+// corruptCases are ways a record can go bad; good is a valid record of
+// claim uid-1.
+func corruptCases(t *testing.T, good []byte) map[string]corruptCase {
+	return map[string]corruptCase{
 		"truncated": {content: func() []byte { return good[:len(good)/2] }, wantErr: ErrCorrupt},
 		"empty":     {content: func() []byte { return []byte{} }, wantErr: ErrCorrupt},
 		"flipped bit in payload": {
@@ -74,6 +76,12 @@ func TestCorruptRecordsAreQuarantined(t *testing.T) {
 			wantErr: ErrCorrupt,
 		},
 	}
+}
+
+func TestCorruptRecordsAreQuarantined(t *testing.T) {
+	good, err := encodeRecord(testBoot, makeClaim("uid-1"))
+	require.NoError(t, err)
+	tests := corruptCases(t, good)
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
