@@ -38,6 +38,8 @@ type env struct {
 	start   int
 	stats   SeedResult
 	allocT  time.Duration
+	// last is the node the last placed pod went to.
+	last int
 }
 
 type scored struct {
@@ -140,6 +142,7 @@ func (e *env) place(ctx context.Context, p Pod) (bool, error) {
 			s.cpuUsed += p.MilliCPU
 			s.memUsed += p.MemoryMiB
 			s.fragOK = false
+			e.last = c.node
 			return true, nil
 		}
 		res, err := e.allocate(ctx, s, cc)
@@ -154,6 +157,7 @@ func (e *env) place(ctx context.Context, p Pod) (bool, error) {
 		if err := s.apply(p, *res, e.shapes); err != nil {
 			return false, err
 		}
+		e.last = c.node
 		return true, nil
 	}
 }

@@ -1,0 +1,93 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+
+	resourceapi "k8s.io/api/resource/v1"
+)
+
+// Fixture is a node list published the way the simulation publishes it. It
+// hands out the objects a real cluster needs to reproduce a simulation
+// (slices, device class, claims) and replays a pod sequence through the
+// simulation, so that a test can compare the two pod by pod.
+type Fixture struct {
+	pub    *published
+	claims *claimClasses
+}
+
+// NewFixture publishes nodes with the simulation's Shared policy.
+func NewFixture(nodes []Node, p Publisher) (*Fixture, error) {
+	pub, err := publish(nodes, p)
+	if err != nil {
+		return nil, err
+	}
+	if pub.gpus == 0 {
+		return nil, fmt.Errorf("fixture has no GPUs")
+	}
+	return &Fixture{pub: pub, claims: newClaimClasses(pub.shapes)}, nil
+}
+
+// GPUs is the number of GPUs the fixture's nodes publish.
+func (f *Fixture) GPUs() int { return f.pub.gpus }
+
+// Slices returns copies of the ResourceSlices published for node i, with
+// their node name set.
+func (f *Fixture) Slices(i int) []*resourceapi.ResourceSlice {
+	out := make([]*resourceapi.ResourceSlice, len(f.pub.slices[i]))
+	for k, s := range f.pub.slices[i] {
+		out[k] = s.DeepCopy()
+	}
+	return out
+}
+
+// DeviceClass returns the DeviceClass every simulated claim names.
+func DeviceClass() *resourceapi.DeviceClass { return deviceClass() }
+
+// ClaimSpec returns the claim spec the simulation gives the pod's GPU
+// demand, or nil for a CPU-only pod.
+func (f *Fixture) ClaimSpec(p Pod) (*resourceapi.ResourceClaimSpec, error) {
+	cc, err := f.claims.get(p)
+	if err != nil {
+		return nil, fmt.Errorf("claim for pod %s: %w", p.Name, err)
+	}
+	if cc == nil {
+		return nil, nil
+	}
+	return cc.claim.Spec.DeepCopy(), nil
+}
+
+// Replay schedules pods in order, each arriving once, with the named
+// scorer and seed (for ties and node sampling), exactly as a simulation
+// run does. It returns the node each pod was placed on, "" for a pod that
+// found none.
+func (f *Fixture) Replay(ctx context.Context, pods []Pod, scorer string, seed int64) ([]string, error) {
+	s, err := NewScorer(scorer)
+	if err != nil {
+		return nil, err
+	}
+	e := newEnv(f.pub, typicalClasses(pods, f.pub.shapes), s, seed, false)
+	e.stats.Failed.Whole = map[int]int{}
+	out := make([]string, len(pods))
+	for i, p := range pods {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+		node, err := e.placeOn(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("replay pod %d (%s): %w", i, p.Name, err)
+		}
+		out[i] = node
+	}
+	return out, nil
+}
+
+// placeOn is place that also names the chosen node.
+func (e *env) placeOn(ctx context.Context, p Pod) (string, error) {
+	e.last = -1
+	ok, err := e.place(ctx, p)
+	if err != nil || !ok {
+		return "", err
+	}
+	return e.pub.nodes[e.last].Name, nil
+}
