@@ -1,0 +1,151 @@
+package controller
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	resourceapi "k8s.io/api/resource/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	tslices "github.com/tierra-gpu/tierra/pkg/slices"
+	"github.com/tierra-gpu/tierra/pkg/tiers"
+)
+
+// Condition type and reasons the controller writes on a TierPolicy.
+const (
+	ConditionReady       = "Ready"
+	ReasonRendered       = "Rendered"
+	ReasonInvalidPolicy  = "InvalidPolicy"
+	ReasonApplyFailed    = "ApplyFailed"
+	driverName           = v1alpha1.DriverName
+	maxConditionMsgBytes = 32 * 1024
+)
+
+// deviceKey names one published device: pool and device name.
+type deviceKey struct{ pool, device string }
+
+// DesiredClasses renders the classes a valid policy asks for. A policy that
+// does not validate renders nothing: the caller keeps the last good classes.
+func DesiredClasses(policy *v1alpha1.TierPolicy) ([]*resourceapi.DeviceClass, field.ErrorList, error) {
+	if errs := policy.Validate(); len(errs) > 0 {
+		return nil, errs, nil
+	}
+	classes, err := tiers.Render(policy)
+	if err != nil {
+		return nil, nil, fmt.Errorf("render classes of TierPolicy %s: %w", policy.Name, err)
+	}
+	return classes, nil, nil
+}
+
+// PruneSet returns, sorted, the names of the classes this controller
+// manages (by label) that desired no longer contains.
+func PruneSet(existing, desired []*resourceapi.DeviceClass) []string {
+	keep := make(map[string]bool, len(desired))
+	for _, c := range desired {
+		keep[c.Name] = true
+	}
+	var out []string
+	for _, c := range existing {
+		if c.Labels[tiers.LabelManagedBy] == tiers.ManagedBy && !keep[c.Name] {
+			out = append(out, c.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TierCounts counts, per tier, the driver's published devices and those of
+// them allocated to claims. Only the newest generation of each pool counts,
+// as the scheduler does.
+func TierCounts(rs []*resourceapi.ResourceSlice, claims []*resourceapi.ResourceClaim) (published, allocated map[string]int32) {
+	newest := map[string]int64{}
+	for _, s := range rs {
+		if s.Spec.Driver == driverName && s.Spec.Pool.Generation > newest[s.Spec.Pool.Name] {
+			newest[s.Spec.Pool.Name] = s.Spec.Pool.Generation
+		}
+	}
+	tierOf := map[deviceKey]string{}
+	published = map[string]int32{}
+	for _, s := range rs {
+		if s.Spec.Driver != driverName || s.Spec.Pool.Generation != newest[s.Spec.Pool.Name] {
+			continue
+		}
+		for _, d := range s.Spec.Devices {
+			a, ok := d.Attributes[tslices.AttrTier]
+			if !ok || a.StringValue == nil {
+				continue
+			}
+			tierOf[deviceKey{s.Spec.Pool.Name, d.Name}] = *a.StringValue
+			published[*a.StringValue]++
+		}
+	}
+	allocated = map[string]int32{}
+	for _, c := range claims {
+		if c.Status.Allocation == nil {
+			continue
+		}
+		for _, r := range c.Status.Allocation.Devices.Results {
+			if r.Driver != driverName {
+				continue
+			}
+			if tier, ok := tierOf[deviceKey{r.Pool, r.Device}]; ok {
+				allocated[tier]++
+			}
+		}
+	}
+	return published, allocated
+}
+
+// ReadyStatus is the status of a policy whose classes are applied: one
+// entry per tier in policy order, with published and allocated devices.
+func ReadyStatus(policy *v1alpha1.TierPolicy, rs []*resourceapi.ResourceSlice, claims []*resourceapi.ResourceClaim, now metav1.Time) v1alpha1.TierPolicyStatus {
+	published, allocated := TierCounts(rs, claims)
+	st := v1alpha1.TierPolicyStatus{
+		ObservedGeneration: policy.Generation,
+		TierCount:          int32(len(policy.Spec.Tiers)),
+		Conditions:         slices.Clone(policy.Status.Conditions),
+	}
+	for _, t := range policy.Spec.Tiers {
+		ts := v1alpha1.TierStatus{Name: t.Name, DevicesPublished: published[t.Name], DevicesAllocated: allocated[t.Name]}
+		if ts.DevicesPublished > 0 {
+			ts.YieldPercent = int32(int64(ts.DevicesAllocated) * 100 / int64(ts.DevicesPublished))
+		}
+		st.Tiers = append(st.Tiers, ts)
+	}
+	setCondition(&st, metav1.ConditionTrue, ReasonRendered,
+		fmt.Sprintf("%d tier classes and the plain classes applied", len(policy.Spec.Tiers)), policy.Generation, now)
+	return st
+}
+
+// NotReadyStatus keeps the previous tier counts (the classes they describe
+// are still in place) and sets Ready=False with reason and message.
+func NotReadyStatus(policy *v1alpha1.TierPolicy, reason, message string, now metav1.Time) v1alpha1.TierPolicyStatus {
+	st := *policy.Status.DeepCopy()
+	st.ObservedGeneration = policy.Generation
+	setCondition(&st, metav1.ConditionFalse, reason, message, policy.Generation, now)
+	return st
+}
+
+// InvalidMessage lists the field errors, one per line, each naming its path.
+func InvalidMessage(errs field.ErrorList) string {
+	lines := make([]string, 0, len(errs))
+	for _, e := range errs {
+		lines = append(lines, e.Error())
+	}
+	msg := "invalid TierPolicy, last good classes kept: " + strings.Join(lines, "; ")
+	if len(msg) > maxConditionMsgBytes {
+		msg = msg[:maxConditionMsgBytes-3] + "..."
+	}
+	return msg
+}
+
+func setCondition(st *v1alpha1.TierPolicyStatus, status metav1.ConditionStatus, reason, msg string, gen int64, now metav1.Time) {
+	apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: ConditionReady, Status: status, Reason: reason, Message: msg,
+		ObservedGeneration: gen, LastTransitionTime: now,
+	})
+}
