@@ -1,0 +1,81 @@
+// Package plugin is Tierra's kubelet plugin: it publishes this node's
+// ResourceSlices (pkg/slices) and serves the kubelet's DRA gRPC API through
+// k8s.io/dynamic-resource-allocation/kubeletplugin, preparing claims with
+// pkg/prepare.
+package plugin
+
+import (
+	"errors"
+	"path/filepath"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+)
+
+// Defaults of Config.
+const (
+	DefaultPluginDataDir = "/var/lib/kubelet/plugins/" + v1alpha1.DriverName
+	DefaultRegistrarDir  = "/var/lib/kubelet/plugins_registry"
+	DefaultCDIDir        = "/var/run/cdi"
+	DefaultStateDir      = "/var/lib/tierra"
+	DefaultTierPolicy    = "default"
+	// DefaultQPS and DefaultBurst leave room for 200 prepares a second,
+	// each of which reads its claim and namespace.
+	DefaultQPS   = 500
+	DefaultBurst = 1000
+)
+
+// Config is everything the plugin is started with.
+type Config struct {
+	// NodeName is the node this plugin runs on (its pool name).
+	NodeName string
+	// Machine is "" for the real NVML or "fake:<name>" (pkg/nvgpu).
+	Machine string
+	// StateDir holds the checkpoint (StateDir/checkpoint).
+	StateDir string
+	// CDIDir is where per-claim CDI specs are written.
+	CDIDir string
+	// PluginDataDir holds the DRA socket; RegistrarDir the registration socket.
+	PluginDataDir string
+	RegistrarDir  string
+	// Kubeconfig is a kubeconfig file; empty means in-cluster.
+	Kubeconfig string
+	// QPS and Burst limit the plugin's API client.
+	QPS   float32
+	Burst int
+	// TierPolicy names the TierPolicy object to publish by.
+	TierPolicy string
+	// TierPolicyFile is used when the TierPolicy CRD or object is absent.
+	TierPolicyFile string
+	// BootID overrides the host's boot id (tests); empty reads the host's.
+	BootID string
+}
+
+// Default fills in unset fields.
+func (c *Config) Default() {
+	set := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	set(&c.StateDir, DefaultStateDir)
+	set(&c.CDIDir, DefaultCDIDir)
+	set(&c.PluginDataDir, DefaultPluginDataDir)
+	set(&c.RegistrarDir, DefaultRegistrarDir)
+	set(&c.TierPolicy, DefaultTierPolicy)
+	if c.QPS == 0 {
+		c.QPS = DefaultQPS
+	}
+	if c.Burst == 0 {
+		c.Burst = DefaultBurst
+	}
+}
+
+// Validate reports missing required settings.
+func (c *Config) Validate() error {
+	if c.NodeName == "" {
+		return errors.New("node name is required (--node-name or TIERRA_NODE_NAME)")
+	}
+	return nil
+}
+
+func (c *Config) checkpointDir() string { return filepath.Join(c.StateDir, "checkpoint") }

@@ -1,0 +1,162 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/dynamic-resource-allocation/kubeletplugin"
+	"k8s.io/klog/v2"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/cdi"
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
+	"github.com/tierra-gpu/tierra/pkg/nvgpu"
+	"github.com/tierra-gpu/tierra/pkg/prepare"
+	"github.com/tierra-gpu/tierra/pkg/slices"
+)
+
+// Deps are the plugin's connections to the world; Start fills in nil
+// GPUs and Policy from the Config.
+type Deps struct {
+	Client  kubernetes.Interface
+	Dynamic dynamic.Interface
+	// GPUs is the node's GPUs; nil opens Config.Machine (Stop closes it then).
+	GPUs nvgpu.Interface
+	// Policy overrides reading the TierPolicy (tests).
+	Policy *v1alpha1.TierPolicy
+}
+
+// Run starts the plugin with clients built from the Config and serves
+// until ctx is cancelled.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.Default()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	rest, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("client config: %w", err)
+	}
+	rest.QPS, rest.Burst = cfg.QPS, cfg.Burst
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
+	}
+	d, err := Start(ctx, cfg, Deps{Client: client, Dynamic: dyn})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	klog.FromContext(ctx).Info("Stopping")
+	return d.Stop()
+}
+
+// Start builds the node's devices, opens the checkpoint and CDI directory,
+// registers with the kubelet and publishes the node's ResourceSlices.
+func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr error) {
+	cfg.Default()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "node", cfg.NodeName)
+	ctx = klog.NewContext(ctx, logger)
+	d := &Driver{}
+	defer func() {
+		if finalErr != nil {
+			finalErr = errors.Join(finalErr, d.Stop())
+		}
+	}()
+	node, err := deps.Client.CoreV1().Nodes().Get(ctx, cfg.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get node %s: %w", cfg.NodeName, err)
+	}
+	policy := deps.Policy
+	if policy == nil {
+		if policy, err = loadPolicy(ctx, deps.Dynamic, &cfg); err != nil {
+			return nil, err
+		}
+	}
+	gpus := deps.GPUs
+	if gpus == nil {
+		if gpus, err = nvgpu.New(ctx, nvgpu.Options{Machine: cfg.Machine}); err != nil {
+			return nil, fmt.Errorf("open GPUs: %w", err)
+		}
+		d.close = gpus.Close
+	}
+	machine, err := gpus.Machine(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("discover GPUs: %w", err)
+	}
+	resources, err := slices.Build(slices.Node{Name: cfg.NodeName, Labels: node.Labels, Machine: machine}, policy)
+	if err != nil {
+		return nil, fmt.Errorf("build ResourceSlices: %w", err)
+	}
+	store, writer, err := openState(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := prepare.NewInventory(v1alpha1.DriverName, cfg.NodeName, resources, machine)
+	if err != nil {
+		return nil, err
+	}
+	d.prep, err = prepare.New(prepare.Options{Inventory: inv, Hardware: gpus, Store: store, CDI: writer,
+		Caps: capResolver(cfg), Policy: policy, Namespaces: namespaceLabels{deps.Client}})
+	if err != nil {
+		return nil, err
+	}
+	d.helper, err = kubeletplugin.Start(ctx, d,
+		kubeletplugin.DriverName(v1alpha1.DriverName),
+		kubeletplugin.NodeName(cfg.NodeName),
+		kubeletplugin.KubeClient(deps.Client),
+		kubeletplugin.PluginDataDirectoryPath(cfg.PluginDataDir),
+		kubeletplugin.RegistrarDirectoryPath(cfg.RegistrarDir),
+		// pkg/prepare locks per GPU; the helper's global lock is not needed.
+		kubeletplugin.Serialize(false),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start kubelet plugin: %w", err)
+	}
+	if err := d.helper.PublishResources(ctx, resources); err != nil {
+		return nil, fmt.Errorf("publish ResourceSlices: %w", err)
+	}
+	logger.Info("Kubelet plugin started", "gpus", len(machine.GPUs), "tierPolicy", policy.Name)
+	return d, nil
+}
+
+// openState opens the checkpoint and the CDI directory and deletes the CDI
+// specs of claims a reboot made stale.
+func openState(ctx context.Context, cfg Config) (*checkpoint.Store, *cdi.Writer, error) {
+	store, report, err := checkpoint.Open(ctx, checkpoint.Options{Dir: cfg.checkpointDir(), BootID: cfg.BootID})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open checkpoint: %w", err)
+	}
+	writer, err := cdi.New(cdi.Options{Dir: cfg.CDIDir})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open CDI directory: %w", err)
+	}
+	logger := klog.FromContext(ctx)
+	for _, q := range report.Quarantined {
+		logger.Info("Quarantined a corrupt checkpoint record", "file", q)
+	}
+	for _, c := range report.Stale {
+		if err := writer.Delete(c.UID); err != nil {
+			return nil, nil, fmt.Errorf("delete CDI spec of stale claim %s: %w", c.UID, err)
+		}
+		logger.Info("Dropped a claim prepared before the last reboot", "claim", klog.KRef(c.Namespace, c.Name), "uid", c.UID)
+	}
+	return store, writer, nil
+}
+
+// capResolver returns the MIG capability resolver: deterministic fake
+// nodes on a fake machine. Reading /proc/driver/nvidia/capabilities for
+// real GPUs is not written yet, so real machines use it too for now.
+func capResolver(Config) prepare.CapResolver { return prepare.FakeCaps{} }
