@@ -1,0 +1,77 @@
+// Command tierra-kubelet-plugin is Tierra's DRA kubelet plugin for driver
+// gpu.tierra.dev: flags → plugin.Config → plugin.Run.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"k8s.io/klog/v2"
+
+	"github.com/tierra-gpu/tierra/pkg/plugin"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cfg, err := parse(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err == nil {
+		ctx = klog.NewContext(ctx, klog.Background())
+		err = plugin.Run(ctx, cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tierra-kubelet-plugin:", err)
+		os.Exit(1)
+	}
+}
+
+// parse reads flags, each defaulting to its TIERRA_* environment variable.
+func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Config, error) {
+	var cfg plugin.Config
+	fs := flag.NewFlagSet("tierra-kubelet-plugin", flag.ContinueOnError)
+	fs.SetOutput(out)
+	str := func(p *string, name, env, def, usage string) {
+		if v := getenv(env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, name, def, fmt.Sprintf("%s (env %s)", usage, env))
+	}
+	str(&cfg.NodeName, "node-name", "TIERRA_NODE_NAME", "", "name of this node: the pool the plugin publishes and prepares for; required")
+	str(&cfg.Machine, "machine", "TIERRA_MACHINE", "", `GPUs to drive: "" for the real NVML, "fake:<name>" for a fake machine (dgxa100, dgxh100, dgxh200, dgxb200, l4x4, mixed)`)
+	str(&cfg.StateDir, "state-dir", "TIERRA_STATE_DIR", plugin.DefaultStateDir, "directory of the claim checkpoint; must survive plugin restarts")
+	str(&cfg.CDIDir, "cdi-dir", "TIERRA_CDI_DIR", plugin.DefaultCDIDir, "directory the container runtime reads CDI specs from; one spec per prepared claim")
+	str(&cfg.PluginDataDir, "plugin-data-dir", "TIERRA_PLUGIN_DATA_DIR", plugin.DefaultPluginDataDir, "directory of the DRA gRPC socket (dra.sock) the kubelet calls")
+	str(&cfg.RegistrarDir, "registrar-dir", "TIERRA_REGISTRAR_DIR", plugin.DefaultRegistrarDir, "kubelet plugin registration directory, where the registration socket goes")
+	str(&cfg.Kubeconfig, "kubeconfig", "TIERRA_KUBECONFIG", "", "kubeconfig file; empty means the in-cluster service account")
+	str(&cfg.TierPolicy, "tier-policy", "TIERRA_TIER_POLICY", plugin.DefaultTierPolicy, "name of the TierPolicy (tierra.dev/v1alpha1) that decides how GPUs are published")
+	str(&cfg.TierPolicyFile, "tier-policy-file", "TIERRA_TIER_POLICY_FILE", "", "TierPolicy YAML used when the CRD or the named object is absent; without it the plugin fails then")
+	qps, burst := strconv.Itoa(plugin.DefaultQPS), strconv.Itoa(plugin.DefaultBurst)
+	var qpsS, burstS string
+	str(&qpsS, "kube-api-qps", "TIERRA_KUBE_API_QPS", qps, "API requests per second; each prepare reads its claim and namespace, so keep it above 2x the prepare rate")
+	str(&burstS, "kube-api-burst", "TIERRA_KUBE_API_BURST", burst, "API request burst")
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	klogFlags.VisitAll(func(f *flag.Flag) { fs.Var(f.Value, f.Name, f.Usage) })
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	q, err := strconv.ParseFloat(qpsS, 32)
+	if err != nil {
+		return cfg, fmt.Errorf("--kube-api-qps %q: %w", qpsS, err)
+	}
+	if cfg.Burst, err = strconv.Atoi(burstS); err != nil {
+		return cfg, fmt.Errorf("--kube-api-burst %q: %w", burstS, err)
+	}
+	cfg.QPS = float32(q)
+	return cfg, cfg.Validate()
+}

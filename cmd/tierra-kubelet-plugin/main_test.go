@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierra-gpu/tierra/pkg/plugin"
+)
+
+func TestParse(t *testing.T) {
+	tests := map[string]struct {
+		args    []string
+		env     map[string]string
+		want    plugin.Config
+		wantErr string
+	}{
+		"defaults": {
+			args: []string{"--node-name=n1"},
+			want: plugin.Config{NodeName: "n1", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
+				PluginDataDir: "/var/lib/kubelet/plugins/gpu.tierra.dev", RegistrarDir: "/var/lib/kubelet/plugins_registry",
+				TierPolicy: "default", QPS: 500, Burst: 1000},
+		},
+		"environment": {
+			env: map[string]string{"TIERRA_NODE_NAME": "n2", "TIERRA_MACHINE": "fake:dgxh200", "TIERRA_KUBE_API_QPS": "800"},
+			want: plugin.Config{NodeName: "n2", Machine: "fake:dgxh200", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
+				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 800, Burst: 1000},
+		},
+		"flag beats environment": {
+			args: []string{"--node-name=n3"},
+			env:  map[string]string{"TIERRA_NODE_NAME": "n2"},
+			want: plugin.Config{NodeName: "n3", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
+				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 500, Burst: 1000},
+		},
+		"no node name": {wantErr: "TIERRA_NODE_NAME"},
+		"bad qps":      {args: []string{"--node-name=n", "--kube-api-qps=lots"}, wantErr: "--kube-api-qps"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := parse(tc.args, func(k string) string { return tc.env[k] }, &bytes.Buffer{})
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, cfg)
+		})
+	}
+}
+
+func TestHelpExplainsEveryFlag(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parse([]string{"--help"}, func(string) string { return "" }, &out)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	for _, s := range []string{"-node-name", "TIERRA_NODE_NAME", "-machine", "fake:<name>", "-state-dir", "-cdi-dir",
+		"-plugin-data-dir", "-registrar-dir", "-kubeconfig", "in-cluster", "-tier-policy", "-tier-policy-file", "-kube-api-qps", "-kube-api-burst"} {
+		assert.Contains(t, out.String(), s)
+	}
+}
