@@ -114,11 +114,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 	logger := klog.FromContext(ctx)
 	logger.Info("Starting tierra-controller", "policy", c.cfg.PolicyName, "resync", c.cfg.Resync)
-	for _, start := range c.start {
-		start(ctx.Done())
-	}
-	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced...) {
-		return fmt.Errorf("wait for informer caches: %w", context.Cause(ctx))
+	if err := c.startInformers(ctx); err != nil {
+		return err
 	}
 	c.queue.Add(queueKey)
 	go wait.UntilWithContext(ctx, c.worker, time.Second)
@@ -145,4 +142,14 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	}
 	c.queue.Forget(key)
 	return true
+}
+
+func (c *Controller) startInformers(ctx context.Context) error {
+	for _, start := range c.start {
+		start(ctx.Done())
+	}
+	if !cache.WaitForNamedCacheSyncWithContext(ctx, c.synced...) {
+		return fmt.Errorf("wait for informer caches: %w", context.Cause(ctx))
+	}
+	return nil
 }

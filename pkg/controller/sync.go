@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 
 	resourceapi "k8s.io/api/resource/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -116,7 +117,21 @@ func upToDate(existing, desired *resourceapi.DeviceClass) bool {
 			return false
 		}
 	}
-	return apiequality.Semantic.DeepEqual(existing.Spec, desired.Spec)
+	return sameJSON(existing.Spec, desired.Spec)
+}
+
+// sameJSON compares two values by their JSON documents, so opaque
+// parameters that the apiserver re-encoded (key order, spacing) compare
+// equal.
+func sameJSON(a, b any) bool {
+	var docs [2]any
+	for i, v := range []any{a, b} {
+		data, err := json.Marshal(v)
+		if err != nil || json.Unmarshal(data, &docs[i]) != nil {
+			return false
+		}
+	}
+	return reflect.DeepEqual(docs[0], docs[1])
 }
 
 func (c *Controller) applyClass(ctx context.Context, class *resourceapi.DeviceClass) error {
