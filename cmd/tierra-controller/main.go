@@ -37,7 +37,7 @@ Flags:
 `
 
 func main() {
-	cfg, err := parseFlags(os.Args[1:])
+	cfg, err := parseFlags(os.Args[1:], os.LookupEnv)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -56,25 +56,26 @@ func main() {
 	klog.Flush()
 }
 
-func parseFlags(args []string) (controller.Config, error) {
+func parseFlags(args []string, lookup func(string) (string, bool)) (controller.Config, error) {
 	fs := flag.NewFlagSet("tierra-controller", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
+	e := envReader{lookup: lookup}
 	var cfg controller.Config
 	var qps float64
-	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", env("KUBECONFIG", ""),
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", e.str("KUBECONFIG", ""),
 		"path to a kubeconfig; empty uses the in-cluster service account [KUBECONFIG]")
-	fs.StringVar(&cfg.PolicyName, "policy-name", env("TIERRA_POLICY_NAME", "default"),
+	fs.StringVar(&cfg.PolicyName, "policy-name", e.str("TIERRA_POLICY_NAME", "default"),
 		"name of the cluster-scoped TierPolicy to follow [TIERRA_POLICY_NAME]")
-	fs.DurationVar(&cfg.Resync, "resync", envDuration("TIERRA_RESYNC", 10*time.Minute),
+	fs.DurationVar(&cfg.Resync, "resync", parseEnv(&e, "TIERRA_RESYNC", 10*time.Minute, time.ParseDuration),
 		"informer resync period: how often everything is re-checked without events; 0 disables [TIERRA_RESYNC]")
-	fs.Float64Var(&qps, "kube-api-qps", envFloat("TIERRA_KUBE_API_QPS", 20),
+	fs.Float64Var(&qps, "kube-api-qps", parseEnv(&e, "TIERRA_KUBE_API_QPS", 20, parseFloat),
 		"queries per second to the API server [TIERRA_KUBE_API_QPS]")
-	fs.IntVar(&cfg.KubeAPIBurst, "kube-api-burst", envInt("TIERRA_KUBE_API_BURST", 40),
+	fs.IntVar(&cfg.KubeAPIBurst, "kube-api-burst", parseEnv(&e, "TIERRA_KUBE_API_BURST", 40, strconv.Atoi),
 		"burst of queries to the API server above the QPS [TIERRA_KUBE_API_BURST]")
-	fs.DurationVar(&cfg.StatusDelay, "status-delay", envDuration("TIERRA_STATUS_DELAY", time.Second),
+	fs.DurationVar(&cfg.StatusDelay, "status-delay", parseEnv(&e, "TIERRA_STATUS_DELAY", time.Second, time.ParseDuration),
 		"batches status writes caused by ResourceSlice and ResourceClaim changes: at most one per delay [TIERRA_STATUS_DELAY]")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -84,40 +85,36 @@ func parseFlags(args []string) (controller.Config, error) {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	cfg.KubeAPIQPS = float32(qps)
-	return cfg, envErr
+	return cfg, e.err
 }
 
-// envErr records the first malformed environment variable.
-var envErr error
+// envReader reads flag defaults from the environment and keeps the first
+// malformed value's error.
+type envReader struct {
+	lookup func(string) (string, bool)
+	err    error
+}
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
+func (e *envReader) str(name, def string) string {
+	if v, ok := e.lookup(name); ok {
 		return v
 	}
 	return def
 }
 
-func envParse[T any](name string, def T, parse func(string) (T, error)) T {
-	v, ok := os.LookupEnv(name)
+func parseEnv[T any](e *envReader, name string, def T, parse func(string) (T, error)) T {
+	v, ok := e.lookup(name)
 	if !ok {
 		return def
 	}
 	out, err := parse(v)
 	if err != nil {
-		if envErr == nil {
-			envErr = fmt.Errorf("environment variable %s=%q: %w", name, v, err)
+		if e.err == nil {
+			e.err = fmt.Errorf("environment variable %s=%q: %w", name, v, err)
 		}
 		return def
 	}
 	return out
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	return envParse(name, def, time.ParseDuration)
-}
-
-func envFloat(name string, def float64) float64 {
-	return envParse(name, def, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
-}
-
-func envInt(name string, def int) int { return envParse(name, def, strconv.Atoi) }
+func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
