@@ -15,6 +15,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/cdi"
 	"github.com/tierra-gpu/tierra/pkg/checkpoint"
+	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/slices"
@@ -113,6 +114,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 	if err != nil {
 		return nil, err
 	}
+	reconcile(ctx, d.prep, machine, writer)
 	d.helper, err = kubeletplugin.Start(ctx, d,
 		kubeletplugin.DriverName(v1alpha1.DriverName),
 		kubeletplugin.NodeName(cfg.NodeName),
@@ -160,3 +162,17 @@ func openState(ctx context.Context, cfg Config) (*checkpoint.Store, *cdi.Writer,
 // nodes on a fake machine. Reading /proc/driver/nvidia/capabilities for
 // real GPUs is not written yet, so real machines use it too for now.
 func capResolver(Config) prepare.CapResolver { return prepare.FakeCaps{} }
+
+// reconcile runs prepare's startup reconcile. A failure is logged, not
+// fatal: a leftover that cannot be removed now must not keep the node from
+// serving claims, and the next start tries again.
+func reconcile(ctx context.Context, prep *prepare.Preparer, machine inventory.Machine, writer *cdi.Writer) {
+	logger := klog.FromContext(ctx)
+	specs, err := writer.List()
+	if err == nil {
+		err = prep.Reconcile(ctx, machine, specs)
+	}
+	if err != nil {
+		logger.Error(err, "Startup reconcile incomplete")
+	}
+}
