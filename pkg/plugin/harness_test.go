@@ -43,6 +43,7 @@ type harness struct {
 	cluster *allocator.Cluster
 	dra     drapb.DRAPluginClient
 	reg     registerapi.RegistrationClient
+	stop    func()
 }
 
 // namespace labels of the namespaces the tests use.
@@ -78,16 +79,33 @@ func startPlugin(t *testing.T, tier string) *harness {
 		NodeName: nodeName, StateDir: t.TempDir(), CDIDir: t.TempDir(), BootID: "boot-1",
 		PluginDataDir: shortTempDir(t), RegistrarDir: shortTempDir(t),
 	}}
-	d, err := plugin.Start(ctx, h.cfg, plugin.Deps{Client: client, GPUs: gpus, Policy: v1alpha1.DefaultTierPolicy()})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, d.Stop()) })
-
+	h.start(t)
 	classes, err := tiers.Render(v1alpha1.DefaultTierPolicy())
 	require.NoError(t, err)
 	h.cluster = allocator.NewCluster(h.publishedSlices(t), classes...)
+	return h
+}
+
+// start starts the plugin (again, after stop: a plugin restart) and dials
+// its sockets.
+func (h *harness) start(t *testing.T) {
+	d, err := plugin.Start(h.ctx, h.cfg, plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: v1alpha1.DefaultTierPolicy()})
+	require.NoError(t, err)
+	h.stop = func() { require.NoError(t, d.Stop()) }
+	t.Cleanup(func() {
+		if h.stop != nil {
+			h.stop()
+		}
+	})
 	h.dra = drapb.NewDRAPluginClient(dial(t, filepath.Join(h.cfg.PluginDataDir, "dra.sock")))
 	h.reg = registerapi.NewRegistrationClient(dial(t, filepath.Join(h.cfg.RegistrarDir, v1alpha1.DriverName+"-reg.sock")))
-	return h
+}
+
+// restart stops the plugin and starts it again on the same node and state.
+func (h *harness) restart(t *testing.T) {
+	h.stop()
+	h.stop = nil
+	h.start(t)
 }
 
 // generateName does what the API server does with metadata.generateName,

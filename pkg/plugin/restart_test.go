@@ -1,0 +1,52 @@
+package plugin_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/nvgpu"
+	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tiers"
+)
+
+func TestRestartKeepsClaimsAndRemovesLeftovers(t *testing.T) {
+	h := startPlugin(t, v1alpha1.TierInference)
+	claim := h.claim(t, tt.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).
+		Selector(`device.attributes["gpu.tierra.dev"].migProfile == "3g.71gb"`).Obj(), nil)
+	resp, err := h.prepare(claim)
+	require.NoError(t, err)
+	ids := resp.Claims["uid-infer"].Devices[0].CdiDeviceIds
+
+	// Leftovers of a crash: a MIG instance nobody recorded and a CDI spec
+	// without a record.
+	_, err = h.gpus.CreateMIGInstance(h.ctx, nvgpu.CreateMIGOptions{GPUUUID: h.gpu(t, 5).UUID, Profile: "1g.18gb", Placement: inventory.Placement{Start: 0, Size: 1}})
+	require.NoError(t, err)
+	orphan := filepath.Join(h.cfg.CDIDir, "gpu.tierra.dev-claim_uid-orphan.json")
+	spec, err := os.ReadFile(filepath.Join(h.cfg.CDIDir, specFileName(t, h)))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(orphan, spec, 0o644))
+
+	h.restart(t)
+
+	assert.Empty(t, h.gpu(t, 5).MIG.Instances, "the leaked instance is destroyed")
+	assert.Len(t, h.gpu(t, 4).MIG.Instances, 1, "the prepared claim keeps its instance")
+	again, err := h.prepare(claim)
+	require.NoError(t, err)
+	assert.Equal(t, ids, again.Claims["uid-infer"].Devices[0].CdiDeviceIds, "the claim is still prepared after the restart")
+	_, err = h.unprepare(claim)
+	require.NoError(t, err)
+	h.assertNothingPrepared(t)
+}
+
+func specFileName(t *testing.T, h *harness) string {
+	entries, err := os.ReadDir(h.cfg.CDIDir)
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	return entries[0].Name()
+}
