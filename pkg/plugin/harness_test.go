@@ -55,7 +55,7 @@ var namespaceLabels = map[string]map[string]string{
 
 // startPlugin labels the node for tier (inference: MIG on GPUs 4-7 and
 // whole GPUs 0-3; dev: time-sliced GPUs) and starts the plugin.
-func startPlugin(t *testing.T, tier string) *harness {
+func startPlugin(t testing.TB, tier string) *harness {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
@@ -88,7 +88,7 @@ func startPlugin(t *testing.T, tier string) *harness {
 
 // start starts the plugin (again, after stop: a plugin restart) and dials
 // its sockets.
-func (h *harness) start(t *testing.T) {
+func (h *harness) start(t testing.TB) {
 	d, err := plugin.Start(h.ctx, h.cfg, plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: v1alpha1.DefaultTierPolicy()})
 	require.NoError(t, err)
 	h.stop = func() { require.NoError(t, d.Stop()) }
@@ -102,7 +102,7 @@ func (h *harness) start(t *testing.T) {
 }
 
 // restart stops the plugin and starts it again on the same node and state.
-func (h *harness) restart(t *testing.T) {
+func (h *harness) restart(t testing.TB) {
 	h.stop()
 	h.stop = nil
 	h.start(t)
@@ -122,14 +122,14 @@ func generateName() k8stesting.ReactionFunc {
 }
 
 // shortTempDir keeps unix socket paths under the 108-byte limit.
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	dir, err := os.MkdirTemp("", "t")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
 }
 
-func dial(t *testing.T, socket string) *grpc.ClientConn {
+func dial(t testing.TB, socket string) *grpc.ClientConn {
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
@@ -137,7 +137,7 @@ func dial(t *testing.T, socket string) *grpc.ClientConn {
 }
 
 // publishedSlices waits for all of the plugin's ResourceSlices in the API.
-func (h *harness) publishedSlices(t *testing.T) []*resourceapi.ResourceSlice {
+func (h *harness) publishedSlices(t testing.TB) []*resourceapi.ResourceSlice {
 	var out []*resourceapi.ResourceSlice
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		list, err := h.client.ResourceV1().ResourceSlices().List(h.ctx, metav1.ListOptions{})
@@ -154,7 +154,7 @@ func (h *harness) publishedSlices(t *testing.T) []*resourceapi.ResourceSlice {
 
 // claim allocates the claim with the scheduler's allocator (mutate changes
 // the result, for bad input) and stores it in the API.
-func (h *harness) claim(t *testing.T, claim *resourceapi.ResourceClaim, mutate func(*resourceapi.AllocationResult)) *resourceapi.ResourceClaim {
+func (h *harness) claim(t testing.TB, claim *resourceapi.ResourceClaim, mutate func(*resourceapi.AllocationResult)) *resourceapi.ResourceClaim {
 	result, err := h.cluster.AllocateResult(h.ctx, nodeName, claim)
 	require.NoError(t, err)
 	require.NotNil(t, result, "claim %s does not fit", claim.Name)
@@ -183,7 +183,7 @@ func pbClaims(claims []*resourceapi.ResourceClaim) []*drapb.Claim {
 	return out
 }
 
-func (h *harness) gpu(t *testing.T, index int) inventory.GPU {
+func (h *harness) gpu(t testing.TB, index int) inventory.GPU {
 	m, err := h.gpus.Machine(h.ctx)
 	require.NoError(t, err)
 	return m.GPUs[index]
@@ -191,7 +191,7 @@ func (h *harness) gpu(t *testing.T, index int) inventory.GPU {
 
 // assertNothingPrepared: no checkpoint record, no CDI spec, no MIG
 // instance, every compute mode Default.
-func (h *harness) assertNothingPrepared(t *testing.T) {
+func (h *harness) assertNothingPrepared(t testing.TB) {
 	for _, dir := range []string{filepath.Join(h.cfg.StateDir, "checkpoint"), h.cfg.CDIDir} {
 		entries, err := os.ReadDir(dir)
 		if !os.IsNotExist(err) {
