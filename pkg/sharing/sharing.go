@@ -1,0 +1,154 @@
+// Package sharing sets up the soft-sharing strategies of a GPU: the
+// time-slice of time-sliced GPUs (nvidia-smi compute-policy) and one MPS
+// control daemon per GPU (nvidia-cuda-mps-control). Processes run through a
+// Runner, so tests record the commands instead of running them.
+package sharing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/nvgpu"
+)
+
+// MPSContainerPipeDir is where containers find their GPU's MPS pipes.
+const MPSContainerPipeDir = "/tmp/nvidia-mps"
+
+// Cmd is one process to run to completion.
+type Cmd struct {
+	Argv  []string
+	Env   []string
+	Stdin string
+}
+
+// Runner runs commands on the host.
+type Runner interface {
+	Run(ctx context.Context, cmd Cmd) error
+}
+
+// Mount is a bind mount a sharing strategy adds to the container.
+type Mount struct {
+	HostPath, ContainerPath string
+}
+
+// Edits are what a container of a soft-shared GPU needs.
+type Edits struct {
+	Env    []string
+	Mounts []Mount
+}
+
+// Options configure a Manager.
+type Options struct {
+	Runner Runner
+	// MPSDir holds one directory per GPU for its MPS daemon's pipes and logs.
+	MPSDir string
+}
+
+// Manager applies soft-sharing strategies.
+type Manager struct{ opts Options }
+
+var _ nvgpu.TimeSlicer = (*Manager)(nil)
+
+// New validates the options.
+func New(opts Options) (*Manager, error) {
+	if opts.Runner == nil || opts.MPSDir == "" {
+		return nil, errors.New("sharing: Runner and MPSDir are required")
+	}
+	return &Manager{opts: opts}, nil
+}
+
+// timeSliceIDs are nvidia-smi's --set-timeslice values.
+var timeSliceIDs = map[nvgpu.TimeSlice]int{
+	nvgpu.TimeSliceDefault: 0, nvgpu.TimeSliceShort: 1, nvgpu.TimeSliceMedium: 2, nvgpu.TimeSliceLong: 3,
+}
+
+// SetTimeSlice implements nvgpu.TimeSlicer with nvidia-smi.
+func (m *Manager) SetTimeSlice(ctx context.Context, gpuUUID string, slice nvgpu.TimeSlice) error {
+	id, ok := timeSliceIDs[slice]
+	if !ok {
+		return fmt.Errorf("time-slice %q: want Default, Short, Medium or Long", slice)
+	}
+	cmd := Cmd{Argv: []string{"nvidia-smi", "compute-policy", "-i", gpuUUID, "--set-timeslice=" + strconv.Itoa(id)}}
+	if err := m.opts.Runner.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("set time-slice %s on %s: %w", slice, gpuUUID, err)
+	}
+	return nil
+}
+
+// Share sets up the strategy for one more claim on the GPU; first is true
+// when no other claim shares the GPU now (the daemon must be started, the
+// time-slice set).
+func (m *Manager) Share(ctx context.Context, gpuUUID string, s *v1alpha1.GpuSharing, first bool) (Edits, error) {
+	switch s.Strategy {
+	case v1alpha1.SharingTimeSlicing:
+		if first && s.TimeSlicing != nil && s.TimeSlicing.Interval != v1alpha1.TimeSliceDefault {
+			return Edits{}, m.SetTimeSlice(ctx, gpuUUID, nvgpu.TimeSlice(s.TimeSlicing.Interval))
+		}
+		return Edits{}, nil
+	case v1alpha1.SharingMPS:
+		return m.shareMPS(ctx, gpuUUID, s.MPS, first)
+	default:
+		return Edits{}, fmt.Errorf("sharing strategy %q is not soft sharing", s.Strategy)
+	}
+}
+
+// Unshare undoes Share for one claim; last is true when no other claim
+// shares the GPU any more (the daemon stops, the time-slice is reset).
+func (m *Manager) Unshare(ctx context.Context, gpuUUID string, strategy v1alpha1.SharingStrategy, last bool) error {
+	if !last {
+		return nil
+	}
+	switch strategy {
+	case v1alpha1.SharingTimeSlicing:
+		return m.SetTimeSlice(ctx, gpuUUID, nvgpu.TimeSliceDefault)
+	case v1alpha1.SharingMPS:
+		cmd := Cmd{Argv: []string{"nvidia-cuda-mps-control"}, Env: m.mpsEnv(gpuUUID), Stdin: "quit\n"}
+		if err := m.opts.Runner.Run(ctx, cmd); err != nil {
+			return fmt.Errorf("stop MPS daemon of %s: %w", gpuUUID, err)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) shareMPS(ctx context.Context, gpuUUID string, c *v1alpha1.MPSConfig, first bool) (Edits, error) {
+	pipe := m.mpsPath(gpuUUID, "pipe")
+	if first {
+		for _, dir := range []string{pipe, m.mpsPath(gpuUUID, "log")} {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return Edits{}, fmt.Errorf("MPS directory: %w", err)
+			}
+		}
+		cmd := Cmd{Argv: []string{"nvidia-cuda-mps-control", "-d"}, Env: m.mpsEnv(gpuUUID)}
+		if err := m.opts.Runner.Run(ctx, cmd); err != nil {
+			return Edits{}, fmt.Errorf("start MPS daemon of %s: %w", gpuUUID, err)
+		}
+	}
+	e := Edits{
+		Env:    []string{"CUDA_MPS_PIPE_DIRECTORY=" + MPSContainerPipeDir},
+		Mounts: []Mount{{HostPath: pipe, ContainerPath: MPSContainerPipeDir}},
+	}
+	if c != nil && c.DefaultActiveThreadPercentage != nil {
+		e.Env = append(e.Env, fmt.Sprintf("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=%d", *c.DefaultActiveThreadPercentage))
+	}
+	if c != nil && c.DefaultPinnedDeviceMemoryLimit != nil {
+		e.Env = append(e.Env, fmt.Sprintf("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=%dM", c.DefaultPinnedDeviceMemoryLimit.Value()>>20))
+	}
+	return e, nil
+}
+
+func (m *Manager) mpsEnv(gpuUUID string) []string {
+	return []string{
+		"CUDA_VISIBLE_DEVICES=" + gpuUUID,
+		"CUDA_MPS_PIPE_DIRECTORY=" + m.mpsPath(gpuUUID, "pipe"),
+		"CUDA_MPS_LOG_DIRECTORY=" + m.mpsPath(gpuUUID, "log"),
+	}
+}
+
+func (m *Manager) mpsPath(gpuUUID, kind string) string {
+	return filepath.Join(m.opts.MPSDir, gpuUUID, kind)
+}

@@ -1,0 +1,82 @@
+package sharing_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/klog/v2/ktesting"
+	"k8s.io/utils/ptr"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/sharing"
+)
+
+func TestShare(t *testing.T) {
+	tests := map[string]struct {
+		sharing   v1alpha1.GpuSharing
+		first     bool
+		wantArgv  [][]string
+		wantEnv   []string
+		wantMount bool
+	}{
+		"time-slicing default interval": {
+			sharing: v1alpha1.GpuSharing{Strategy: v1alpha1.SharingTimeSlicing, TimeSlicing: &v1alpha1.TimeSlicingConfig{Interval: v1alpha1.TimeSliceDefault}},
+			first:   true,
+		},
+		"time-slicing long interval": {
+			sharing:  v1alpha1.GpuSharing{Strategy: v1alpha1.SharingTimeSlicing, TimeSlicing: &v1alpha1.TimeSlicingConfig{Interval: v1alpha1.TimeSliceLong}},
+			first:    true,
+			wantArgv: [][]string{{"nvidia-smi", "compute-policy", "-i", "GPU-1", "--set-timeslice=3"}},
+		},
+		"time-slicing second claim": {
+			sharing: v1alpha1.GpuSharing{Strategy: v1alpha1.SharingTimeSlicing, TimeSlicing: &v1alpha1.TimeSlicingConfig{Interval: v1alpha1.TimeSliceLong}},
+		},
+		"MPS first claim starts the daemon": {
+			sharing:   v1alpha1.GpuSharing{Strategy: v1alpha1.SharingMPS, MPS: &v1alpha1.MPSConfig{DefaultActiveThreadPercentage: ptr.To[int32](50)}},
+			first:     true,
+			wantArgv:  [][]string{{"nvidia-cuda-mps-control", "-d"}},
+			wantEnv:   []string{"CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=50"},
+			wantMount: true,
+		},
+		"MPS second claim joins it": {
+			sharing:   v1alpha1.GpuSharing{Strategy: v1alpha1.SharingMPS},
+			wantEnv:   []string{"CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps"},
+			wantMount: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			runner := &sharing.FakeRunner{}
+			m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: t.TempDir()})
+			require.NoError(t, err)
+			edits, err := m.Share(ctx, "GPU-1", &tc.sharing, tc.first)
+			require.NoError(t, err)
+			var argv [][]string
+			for _, c := range runner.Commands() {
+				argv = append(argv, c.Argv)
+			}
+			assert.Equal(t, tc.wantArgv, argv)
+			assert.Equal(t, tc.wantEnv, edits.Env)
+			assert.Equal(t, tc.wantMount, len(edits.Mounts) == 1)
+		})
+	}
+}
+
+func TestUnshare(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	runner := &sharing.FakeRunner{}
+	m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: "/run/tierra/mps"})
+	require.NoError(t, err)
+	require.NoError(t, m.Unshare(ctx, "GPU-1", v1alpha1.SharingMPS, false))
+	assert.Empty(t, runner.Commands(), "other claims still use the daemon")
+	require.NoError(t, m.Unshare(ctx, "GPU-1", v1alpha1.SharingMPS, true))
+	require.NoError(t, m.Unshare(ctx, "GPU-1", v1alpha1.SharingTimeSlicing, true))
+	cmds := runner.Commands()
+	require.Len(t, cmds, 2)
+	assert.Equal(t, []string{"nvidia-cuda-mps-control"}, cmds[0].Argv)
+	assert.Equal(t, "quit\n", cmds[0].Stdin)
+	assert.Contains(t, cmds[0].Env, "CUDA_MPS_PIPE_DIRECTORY=/run/tierra/mps/GPU-1/pipe")
+	assert.Equal(t, []string{"nvidia-smi", "compute-policy", "-i", "GPU-1", "--set-timeslice=0"}, cmds[1].Argv)
+}
