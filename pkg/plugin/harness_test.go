@@ -28,6 +28,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
+	"github.com/tierra-gpu/tierra/pkg/sharing"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -44,6 +45,7 @@ type harness struct {
 	dra     drapb.DRAPluginClient
 	reg     registerapi.RegistrationClient
 	stop    func()
+	runner  *sharing.FakeRunner
 }
 
 // namespace labels of the namespaces the tests use.
@@ -75,7 +77,7 @@ func startPlugin(t testing.TB, tier string) *harness {
 	client := fake.NewClientset(objs...)
 	client.PrependReactor("create", "resourceslices", generateName())
 
-	h := &harness{ctx: ctx, client: client, gpus: gpus, cfg: plugin.Config{
+	h := &harness{ctx: ctx, client: client, gpus: gpus, runner: &sharing.FakeRunner{}, cfg: plugin.Config{
 		NodeName: nodeName, StateDir: t.TempDir(), CDIDir: t.TempDir(), BootID: "boot-1",
 		PluginDataDir: shortTempDir(t), RegistrarDir: shortTempDir(t),
 	}}
@@ -89,7 +91,7 @@ func startPlugin(t testing.TB, tier string) *harness {
 // start starts the plugin (again, after stop: a plugin restart) and dials
 // its sockets.
 func (h *harness) start(t testing.TB) {
-	d, err := plugin.Start(h.ctx, h.cfg, plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: v1alpha1.DefaultTierPolicy()})
+	d, err := plugin.Start(h.ctx, h.cfg, plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: v1alpha1.DefaultTierPolicy(), Runner: h.runner})
 	require.NoError(t, err)
 	h.stop = func() { require.NoError(t, d.Stop()) }
 	t.Cleanup(func() {

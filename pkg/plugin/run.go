@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -18,6 +20,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
+	"github.com/tierra-gpu/tierra/pkg/sharing"
 	"github.com/tierra-gpu/tierra/pkg/slices"
 )
 
@@ -30,6 +33,9 @@ type Deps struct {
 	GPUs nvgpu.Interface
 	// Policy overrides reading the TierPolicy (tests).
 	Policy *v1alpha1.TierPolicy
+	// Runner runs nvidia-smi and the MPS daemon; nil means host processes
+	// on real GPUs and a recording fake on a fake machine.
+	Runner sharing.Runner
 }
 
 // Run starts the plugin with clients built from the Config and serves
@@ -86,9 +92,13 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 			return nil, err
 		}
 	}
+	sharer, err := newSharer(cfg, deps.Runner)
+	if err != nil {
+		return nil, err
+	}
 	gpus := deps.GPUs
 	if gpus == nil {
-		if gpus, err = nvgpu.New(ctx, nvgpu.Options{Machine: cfg.Machine}); err != nil {
+		if gpus, err = nvgpu.New(ctx, nvgpu.Options{Machine: cfg.Machine, TimeSlicer: sharer}); err != nil {
 			return nil, fmt.Errorf("open GPUs: %w", err)
 		}
 		d.close = gpus.Close
@@ -110,7 +120,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 		return nil, err
 	}
 	d.prep, err = prepare.New(prepare.Options{Inventory: inv, Hardware: gpus, Store: store, CDI: writer,
-		Caps: capResolver(cfg), Policy: policy, Namespaces: namespaceLabels{deps.Client}})
+		Caps: capResolver(cfg), Policy: policy, Namespaces: namespaceLabels{deps.Client}, Sharer: sharer})
 	if err != nil {
 		return nil, err
 	}
@@ -175,4 +185,18 @@ func reconcile(ctx context.Context, prep *prepare.Preparer, machine inventory.Ma
 	if err != nil {
 		logger.Error(err, "Startup reconcile incomplete")
 	}
+}
+
+func newSharer(cfg Config, runner sharing.Runner) (*sharing.Manager, error) {
+	if runner == nil {
+		runner = sharing.ExecRunner{}
+		if strings.HasPrefix(cfg.Machine, nvgpu.FakePrefix) {
+			runner = &sharing.FakeRunner{}
+		}
+	}
+	m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: filepath.Join(cfg.StateDir, "mps")})
+	if err != nil {
+		return nil, fmt.Errorf("sharing: %w", err)
+	}
+	return m, nil
 }

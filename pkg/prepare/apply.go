@@ -9,8 +9,10 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
+	"github.com/tierra-gpu/tierra/pkg/sharing"
 )
 
 // Device nodes every container that uses a GPU needs.
@@ -80,11 +82,42 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 			return CDIDevice{}, err
 		}
 	default:
-		// Time-slicing and MPS: recorded in the checkpoint (Sharing,
-		// Config); the Runner step that configures them is not wired yet.
-		klog.FromContext(ctx).V(4).Info("Soft-shared device recorded", "device", d.Device, "sharing", d.Sharing())
+		edits, err := p.share(ctx, d, rec.UID)
+		if err != nil {
+			return CDIDevice{}, err
+		}
+		cd.Env = append(cd.Env, edits.Env...)
+		for _, m := range edits.Mounts {
+			cd.Mounts = append(cd.Mounts, CDIMount{HostPath: m.HostPath, ContainerPath: m.ContainerPath})
+		}
 	}
 	return cd, nil
+}
+
+// share sets up time-slicing or MPS; the first claim on the GPU starts it.
+// Without a Sharer the strategy is only recorded.
+func (p *Preparer) share(ctx context.Context, d DevicePlan, uid string) (sharing.Edits, error) {
+	if p.opts.Sharer == nil {
+		klog.FromContext(ctx).V(4).Info("Soft-shared device recorded, no Sharer", "device", d.Device, "sharing", d.Sharing())
+		return sharing.Edits{}, nil
+	}
+	first := !p.othersShare(d.GPU.UUID, uid)
+	edits, err := p.opts.Sharer.Share(ctx, d.GPU.UUID, d.Config.Sharing, first)
+	if err != nil {
+		return sharing.Edits{}, fmt.Errorf("set up %s on %s: %w", d.Sharing(), d.GPU.UUID, err)
+	}
+	return edits, nil
+}
+
+// othersShare reports whether a claim other than uid soft-shares the GPU.
+// The caller holds the GPU's lock.
+func (p *Preparer) othersShare(gpu, uid string) bool {
+	for _, r := range p.opts.Store.List() {
+		if r.UID != uid && holdsSoftShared(r, gpu) {
+			return true
+		}
+	}
+	return false
 }
 
 // undo reverses whatever the record says was done, last device first, then
@@ -97,7 +130,7 @@ func (p *Preparer) undo(ctx context.Context, rec Record) error {
 	}
 	var errs []error
 	for _, d := range slices.Backward(rec.Devices) {
-		if err := p.undoDevice(ctx, d); err != nil {
+		if err := p.undoDevice(ctx, rec.UID, d); err != nil {
 			errs = append(errs, fmt.Errorf("device %s: %w", d.Device, err))
 		}
 	}
@@ -113,7 +146,14 @@ func (p *Preparer) undo(ctx context.Context, rec Record) error {
 	return nil
 }
 
-func (p *Preparer) undoDevice(ctx context.Context, d RecordDevice) error {
+func (p *Preparer) undoDevice(ctx context.Context, uid string, d RecordDevice) error {
+	if p.opts.Sharer != nil && d.Sharing != string(v1alpha1.SharingExclusive) {
+		last := !p.othersShare(d.GPUUUID, uid)
+		// Not fatal: a failed prepare may never have started what this stops.
+		if err := p.opts.Sharer.Unshare(ctx, d.GPUUUID, v1alpha1.SharingStrategy(d.Sharing), last); err != nil {
+			klog.FromContext(ctx).Error(err, "Undo soft sharing", "gpu", d.GPUUUID, "sharing", d.Sharing)
+		}
+	}
 	if d.MIG != nil {
 		ref := nvgpu.ComputeInstanceRef{GPUUUID: d.GPUUUID, GPUInstanceID: d.MIG.GPUInstanceID, ComputeInstanceID: d.MIG.ComputeInstanceID}
 		if err := p.opts.Hardware.DestroyComputeInstance(ctx, ref); err != nil && !errors.Is(err, nvgpu.ErrNotFound) {

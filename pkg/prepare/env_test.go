@@ -40,7 +40,7 @@ func (n namespaces) NamespaceLabels(_ context.Context, ns string) (map[string]st
 
 // newEnv labels the node for tier (inference: MIG on GPUs 4-7, whole GPUs
 // 0-3; dev: time-sliced shared GPUs).
-func newEnv(t *testing.T, tier string, ns namespaces) *env {
+func newEnv(t *testing.T, tier string, ns namespaces, mutate ...func(*prepare.Options)) *env {
 	_, ctx := ktesting.NewTestContext(t)
 	gpus, err := nvgpu.NewFake(ctx, "dgxh200", nvgpu.Options{})
 	require.NoError(t, err)
@@ -64,7 +64,11 @@ func newEnv(t *testing.T, tier string, ns namespaces) *env {
 	require.NoError(t, err)
 	w, err := cdi.New(cdi.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	p, err := prepare.New(prepare.Options{Inventory: inv, Hardware: gpus, Store: store, CDI: w, Caps: prepare.FakeCaps{}, Policy: policy, Namespaces: ns})
+	opts := prepare.Options{Inventory: inv, Hardware: gpus, Store: store, CDI: w, Caps: prepare.FakeCaps{}, Policy: policy, Namespaces: ns}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	p, err := prepare.New(opts)
 	require.NoError(t, err)
 	return &env{ctx: ctx, gpus: gpus, store: store, cdi: w, cluster: allocator.NewCluster(slices.ResourceSlices(node, dr), classes...), prep: p}
 }

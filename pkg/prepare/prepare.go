@@ -22,7 +22,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/tenancy"
 )
 
-// Options are the Preparer's collaborators; all but Namespaces are required.
+// Options are the Preparer's collaborators; all but Namespaces and Sharer are required.
 type Options struct {
 	Inventory *Inventory
 	Hardware  Hardware
@@ -33,6 +33,8 @@ type Options struct {
 	Policy *v1alpha1.TierPolicy
 	// Namespaces looks up namespace labels; nil means no labels.
 	Namespaces NamespaceLabeler
+	// Sharer sets up time-slicing and MPS; nil records them only.
+	Sharer Sharer
 }
 
 // Preparer prepares claims. It is safe for concurrent use: claims on

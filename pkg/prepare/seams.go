@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
+	"github.com/tierra-gpu/tierra/pkg/sharing"
 )
 
 // Store keeps one record per claim across restarts (pkg/checkpoint).
@@ -36,6 +38,13 @@ type Hardware interface {
 // instance and compute instance (/dev/nvidia-caps/nvidia-cap<N>).
 type CapResolver interface {
 	MIGCaps(gpu inventory.GPU, gpuInstanceID, computeInstanceID int) ([]string, error)
+}
+
+// Sharer sets up and tears down time-slicing and MPS (pkg/sharing). first
+// and last say whether the claim is the only one soft-sharing the GPU.
+type Sharer interface {
+	Share(ctx context.Context, gpuUUID string, s *v1alpha1.GpuSharing, first bool) (sharing.Edits, error)
+	Unshare(ctx context.Context, gpuUUID string, strategy v1alpha1.SharingStrategy, last bool) error
 }
 
 // NamespaceLabeler returns a namespace's labels, for tenant resolution.

@@ -80,3 +80,10 @@ func TestUnshare(t *testing.T) {
 	assert.Contains(t, cmds[0].Env, "CUDA_MPS_PIPE_DIRECTORY=/run/tierra/mps/GPU-1/pipe")
 	assert.Equal(t, []string{"nvidia-smi", "compute-policy", "-i", "GPU-1", "--set-timeslice=0"}, cmds[1].Argv)
 }
+
+func TestExecRunner(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	require.NoError(t, sharing.ExecRunner{}.Run(ctx, sharing.Cmd{Argv: []string{"sh", "-c", `test "$X" = 1 && read l && test "$l" = quit`}, Env: []string{"X=1"}, Stdin: "quit\n"}))
+	err := sharing.ExecRunner{}.Run(ctx, sharing.Cmd{Argv: []string{"sh", "-c", "echo boom; exit 3"}})
+	assert.ErrorContains(t, err, "boom")
+}

@@ -1,0 +1,81 @@
+package prepare_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/prepare"
+	"github.com/tierra-gpu/tierra/pkg/sharing"
+	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tiers"
+)
+
+func TestPrepareSoftSharing(t *testing.T) {
+	tests := map[string]struct {
+		config        string
+		wantStart     []string
+		wantStop      []string
+		wantSpecParts []string
+	}{
+		"MPS": {
+			config:        `{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"MPS","mps":{"defaultActiveThreadPercentage":25}}}`,
+			wantStart:     []string{"nvidia-cuda-mps-control", "-d"},
+			wantStop:      []string{"nvidia-cuda-mps-control"},
+			wantSpecParts: []string{"CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=25"},
+		},
+		"time-slicing, long": {
+			config:    `{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"TimeSlicing","timeSlicing":{"interval":"Long"}}}`,
+			wantStart: []string{"nvidia-smi", "compute-policy", "-i", "", "--set-timeslice=3"},
+			wantStop:  []string{"nvidia-smi", "compute-policy", "-i", "", "--set-timeslice=0"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			runner := &sharing.FakeRunner{}
+			m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: t.TempDir()})
+			require.NoError(t, err)
+			e := newEnv(t, v1alpha1.TierDev, nil, func(o *prepare.Options) { o.Sharer = m })
+			class := tiers.ClassName(v1alpha1.TierDev)
+			first := e.allocate(t, tt.MakeClaim("a", "ns").UID("uid-a").Request("gpu", class).Config(tc.config).Obj())
+			second := e.allocate(t, tt.MakeClaim("b", "ns").UID("uid-b").Request("gpu", class).Config(tc.config).Obj())
+			gpu := uuidOf(t, e, first)
+			fillGPU(tc.wantStart, gpu)
+			fillGPU(tc.wantStop, gpu)
+
+			_, err = e.prep.Prepare(e.ctx, first)
+			require.NoError(t, err)
+			_, err = e.prep.Prepare(e.ctx, second)
+			require.NoError(t, err)
+			require.Len(t, runner.Commands(), 1, "set up once per GPU")
+			assert.Equal(t, tc.wantStart, runner.Commands()[0].Argv)
+			for _, uid := range []string{"uid-a", "uid-b"} {
+				spec, err := os.ReadFile(filepath.Join(e.cdi.Dir(), "gpu.tierra.dev-claim_"+uid+".json"))
+				require.NoError(t, err)
+				for _, s := range tc.wantSpecParts {
+					assert.Contains(t, string(spec), s)
+				}
+			}
+
+			require.NoError(t, e.prep.Unprepare(e.ctx, "uid-a"))
+			require.Len(t, runner.Commands(), 1, "the second claim still shares the GPU")
+			require.NoError(t, e.prep.Unprepare(e.ctx, "uid-b"))
+			require.Len(t, runner.Commands(), 2)
+			assert.Equal(t, tc.wantStop, runner.Commands()[1].Argv, "torn down with the last claim")
+			e.assertNothingPrepared(t)
+		})
+	}
+}
+
+// fillGPU puts the GPU's UUID into the empty slot of an nvidia-smi argv.
+func fillGPU(argv []string, uuid string) {
+	for i, a := range argv {
+		if a == "" {
+			argv[i] = uuid
+		}
+	}
+}
