@@ -28,6 +28,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
+	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
@@ -91,7 +92,7 @@ func startPlugin(t testing.TB, tier string) *harness {
 // start starts the plugin (again, after stop: a plugin restart) and dials
 // its sockets.
 func (h *harness) start(t testing.TB) {
-	d, err := plugin.Start(h.ctx, h.cfg, plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: v1alpha1.DefaultTierPolicy(), Runner: h.runner})
+	d, err := plugin.Start(h.ctx, h.cfg, plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: v1alpha1.DefaultTierPolicy(), Runner: h.runner, Caps: prepare.FakeCaps{}})
 	require.NoError(t, err)
 	h.stop = func() { require.NoError(t, d.Stop()) }
 	t.Cleanup(func() {

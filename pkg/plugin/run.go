@@ -36,6 +36,8 @@ type Deps struct {
 	// Runner runs nvidia-smi and the MPS daemon; nil means host processes
 	// on real GPUs and a recording fake on a fake machine.
 	Runner sharing.Runner
+	// Caps overrides the MIG capability resolver (tests on a fake machine).
+	Caps prepare.CapResolver
 }
 
 // Run starts the plugin with clients built from the Config and serves
@@ -120,7 +122,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 		return nil, err
 	}
 	d.prep, err = prepare.New(prepare.Options{Inventory: inv, Hardware: gpus, Store: store, CDI: writer,
-		Caps: capResolver(cfg), Policy: policy, Namespaces: namespaceLabels{deps.Client}, Sharer: sharer})
+		Caps: capResolver(cfg, deps.Caps), Policy: policy, Namespaces: namespaceLabels{deps.Client}, Sharer: sharer})
 	if err != nil {
 		return nil, err
 	}
@@ -167,11 +169,6 @@ func openState(ctx context.Context, cfg Config) (*checkpoint.Store, *cdi.Writer,
 	}
 	return store, writer, nil
 }
-
-// capResolver returns the MIG capability resolver: deterministic fake
-// nodes on a fake machine. Reading /proc/driver/nvidia/capabilities for
-// real GPUs is not written yet, so real machines use it too for now.
-func capResolver(Config) prepare.CapResolver { return prepare.FakeCaps{} }
 
 // reconcile runs prepare's startup reconcile. A failure is logged, not
 // fatal: a leftover that cannot be removed now must not keep the node from
