@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
+	"k8s.io/dynamic-resource-allocation/resourceslice"
 	"k8s.io/klog/v2"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
@@ -127,20 +128,8 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 		return nil, err
 	}
 	reconcile(ctx, d.prep, machine, writer)
-	d.helper, err = kubeletplugin.Start(ctx, d,
-		kubeletplugin.DriverName(v1alpha1.DriverName),
-		kubeletplugin.NodeName(cfg.NodeName),
-		kubeletplugin.KubeClient(deps.Client),
-		kubeletplugin.PluginDataDirectoryPath(cfg.PluginDataDir),
-		kubeletplugin.RegistrarDirectoryPath(cfg.RegistrarDir),
-		// pkg/prepare locks per GPU; the helper's global lock is not needed.
-		kubeletplugin.Serialize(false),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("start kubelet plugin: %w", err)
-	}
-	if err := d.helper.PublishResources(ctx, resources); err != nil {
-		return nil, fmt.Errorf("publish ResourceSlices: %w", err)
+	if err := d.serve(ctx, cfg, deps.Client, resources); err != nil {
+		return nil, err
 	}
 	logger.Info("Kubelet plugin started", "gpus", len(machine.GPUs), "tierPolicy", policy.Name)
 	return d, nil
@@ -196,4 +185,26 @@ func newSharer(cfg Config, runner sharing.Runner) (*sharing.Manager, error) {
 		return nil, fmt.Errorf("sharing: %w", err)
 	}
 	return m, nil
+}
+
+// serve registers with the kubelet, serves its DRA API and publishes the
+// node's ResourceSlices.
+func (d *Driver) serve(ctx context.Context, cfg Config, client kubernetes.Interface, resources resourceslice.DriverResources) error {
+	var err error
+	d.helper, err = kubeletplugin.Start(ctx, d,
+		kubeletplugin.DriverName(v1alpha1.DriverName),
+		kubeletplugin.NodeName(cfg.NodeName),
+		kubeletplugin.KubeClient(client),
+		kubeletplugin.PluginDataDirectoryPath(cfg.PluginDataDir),
+		kubeletplugin.RegistrarDirectoryPath(cfg.RegistrarDir),
+		// pkg/prepare locks per GPU; the helper's global lock is not needed.
+		kubeletplugin.Serialize(false),
+	)
+	if err != nil {
+		return fmt.Errorf("start kubelet plugin: %w", err)
+	}
+	if err := d.helper.PublishResources(ctx, resources); err != nil {
+		return fmt.Errorf("publish ResourceSlices: %w", err)
+	}
+	return nil
 }
