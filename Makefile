@@ -36,7 +36,8 @@ test-unit: ## Unit, fake-machine conformance and allocator conformance tests (ra
 
 .PHONY: test-apiserver
 test-apiserver: ## Tests in the test/ module: apiserver validation of what we publish, and the local control plane.
-	cd test && $(GO) test -count=1 ./...
+	@# -p 1: each package starts its own control plane; two at once on 2 cores only slow each other down.
+	cd test && $(GO) test -p 1 -count=1 ./...
 
 .PHONY: cluster-build
 cluster-build: ## Build etcd, kube-apiserver/-scheduler/-controller-manager/kubectl v1.37.1 and kwok into _output/bin (first time ~9 min).

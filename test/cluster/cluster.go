@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -57,6 +58,26 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if old, err := Load(opts.StateDir); err == nil && len(old.Running()) > 0 {
 		return nil, fmt.Errorf("%w: %s (kubeconfig %s)", ErrAlreadyRunning, opts.StateDir, old.Kubeconfig())
 	}
+	var err error
+	for attempt := 1; attempt <= startAttempts; attempt++ {
+		var c *Cluster
+		if c, err = startOnce(ctx, opts); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return c, err
+		}
+		if attempt < startAttempts {
+			fmt.Fprintf(opts.Log, "a port was taken by another process between choosing and binding it; "+
+				"starting again with new ports (attempt %d of %d)\n", attempt+1, startAttempts)
+		}
+	}
+	return nil, err
+}
+
+// startAttempts bounds the restarts after a port was taken between choosing
+// and binding it.
+const startAttempts = 3
+
+// startOnce starts the cluster in a fresh state dir with fresh ports.
+func startOnce(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := os.RemoveAll(opts.StateDir); err != nil {
 		return nil, fmt.Errorf("clean state dir: %w", err)
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -17,6 +18,15 @@ type ports struct {
 	Kwok          int `json:"kwok"`
 }
 
+// Ports are drawn below the kernel's ephemeral range (32768+ on Linux), so
+// the outgoing connections of other clusters on this machine cannot take
+// them between this check and the component's bind; each is verified free
+// by listening on it, and held until all are chosen so none repeats.
+const (
+	portMin = 20000
+	portMax = 32000
+)
+
 func freePorts() (ports, error) {
 	var ls []net.Listener
 	defer func() {
@@ -25,12 +35,16 @@ func freePorts() (ports, error) {
 		}
 	}()
 	next := func() (int, error) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("find a free port: %w", err)
+		for range 200 {
+			port := portMin + rand.IntN(portMax-portMin)
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err != nil {
+				continue
+			}
+			ls = append(ls, l)
+			return port, nil
 		}
-		ls = append(ls, l) // held until all are chosen, so none repeats
-		return l.Addr().(*net.TCPAddr).Port, nil
+		return 0, fmt.Errorf("find a free port: none of 200 tries in %d-%d was free", portMin, portMax)
 	}
 	var p ports
 	for _, dst := range []*int{&p.EtcdClient, &p.EtcdPeer, &p.APIServer, &p.Scheduler, &p.ControllerMgr, &p.Kwok} {
