@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,10 @@ type Fake struct {
 
 	mu   sync.Mutex
 	sets map[*fakeEventSet]struct{}
+
+	// statePath is the FakeStateEnv file; "" keeps the state in memory.
+	statePath string
+	stateMu   sync.Mutex
 }
 
 var _ Interface = (*Fake)(nil)
@@ -56,6 +61,11 @@ func NewFake(ctx context.Context, name string, opts Options) (*Fake, error) {
 	if spec.setup != nil {
 		if err := spec.setup(f); err != nil {
 			return nil, fmt.Errorf("prepare fake machine %s: %w", name, err)
+		}
+	}
+	if path := os.Getenv(FakeStateEnv); path != "" {
+		if err := f.loadState(path); err != nil {
+			return nil, fmt.Errorf("fake machine %s: %w", name, err)
 		}
 	}
 	klog.FromContext(ctx).V(2).Info("Fake machine ready", "machine", name, "gpus", len(f.server.Devices))

@@ -33,6 +33,7 @@ func (p *Preparer) apply(ctx context.Context, plan Plan, rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("write CDI spec: %w", err)
 	}
+	hit(FPPrepareCDIWritten)
 	if len(ids) != len(rec.Devices) {
 		return fmt.Errorf("write CDI spec: %d IDs for %d devices", len(ids), len(rec.Devices))
 	}
@@ -58,6 +59,7 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 		if err != nil {
 			return CDIDevice{}, fmt.Errorf("create MIG instance %s at %s on %s: %w", d.MIG.Profile, d.MIG.Placement, d.GPU.UUID, err)
 		}
+		hit(FPPrepareMIGCreated)
 		inst := &MIGInstance{Profile: d.MIG.Profile, Placement: d.MIG.Placement, GPUInstanceID: mig.GPUInstanceID, UUID: mig.UUID}
 		if len(mig.ComputeInstances) > 0 {
 			inst.ComputeInstanceID = mig.ComputeInstances[0].ID
@@ -66,6 +68,7 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 		if err := p.opts.Store.Put(*rec); err != nil {
 			return CDIDevice{}, fmt.Errorf("checkpoint MIG instance: %w", err)
 		}
+		hit(FPPrepareMIGRecorded)
 		caps, err := p.opts.Caps.MIGCaps(d.GPU, inst.GPUInstanceID, inst.ComputeInstanceID)
 		if err != nil {
 			return CDIDevice{}, fmt.Errorf("MIG capability devices: %w", err)
@@ -78,14 +81,17 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 		if err := p.opts.Store.Put(*rec); err != nil {
 			return CDIDevice{}, fmt.Errorf("checkpoint compute mode: %w", err)
 		}
+		hit(FPPrepareModeRecorded)
 		if err := p.setMode(ctx, d.GPU.UUID, inventory.ComputeModeExclusiveProcess); err != nil {
 			return CDIDevice{}, err
 		}
+		hit(FPPrepareModeSet)
 	default:
 		edits, err := p.share(ctx, d, rec.UID)
 		if err != nil {
 			return CDIDevice{}, err
 		}
+		hit(FPPrepareShared)
 		cd.Env = append(cd.Env, edits.Env...)
 		for _, m := range edits.Mounts {
 			cd.Mounts = append(cd.Mounts, CDIMount{HostPath: m.HostPath, ContainerPath: m.ContainerPath})
@@ -128,21 +134,25 @@ func (p *Preparer) undo(ctx context.Context, rec Record) error {
 	if err := p.opts.Store.Put(rec); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	hit(FPUnprepareStarted)
 	var errs []error
 	for _, d := range slices.Backward(rec.Devices) {
 		if err := p.undoDevice(ctx, rec.UID, d); err != nil {
 			errs = append(errs, fmt.Errorf("device %s: %w", d.Device, err))
 		}
+		hit(FPUnprepareDeviceUndone)
 	}
 	if err := p.opts.CDI.Delete(rec.UID); err != nil {
 		errs = append(errs, fmt.Errorf("delete CDI spec: %w", err))
 	}
+	hit(FPUnprepareCDIDeleted)
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
 	if err := p.opts.Store.Delete(rec.UID); err != nil {
 		return fmt.Errorf("delete checkpoint record: %w", err)
 	}
+	hit(FPUnprepareDone)
 	return nil
 }
 
@@ -159,12 +169,17 @@ func (p *Preparer) undoDevice(ctx context.Context, uid string, d RecordDevice) e
 		if err := p.opts.Hardware.DestroyComputeInstance(ctx, ref); err != nil && !errors.Is(err, nvgpu.ErrNotFound) {
 			return fmt.Errorf("destroy compute instance %d/%d on %s: %w", ref.GPUInstanceID, ref.ComputeInstanceID, d.GPUUUID, err)
 		}
+		hit(FPUnprepareCIDestroyed)
 		if err := p.opts.Hardware.DestroyGPUInstance(ctx, d.GPUUUID, d.MIG.GPUInstanceID); err != nil && !errors.Is(err, nvgpu.ErrNotFound) {
 			return fmt.Errorf("destroy GPU instance %d on %s: %w", d.MIG.GPUInstanceID, d.GPUUUID, err)
 		}
+		hit(FPUnprepareGIDestroyed)
 	}
 	if d.PreviousComputeMode != "" {
-		return p.setMode(ctx, d.GPUUUID, inventory.ComputeMode(d.PreviousComputeMode))
+		if err := p.setMode(ctx, d.GPUUUID, inventory.ComputeMode(d.PreviousComputeMode)); err != nil {
+			return err
+		}
+		hit(FPUnprepareModeRestored)
 	}
 	return nil
 }

@@ -78,6 +78,7 @@ func (p *Preparer) Prepare(ctx context.Context, claim *resourceapi.ResourceClaim
 	if err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
 	}
+	hit(FPPrepareDecoded)
 	tenant, err := p.tenant(ctx, claim.Namespace)
 	if err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
@@ -107,12 +108,14 @@ func (p *Preparer) Prepare(ctx context.Context, claim *resourceapi.ResourceClaim
 	if err := p.opts.Store.Put(rec); err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: checkpoint: %w", claim.Namespace, claim.Name, err)
 	}
+	hit(FPPrepareStarted)
 	if err := p.apply(ctx, plan, &rec); err != nil {
 		if uerr := p.undo(ctx, rec); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("roll back: %w", uerr))
 		}
 		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
 	}
+	hit(FPPreparePrepared)
 	logger.V(2).Info("Prepared claim", "devices", len(rec.Devices))
 	return prepared(plan, rec), nil
 }

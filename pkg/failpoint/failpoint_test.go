@@ -1,0 +1,31 @@
+package failpoint
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestHitKillsOnlyAtTheArmedPoint(t *testing.T) {
+	if os.Getenv("FAILPOINT_CHILD") == "1" {
+		Hit("other")
+		Hit("here")
+		t.Fatal("still alive after the armed fail point")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHitKillsOnlyAtTheArmedPoint$")
+	cmd.Env = append(os.Environ(), "FAILPOINT_CHILD=1", Env+"=here")
+	err := cmd.Run()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	ws := exit.Sys().(syscall.WaitStatus)
+	require.True(t, ws.Signaled())
+	require.Equal(t, syscall.SIGKILL, ws.Signal())
+}
+
+func TestHitUnarmedReturns(t *testing.T) {
+	armed = ""
+	Hit("anything")
+}
