@@ -91,7 +91,8 @@ func NewScorer(name string) (Scorer, error) {
 
 // defaultScorer reproduces kube-scheduler's default profile for these pods:
 // NodeResourcesFit (LeastAllocated, cpu and memory, weight 1) plus
-// NodeResourcesBalancedAllocation (weight 1), over the first feasible nodes
+// NodeResourcesBalancedAllocation (weight 1; in 1.37 it scores the
+// pod's change to the node's balance, not the balance it leaves), over the first feasible nodes
 // that percentageOfNodesToScore's adaptive default asks for. The other
 // default score plugins (TaintToleration, NodeAffinity, PodTopologySpread,
 // InterPodAffinity, ImageLocality, and DynamicResources, which in 1.37 only
@@ -117,10 +118,29 @@ func (defaultScorer) score(c *candidate) rank {
 		nzMem = defaultMemoryMiB
 	}
 	least := (leastAllocated(s.cpuUsed+nzCPU, n.MilliCPU) + leastAllocated(s.memUsed+nzMem, n.MemoryMiB)) / 2
-	fc := math.Min(1, float64(s.cpuUsed+cpu)/float64(n.MilliCPU))
-	fm := math.Min(1, float64(s.memUsed+mem)/float64(n.MemoryMiB))
-	balanced := int64((1 - math.Abs(fc-fm)/2) * 100)
+	// BalancedAllocation (useRequested: no defaults) scores how much the
+	// pod improves the node's balance, not the balance it leaves:
+	// 50 + (50 + with - without)/2, in integers as the scheduler does.
+	with := balance(s.cpuUsed+cpu, n.MilliCPU, s.memUsed+mem, n.MemoryMiB)
+	without := balance(s.cpuUsed, n.MilliCPU, s.memUsed, n.MemoryMiB)
+	balanced := 50 + (50+with-without)/2
 	return rank{primary: float64(least + balanced)}
+}
+
+// balance is balancedResourceScore for cpu and memory: (1 - std) * 100,
+// truncated, std being half the gap between the two requested fractions.
+func balance(cpu, cpuCap, mem, memCap int64) int64 {
+	var fr []float64
+	if cpuCap > 0 {
+		fr = append(fr, math.Min(1, float64(cpu)/float64(cpuCap)))
+	}
+	if memCap > 0 {
+		fr = append(fr, math.Min(1, float64(mem)/float64(memCap)))
+	}
+	if len(fr) < 2 {
+		return 100
+	}
+	return int64((1 - math.Abs((fr[0]-fr[1])/2)) * 100)
 }
 
 func leastAllocated(requested, capacity int64) int64 {
