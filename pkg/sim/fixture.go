@@ -91,3 +91,74 @@ func (e *env) placeOn(ctx context.Context, p Pod) (string, error) {
 	}
 	return e.pub.nodes[e.last].Name, nil
 }
+
+// Choice is how the simulation's scorer ranks the node another scheduler
+// chose for one pod, in the same cluster state.
+type Choice struct {
+	// Top says the chosen node is among the scorer's best ranked feasible
+	// nodes (or, for a pod not placed, that no node was feasible).
+	Top bool
+	// Chosen and Best are the chosen node's and the best node's primary
+	// scores; Chosen is -1 when the simulation finds the node infeasible.
+	Chosen, Best float64
+	// BestNode is one best ranked node.
+	BestNode string
+}
+
+// Follow replays pods as placed by another scheduler (placed[i] is the
+// node pod i went to, "" for none) and, before each placement, ranks the
+// chosen node with the named scorer: it tells whether the scorer would
+// have chosen the same node, pod by pod, without divergent histories.
+func (f *Fixture) Follow(ctx context.Context, pods []Pod, placed []string, scorer string) ([]Choice, error) {
+	s, err := NewScorer(scorer)
+	if err != nil {
+		return nil, err
+	}
+	e := newEnv(f.pub, typicalClasses(pods, f.pub.shapes), s, 0, false)
+	index := map[string]int{}
+	for i, n := range f.pub.nodes {
+		index[n.Name] = i
+	}
+	out := make([]Choice, len(pods))
+	for i, p := range pods {
+		cc, err := e.claims.get(p)
+		if err != nil {
+			return nil, err
+		}
+		e.collect(p, cc)
+		ch := Choice{Chosen: -1, Best: -1}
+		for _, c := range e.cands {
+			if c.r.primary > ch.Best {
+				ch.Best, ch.BestNode = c.r.primary, f.pub.nodes[c.node].Name
+			}
+			if placed[i] != "" && c.node == index[placed[i]] {
+				ch.Chosen = c.r.primary
+			}
+		}
+		if placed[i] == "" {
+			ch.Top = len(e.cands) == 0
+			out[i] = ch
+			continue
+		}
+		ch.Top = ch.Chosen >= 0 && ch.Chosen == ch.Best
+		out[i] = ch
+		st := &e.states[index[placed[i]]]
+		if cc == nil {
+			st.cpuUsed += p.MilliCPU
+			st.memUsed += p.MemoryMiB
+			st.fragOK = false
+			continue
+		}
+		res, err := e.allocate(ctx, st, cc)
+		if err != nil {
+			return nil, err
+		}
+		if res == nil {
+			return nil, fmt.Errorf("follow pod %d (%s): no allocation on %s", i, p.Name, placed[i])
+		}
+		if err := st.apply(p, *res, e.shapes); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

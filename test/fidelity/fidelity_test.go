@@ -31,14 +31,19 @@ const (
 	// both sides break ties at random.
 	simSeeds = 10
 	// target is the goal: agreement within a point of allocated
-	// GPU share. It is not met yet: measured, the real scheduler allocates
-	// 1.45 points less than the simulation (90.01% vs 91.46%, sim seeds
-	// spanning 91.10-91.77) with the cause not found, so the test asserts
-	// bound, the measured gap rounded up, and logs whether target holds. It
-	// is not tie-break noise (the aggregate's seed spread is 0.7 point), nor
-	// scoring of zero requests (openb pods all request cpu and memory).
+	// GPU share. The simulation used to allocate 1.1-1.45 points more than
+	// the real scheduler: its BalancedAllocation scored the balance a node
+	// is left with, while 1.37 scores the pod's change to it (50 + (50 +
+	// with - without)/2). Fixed, replaying the real placements through the
+	// default scorer ranks the real node best for every pod (followMin),
+	// and the gap measured 1.13, 0.53 and 0.53 points over three real runs
+	// (real 89.55-90.16%, sim mean 90.68%): what is left is the real run's
+	// own tie-breaks. The test asserts bound and logs whether target holds.
 	target = 1.0
-	bound  = 2.0
+	bound  = 1.5
+	// followMin is the least share of pods whose real node the default
+	// scorer must rank best in the same cluster state.
+	followMin = 0.99
 )
 
 // TestDefaultScorerMatchesKubeScheduler replays pod sequences through the
@@ -93,9 +98,11 @@ func TestDefaultScorerMatchesKubeScheduler(t *testing.T) {
 	t.Logf("allocated GPU share: real %.2f%%, sim %.2f%% (mean of %d seeds, range %.2f-%.2f), sim seed %d %.2f%%",
 		realShare, mean, simSeeds, lo, hi, seed, simShares[0])
 	logAgreement(t, cells, realPlaced, simPlaced, outcomes)
+	follow := logFollow(ctx, t, cells, realPlaced)
 	gap := math.Abs(realShare - mean)
 	t.Logf("gap %.2f points: within the %.0f-point target: %v", gap, target, gap <= target)
 	assert.LessOrEqual(t, gap, bound, "real and simulated allocation differ by more than %.1f points", bound)
+	assert.GreaterOrEqual(t, follow, followMin, "the default scorer disagrees with kube-scheduler's choice in the same state")
 }
 
 // runReal starts a control plane with kwok and schedules every cell's pods
@@ -218,4 +225,34 @@ func anyKey(m map[string]int) string {
 		return ""
 	}
 	return keys[0]
+}
+
+// logFollow replays the real placements through the simulation and counts
+// the pods whose real node the default scorer ranks best in the same state:
+// it separates scoring differences from divergent histories.
+func logFollow(ctx context.Context, t *testing.T, cells []cell, realNodes [][]string) float64 {
+	t.Helper()
+	var top, pods, shown int
+	for c, cl := range cells {
+		choices, err := cl.fix.Follow(ctx, cl.pods, realNodes[c], sim.ScorerDefault)
+		if err != nil {
+			t.Errorf("follow cell %s: %v", cl.name, err)
+			return 0
+		}
+		for i, ch := range choices {
+			pods++
+			if ch.Top {
+				top++
+				continue
+			}
+			if shown < 5 {
+				shown++
+				t.Logf("follow: pod %s (cpu %d, mem %d MiB, gpu %dx%d): real %q scores %.0f, sim best %q %.0f",
+					cl.pods[i].Name, cl.pods[i].MilliCPU, cl.pods[i].MemoryMiB, cl.pods[i].NumGPU, cl.pods[i].GPUMilli,
+					realNodes[c][i], ch.Chosen, ch.BestNode, ch.Best)
+			}
+		}
+	}
+	t.Logf("follow: the sim's default scorer ranks the real node best for %d/%d pods (%.1f%%)", top, pods, 100*float64(top)/float64(pods))
+	return float64(top) / float64(pods)
 }
