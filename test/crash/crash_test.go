@@ -1,0 +1,294 @@
+package crash
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	resourceapi "k8s.io/api/resource/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/allocator"
+	"github.com/tierra-gpu/tierra/pkg/nvgpu"
+	"github.com/tierra-gpu/tierra/pkg/prepare"
+	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tiers"
+	"github.com/tierra-gpu/tierra/test/cluster"
+)
+
+const (
+	nodeName  = "crash-node"
+	namespace = "crash"
+	// defaultRuns is the number of randomised runs, enough to cover
+	// every (mode, fail point) pair (26) once; TIERRA_CRASH_RUNS
+	// overrides it and TIERRA_CRASH_SEED replays a seed.
+	defaultRuns = 32
+)
+
+// suite is what every run shares: the control plane and the plugin binary.
+type suite struct {
+	ctx        context.Context
+	cs         kubernetes.Interface
+	bin        string
+	kubeconfig string
+	policyFile string
+}
+
+func TestCrashAtEveryFailPoint(t *testing.T) {
+	s := setup(t)
+	seed, runs := uint64(time.Now().UnixNano()), defaultRuns
+	if v := os.Getenv("TIERRA_CRASH_SEED"); v != "" {
+		var err error
+		seed, err = strconv.ParseUint(v, 10, 64)
+		require.NoError(t, err)
+	}
+	if v := os.Getenv("TIERRA_CRASH_RUNS"); v != "" {
+		var err error
+		runs, err = strconv.Atoi(v)
+		require.NoError(t, err)
+	}
+	t.Logf("seed %d (replay with TIERRA_CRASH_SEED=%d), %d runs", seed, seed, runs)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	// Every (mode, fail point) first, in random order; then random ones.
+	pairs := allPairs()
+	rng.Shuffle(len(pairs), func(i, j int) { pairs[i], pairs[j] = pairs[j], pairs[i] })
+	hits := map[string]int{}
+	for i := range runs {
+		r := run{i: i, thenPrepare: rng.IntN(2) == 0}
+		p := pairs[rng.IntN(len(pairs))]
+		if i < len(pairs) {
+			p = pairs[i]
+		}
+		r.mig, r.fp = p.mig, p.fp
+		hits[r.fp]++
+		if !t.Run(r.String(), func(t *testing.T) { s.crashRun(t, r) }) {
+			t.Fatalf("run %d failed: replay with TIERRA_CRASH_SEED=%d", i, seed)
+		}
+	}
+	t.Logf("fail points hit: %v", hits)
+}
+
+// run is one randomised crash: a claim mode, a fail point, and what the
+// kubelet asks of the restarted plugin.
+type run struct {
+	i           int
+	mig         bool
+	fp          string
+	thenPrepare bool
+}
+
+type pair struct {
+	mig bool
+	fp  string
+}
+
+// allPairs are the fail points each mode passes.
+func allPairs() []pair {
+	var out []pair
+	for _, mig := range []bool{false, true} {
+		for _, fp := range slices.Concat(prepare.PrepareFailPoints, prepare.UnprepareFailPoints) {
+			if applies(fp, mig) {
+				out = append(out, pair{mig: mig, fp: fp})
+			}
+		}
+	}
+	return out
+}
+
+// applies reports whether a claim of the mode passes the fail point.
+func applies(fp string, mig bool) bool {
+	switch fp {
+	case prepare.FPPrepareShared:
+		return false // soft sharing: not in this test (the fake MPS runner lives in memory)
+	case prepare.FPPrepareMIGCreated, prepare.FPPrepareMIGRecorded, prepare.FPUnprepareCIDestroyed, prepare.FPUnprepareGIDestroyed:
+		return mig
+	case prepare.FPPrepareModeRecorded, prepare.FPPrepareModeSet, prepare.FPUnprepareModeRestored:
+		return !mig
+	}
+	return true
+}
+
+func (r run) String() string {
+	mode, then := "exclusive", "unprepare"
+	if r.mig {
+		mode = "mig"
+	}
+	if r.thenPrepare {
+		then = "prepare"
+	}
+	return fmt.Sprintf("%02d-%s-%s-then-%s", r.i, mode, r.fp, then)
+}
+
+func (s *suite) crashRun(t *testing.T, r run) {
+	n := s.newNode(t)
+	claim := s.claim(t, n, r)
+	n.start(t, r.fp)
+	if slices.Contains(prepare.PrepareFailPoints, r.fp) {
+		_, err := n.prepare(s.ctx, claim.ref)
+		require.Error(t, err, "prepare must not succeed: the fail point kills the plugin")
+	} else {
+		_, err := n.prepare(s.ctx, claim.ref)
+		require.NoError(t, err)
+		require.Error(t, n.unprepare(s.ctx, claim.ref), "unprepare must not succeed: the fail point kills the plugin")
+	}
+	n.waitKilled(t, r.fp)
+
+	n.start(t, "")
+	defer n.stop(t)
+	if r.thenPrepare {
+		res, err := n.prepare(s.ctx, claim.ref)
+		require.NoError(t, err, "prepare after the crash")
+		require.Len(t, res.Devices, 1)
+		require.Equal(t, claim.wantIDs, res.Devices[0].CdiDeviceIds, "CDI IDs after the crash")
+		n.assertPreparedOnce(t, r.mig, "prepared after the crash")
+		again, err := n.prepare(s.ctx, claim.ref)
+		require.NoError(t, err, "prepare again")
+		require.Equal(t, claim.wantIDs, again.Devices[0].CdiDeviceIds)
+		n.assertPreparedOnce(t, r.mig, "prepared twice")
+	}
+	require.NoError(t, n.unprepare(s.ctx, claim.ref), "unprepare after the crash")
+	n.assertClean(t, "unprepared after the crash")
+}
+
+// setup starts the control plane, builds the plugin and creates the node
+// and namespace.
+func setup(t *testing.T) *suite {
+	if err := cluster.CheckBinaries("", false); err != nil {
+		t.Skipf("control plane: %v; run %s", err, cluster.BuildCommand)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s := &suite{ctx: ctx}
+	s.bin = buildPlugin(t)
+	dir, err := os.MkdirTemp("", "tierra-crash-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	c, err := cluster.Start(ctx, cluster.Options{StateDir: filepath.Join(dir, "cluster"), StopWithParent: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Stop() })
+	s.kubeconfig = c.Kubeconfig()
+	s.cs, err = c.Clientset()
+	require.NoError(t, err)
+	policy, err := yaml.Marshal(v1alpha1.DefaultTierPolicy())
+	require.NoError(t, err)
+	s.policyFile = filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(s.policyFile, policy, 0o644))
+	_, err = s.cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName,
+		Labels: map[string]string{v1alpha1.NodeTierLabel: v1alpha1.TierInference}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = s.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return s
+}
+
+func buildPlugin(t *testing.T) string {
+	root, err := cluster.RepoRoot()
+	require.NoError(t, err)
+	bin := filepath.Join(t.TempDir(), "tierra-kubelet-plugin")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tierra-kubelet-plugin")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "build the plugin: %s", out)
+	return bin
+}
+
+// newNode makes a run's directories and its fake machine, with MIG on
+// GPUs 4-7 as the inference tier wants.
+func (s *suite) newNode(t *testing.T) *node {
+	dir := t.TempDir()
+	n := &node{bin: s.bin, kubeconfig: s.kubeconfig, policyFile: s.policyFile, dir: dir,
+		stateDir: filepath.Join(dir, "state"), cdiDir: filepath.Join(dir, "cdi"), fakeState: filepath.Join(dir, "machine.json")}
+	for _, p := range []*string{&n.dataDir, &n.regDir} {
+		d, err := os.MkdirTemp("", "c") // unix socket paths stay short
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = os.RemoveAll(d) })
+		*p = d
+	}
+	log, err := os.Create(filepath.Join(dir, "plugin.log"))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = log.Close()
+		if t.Failed() {
+			out, _ := os.ReadFile(log.Name())
+			t.Logf("plugin log:\n%s", out)
+		}
+	})
+	n.log = log
+	t.Setenv(nvgpu.FakeStateEnv, n.fakeState)
+	f, err := nvgpu.NewFake(s.ctx, "dgxh200", nvgpu.Options{})
+	require.NoError(t, err)
+	m, err := f.Machine(s.ctx)
+	require.NoError(t, err)
+	for _, g := range m.GPUs[4:] {
+		require.NoError(t, f.SetMIGMode(s.ctx, g.UUID, true))
+	}
+	require.NoError(t, f.Close())
+	return n
+}
+
+type allocatedClaim struct {
+	ref     claimRef
+	wantIDs []string
+}
+
+// claim creates the run's claim, allocated against the published slices
+// and reserved for a pod, as the scheduler leaves it.
+func (s *suite) claim(t *testing.T, n *node, r run) allocatedClaim {
+	name := fmt.Sprintf("claim-%d", r.i)
+	w := tt.MakeClaim(name, namespace)
+	if r.mig {
+		w = w.Request("req", tiers.ClassMIG).Selector(`device.attributes["gpu.tierra.dev"].migProfile == "3g.71gb"`)
+	} else {
+		w = w.Request("req", tiers.ClassGPU)
+	}
+	claim := w.Obj()
+	classes, err := tiers.Render(v1alpha1.DefaultTierPolicy())
+	require.NoError(t, err)
+	result, err := allocator.NewCluster(s.slices(t, n), classes...).AllocateResult(s.ctx, nodeName, claim)
+	require.NoError(t, err)
+	require.NotNil(t, result, "claim does not fit")
+	claim.UID = ""
+	claim, err = s.cs.ResourceV1().ResourceClaims(namespace).Create(s.ctx, claim, metav1.CreateOptions{})
+	require.NoError(t, err)
+	claim.Status.Allocation = result
+	claim.Status.ReservedFor = []resourceapi.ResourceClaimConsumerReference{{Resource: "pods", Name: "pod-" + name, UID: types.UID("pod-uid-" + name)}}
+	claim, err = s.cs.ResourceV1().ResourceClaims(namespace).UpdateStatus(s.ctx, claim, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	dev := result.Devices.Results[0]
+	uid := string(claim.UID)
+	return allocatedClaim{ref: claimRef{namespace: namespace, name: name, uid: uid},
+		wantIDs: []string{v1alpha1.DriverName + "/claim=" + uid + "-" + dev.Request + "-" + dev.Device}}
+}
+
+// slices are the node's published ResourceSlices; the first run's plugin
+// publishes them, and later runs publish the same.
+func (s *suite) slices(t *testing.T, n *node) []*resourceapi.ResourceSlice {
+	list, err := s.cs.ResourceV1().ResourceSlices().List(s.ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	if len(list.Items) == 0 {
+		n.start(t, "")
+		require.Eventually(t, func() bool {
+			list, err = s.cs.ResourceV1().ResourceSlices().List(s.ctx, metav1.ListOptions{})
+			return err == nil && len(list.Items) > 0 && int(list.Items[0].Spec.Pool.ResourceSliceCount) == len(list.Items)
+		}, 30*time.Second, 50*time.Millisecond, "published slices")
+		n.stop(t)
+	}
+	out := make([]*resourceapi.ResourceSlice, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, &list.Items[i])
+	}
+	return out
+}
