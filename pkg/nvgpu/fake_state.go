@@ -17,12 +17,6 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 )
 
-// FakeStateEnv names a file where a fake machine keeps its hardware state
-// (MIG mode, MIG instances, compute modes) across processes, as a real GPU
-// keeps it across a crash of the plugin: NewFake loads it when it exists
-// and every mutation saves it atomically. Unset, the state lives in memory.
-const FakeStateEnv = "TIERRA_FAKE_STATE"
-
 // fakeState is the persisted hardware state of a fake machine.
 type fakeState struct {
 	Machine string         `json:"machine"`
