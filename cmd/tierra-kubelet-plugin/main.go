@@ -61,7 +61,10 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	str(&burstS, "kube-api-burst", "TIERRA_KUBE_API_BURST", burst, "API request burst")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
+	ours := flag.NewFlagSet("tierra-kubelet-plugin", flag.ContinueOnError)
+	fs.VisitAll(func(f *flag.Flag) { ours.Var(f.Value, f.Name, f.Usage) })
 	klogFlags.VisitAll(func(f *flag.Flag) { fs.Var(f.Value, f.Name, f.Usage) })
+	fs.Usage = func() { usage(out, ours, klogFlags) }
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -74,4 +77,26 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	}
 	cfg.QPS = float32(q)
 	return cfg, cfg.Validate()
+}
+
+// usage explains the plugin, then its own flags, then klog's logging flags.
+func usage(out io.Writer, ours, logging *flag.FlagSet) {
+	fmt.Fprint(out, `tierra-kubelet-plugin is the node half of Tierra, the DRA driver gpu.tierra.dev.
+
+It registers with the kubelet, publishes this node's GPUs as ResourceSlices
+(shaped by the cluster's TierPolicy: whole GPUs, dynamic MIG slices, or
+soft-shared GPUs with memory/compute capacity), and prepares each allocated
+ResourceClaim: exclusive compute mode, a MIG instance at the allocated
+placement, an MPS daemon or a time-slice interval, and a per-claim CDI spec.
+Every flag can also be set by the environment variable named in its help.
+
+Usage: tierra-kubelet-plugin --node-name NODE [flags]
+
+Flags:
+`)
+	ours.SetOutput(out)
+	ours.PrintDefaults()
+	fmt.Fprintln(out, "\nLogging flags (klog):")
+	logging.SetOutput(out)
+	logging.PrintDefaults()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,4 +60,9 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 		"-plugin-data-dir", "-registrar-dir", "-kubeconfig", "in-cluster", "-tier-policy", "-tier-policy-file", "-kube-api-qps", "-kube-api-burst"} {
 		assert.Contains(t, out.String(), s)
 	}
+	help := out.String()
+	assert.Contains(t, help, "tierra-kubelet-plugin is the node half of Tierra")
+	assert.Less(t, strings.Index(help, "-node-name"), strings.Index(help, "Logging flags (klog):"),
+		"our flags come before klog's")
+	assert.Greater(t, strings.Index(help, "-v value"), strings.Index(help, "Logging flags (klog):"))
 }
