@@ -75,12 +75,12 @@ func TierCounts(rs []*resourceapi.ResourceSlice, claims []*resourceapi.ResourceC
 			continue
 		}
 		for _, d := range s.Spec.Devices {
-			a, ok := d.Attributes[tslices.AttrTier]
-			if !ok || a.StringValue == nil {
+			tier := tslices.StringAttribute(d, tslices.AttrTier)
+			if tier == "" {
 				continue
 			}
-			tierOf[deviceKey{s.Spec.Pool.Name, d.Name}] = *a.StringValue
-			published[*a.StringValue]++
+			tierOf[deviceKey{s.Spec.Pool.Name, d.Name}] = tier
+			published[tier]++
 		}
 	}
 	allocated = map[string]int32{}

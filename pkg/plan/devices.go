@@ -40,7 +40,7 @@ func (x *deviceIndex) add(n slices.Node, objs []*resourceapi.ResourceSlice) int 
 	for _, s := range objs {
 		for _, d := range s.Spec.Devices {
 			x.devices[[2]string{s.Spec.Pool.Name, d.Name}] = device{
-				tier:        stringAttr(d, slices.AttrTier),
+				tier:        slices.StringAttribute(d, slices.AttrTier),
 				cost:        intAttr(d, slices.AttrCostPerHour),
 				costPerUnit: intAttr(d, slices.AttrCostPerComputeUnit),
 				gpus:        gpuShare(n, d),
@@ -54,7 +54,7 @@ func (x *deviceIndex) add(n slices.Node, objs []*resourceapi.ResourceSlice) int 
 // gpuShare is a device's size in GPUs: a MIG device covers its memory
 // slices out of the GPU's.
 func gpuShare(n slices.Node, d resourceapi.Device) float64 {
-	parent := stringAttr(d, slices.AttrParentUUID)
+	parent := slices.StringAttribute(d, slices.AttrParentUUID)
 	if parent == "" {
 		return 1
 	}
@@ -62,23 +62,15 @@ func gpuShare(n slices.Node, d resourceapi.Device) float64 {
 	if !ok || gpu.MIG == nil || gpu.MIG.MemorySlices == 0 {
 		return 1
 	}
-	profile, ok := gpu.MIG.Profile(stringAttr(d, slices.AttrMIGProfile))
+	profile, ok := gpu.MIG.Profile(slices.StringAttribute(d, slices.AttrMIGProfile))
 	if !ok {
 		return 1
 	}
 	return float64(profile.MemorySlices) / float64(gpu.MIG.MemorySlices)
 }
 
-func stringAttr(d resourceapi.Device, name string) string {
-	if a, ok := d.Attributes[resourceapi.QualifiedName(name)]; ok && a.StringValue != nil {
-		return *a.StringValue
-	}
-	return ""
-}
-
-func intAttr(d resourceapi.Device, name string) int64 {
-	if a, ok := d.Attributes[resourceapi.QualifiedName(name)]; ok && a.IntValue != nil {
-		return *a.IntValue
-	}
-	return 0
+// intAttr is an int attribute of the device, 0 when absent (no price).
+func intAttr(d resourceapi.Device, name resourceapi.QualifiedName) int64 {
+	v, _ := slices.IntAttribute(d, name)
+	return v
 }

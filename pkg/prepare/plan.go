@@ -134,9 +134,9 @@ func (inv *Inventory) planDevice(r resourceapi.DeviceRequestAllocationResult, co
 	}
 	d := DevicePlan{Request: r.Request, Pool: r.Pool, Device: r.Device, ShareID: r.ShareID, Config: cfg, RawConfig: raw,
 		Shared: dev.AllowMultipleAllocations != nil && *dev.AllowMultipleAllocations}
-	uuid := stringAttr(dev, slices.AttrUUID)
-	if profile := stringAttr(dev, slices.AttrMIGProfile); profile != "" {
-		uuid = stringAttr(dev, slices.AttrParentUUID)
+	uuid := slices.StringAttribute(dev, slices.AttrUUID)
+	if profile := slices.StringAttribute(dev, slices.AttrMIGProfile); profile != "" {
+		uuid = slices.StringAttribute(dev, slices.AttrParentUUID)
 		if d.MIG, err = inv.migPlan(dev, uuid, profile); err != nil {
 			return DevicePlan{}, err
 		}
@@ -152,8 +152,8 @@ func (inv *Inventory) planDevice(r resourceapi.DeviceRequestAllocationResult, co
 }
 
 func (inv *Inventory) migPlan(dev resourceapi.Device, uuid, profile string) (*MIGPlan, error) {
-	a, ok := dev.Attributes[slices.AttrMIGPlacement]
-	if !ok || a.IntValue == nil {
+	start64, ok := slices.IntAttribute(dev, slices.AttrMIGPlacement)
+	if !ok {
 		return nil, fmt.Errorf("MIG device %q has no %s: %w", dev.Name, slices.AttrMIGPlacement, ErrUnknownDevice)
 	}
 	g, ok := inv.gpus[uuid]
@@ -164,18 +164,11 @@ func (inv *Inventory) migPlan(dev resourceapi.Device, uuid, profile string) (*MI
 	if !ok {
 		return nil, fmt.Errorf("MIG device %q: GPU %s has no profile %q: %w", dev.Name, uuid, profile, ErrUnknownDevice)
 	}
-	start := int(*a.IntValue)
+	start := int(start64)
 	for _, pl := range p.Placements {
 		if pl.Start == start {
 			return &MIGPlan{Profile: profile, Placement: pl}, nil
 		}
 	}
 	return nil, fmt.Errorf("MIG device %q: profile %s has no placement at %d: %w", dev.Name, profile, start, ErrUnknownDevice)
-}
-
-func stringAttr(dev resourceapi.Device, name resourceapi.QualifiedName) string {
-	if a, ok := dev.Attributes[name]; ok && a.StringValue != nil {
-		return *a.StringValue
-	}
-	return ""
 }

@@ -83,7 +83,7 @@ func (p *Preparer) destroyInstance(ctx context.Context, gpu string, inst invento
 // i.e. whether this driver owns its MIG instances.
 func (inv *Inventory) managesMIG(uuid string) bool {
 	for _, d := range inv.devices {
-		if stringAttr(d, slices.AttrParentUUID) == uuid {
+		if slices.StringAttribute(d, slices.AttrParentUUID) == uuid {
 			return true
 		}
 	}

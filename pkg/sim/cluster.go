@@ -18,7 +18,7 @@ import (
 )
 
 // DriverName is Tierra's DRA driver.
-const DriverName = "gpu.tierra.dev"
+const DriverName = slices.DriverName
 
 // Publisher turns one node's GPUs into the driver's resources: pkg/slices
 // in production, a fake in tests.
@@ -138,11 +138,7 @@ func deviceShape(d resourceapi.Device, model string) (shape, error) {
 		return shape{}, fmt.Errorf("device is not shared (allowMultipleAllocations unset); the simulation needs the Shared partitioning")
 	}
 	sh := shape{model: model, compute: -1}
-	for _, key := range []resourceapi.QualifiedName{productNameAttr, DriverName + "/" + productNameAttr} {
-		if a, ok := d.Attributes[key]; ok && a.StringValue != nil {
-			sh.product = *a.StringValue
-		}
-	}
+	sh.product = slices.StringAttribute(d, slices.AttrProductName)
 	names := make([]string, 0, len(d.Capacity))
 	for n := range d.Capacity {
 		names = append(names, string(n))
@@ -160,9 +156,6 @@ func deviceShape(d resourceapi.Device, model string) (shape, error) {
 	}
 	return sh, nil
 }
-
-// productNameAttr is the attribute pkg/slices publishes the product under.
-const productNameAttr resourceapi.QualifiedName = "productName"
 
 // newNodeStates builds the mutable per-seed state from the published view.
 func newNodeStates(p *published) []nodeState {
