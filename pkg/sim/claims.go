@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tierra-gpu/tierra/pkg/slices"
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -123,7 +124,7 @@ func productSelector(spec []string) string {
 	for i, m := range spec {
 		quoted[i] = strconv.Quote(models[m].ProductName)
 	}
-	return fmt.Sprintf("device.attributes[%q].productName in [%s]", DriverName, strings.Join(quoted, ", "))
+	return fmt.Sprintf("%s in [%s]", slices.CELAttribute(slices.AttrProductName), strings.Join(quoted, ", "))
 }
 
 func containsProduct(spec []string, product string) bool {

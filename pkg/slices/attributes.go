@@ -1,6 +1,11 @@
 package slices
 
-import resourceapi "k8s.io/api/resource/v1"
+import (
+	"fmt"
+	"strings"
+
+	resourceapi "k8s.io/api/resource/v1"
+)
 
 // StringAttribute reads a string attribute this package published on a
 // device (name is one of the Attr… constants); "" when the device has none.
@@ -21,4 +26,15 @@ func IntAttribute(d resourceapi.Device, name resourceapi.QualifiedName) (value i
 		return *a.IntValue, true
 	}
 	return 0, false
+}
+
+// CELAttribute is the CEL expression that reads a published attribute in a
+// DeviceClass or claim selector, e.g. CELAttribute(AttrTier) is
+// `device.attributes["gpu.tierra.dev"].tier`.
+func CELAttribute(name resourceapi.QualifiedName) string {
+	domain, id, found := strings.Cut(string(name), "/")
+	if !found {
+		domain, id = DriverName, domain
+	}
+	return fmt.Sprintf("device.attributes[%q].%s", domain, id)
 }

@@ -22,3 +22,8 @@ func TestAttributeAccessors(t *testing.T) {
 	_, ok = IntAttribute(d, AttrTier)
 	assert.False(t, ok, "a string is not an int")
 }
+
+func TestCELAttribute(t *testing.T) {
+	assert.Equal(t, `device.attributes["gpu.tierra.dev"].tier`, CELAttribute(AttrTier))
+	assert.Equal(t, `device.attributes["resource.kubernetes.io"].pcieRoot`, CELAttribute("resource.kubernetes.io/pcieRoot"))
+}

@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/slices"
 )
 
 // Class names and the labels every rendered class carries.
@@ -42,22 +43,17 @@ const (
 // ClassName is the DeviceClass of a tier: <tier>.gpu.tierra.dev.
 func ClassName(tier string) string { return (&v1alpha1.Tier{Name: tier}).DeviceClassName() }
 
-// attr is the CEL expression for one of the driver's attributes.
-func attr(name string) string {
-	return fmt.Sprintf("device.attributes[%q].%s", v1alpha1.DriverName, name)
-}
-
 var driverIs = fmt.Sprintf("device.driver == %q", v1alpha1.DriverName)
 
 // Selector expressions of the plain classes.
 var (
-	GPUSelector = fmt.Sprintf("%s && !has(%s) && %s == %q", driverIs, attr("migProfile"), attr("sharing"), v1alpha1.SharingExclusive)
-	MIGSelector = fmt.Sprintf("%s && has(%s)", driverIs, attr("migProfile"))
+	GPUSelector = fmt.Sprintf("%s && !has(%s) && %s == %q", driverIs, slices.CELAttribute(slices.AttrMIGProfile), slices.CELAttribute(slices.AttrSharing), v1alpha1.SharingExclusive)
+	MIGSelector = fmt.Sprintf("%s && has(%s)", driverIs, slices.CELAttribute(slices.AttrMIGProfile))
 )
 
 // TierSelector is the selector expression of a tier's class.
 func TierSelector(tier string) string {
-	return fmt.Sprintf("%s && %s == %s", driverIs, attr("tier"), strconv.Quote(tier))
+	return fmt.Sprintf("%s && %s == %s", driverIs, slices.CELAttribute(slices.AttrTier), strconv.Quote(tier))
 }
 
 // Render returns the tier classes in policy order, then gpu.tierra.dev and
