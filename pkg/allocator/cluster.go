@@ -21,6 +21,12 @@ type Cluster struct {
 	CEL      *cel.Cache
 	// Allocated holds the allocation results so far.
 	Allocated []*resourceapi.ResourceClaim
+
+	// state is the AllocatedState of Allocated[:folded]; State folds in the
+	// rest, so each allocation costs its own results, not all of history.
+	// The allocator only reads it.
+	state  structured.AllocatedState
+	folded int
 }
 
 // NewCluster returns a cluster with the scheduler's feature set.
@@ -29,24 +35,27 @@ func NewCluster(slices []*resourceapi.ResourceSlice, classes ...*resourceapi.Dev
 }
 
 // State is the AllocatedState the allocator needs for the claims so far.
+// The allocator only reads it; it stays valid until the next Record.
 func (c *Cluster) State() structured.AllocatedState {
-	st := structured.AllocatedState{
-		AllocatedDevices:         sets.New[structured.DeviceID](),
-		AllocatedSharedDeviceIDs: sets.New[structured.SharedDeviceID](),
-		AggregatedCapacity:       structured.NewConsumedCapacityCollection(),
-	}
-	for _, claim := range c.Allocated {
-		for _, r := range claim.Status.Allocation.Devices.Results {
-			id := structured.MakeDeviceID(r.Driver, r.Pool, r.Device)
-			if r.ShareID == nil {
-				st.AllocatedDevices.Insert(id)
-				continue
-			}
-			st.AllocatedSharedDeviceIDs.Insert(structured.MakeSharedDeviceID(id, r.ShareID))
-			st.AggregatedCapacity.Insert(structured.NewDeviceConsumedCapacity(id, r.ConsumedCapacity))
+	if c.state.AllocatedDevices == nil {
+		c.state = structured.AllocatedState{
+			AllocatedDevices:         sets.New[structured.DeviceID](),
+			AllocatedSharedDeviceIDs: sets.New[structured.SharedDeviceID](),
+			AggregatedCapacity:       structured.NewConsumedCapacityCollection(),
 		}
 	}
-	return st
+	for ; c.folded < len(c.Allocated); c.folded++ {
+		for _, r := range c.Allocated[c.folded].Status.Allocation.Devices.Results {
+			id := structured.MakeDeviceID(r.Driver, r.Pool, r.Device)
+			if r.ShareID == nil {
+				c.state.AllocatedDevices.Insert(id)
+				continue
+			}
+			c.state.AllocatedSharedDeviceIDs.Insert(structured.MakeSharedDeviceID(id, r.ShareID))
+			c.state.AggregatedCapacity.Insert(structured.NewDeviceConsumedCapacity(id, r.ConsumedCapacity))
+		}
+	}
+	return c.state
 }
 
 // Allocate allocates one claim on the node. It returns the devices chosen

@@ -1,0 +1,46 @@
+package allocator
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	resourceapi "k8s.io/api/resource/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2/ktesting"
+	"k8s.io/utils/ptr"
+)
+
+func TestClusterRemembersWhatItAllocated(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	slice := &resourceapi.ResourceSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
+		Spec: resourceapi.ResourceSliceSpec{
+			Driver: "gpu.example.com", NodeName: ptr.To("node-a"),
+			Pool:    resourceapi.ResourcePool{Name: "node-a", ResourceSliceCount: 1},
+			Devices: []resourceapi.Device{{Name: "gpu-0"}, {Name: "gpu-1"}},
+		},
+	}
+	class := &resourceapi.DeviceClass{ObjectMeta: metav1.ObjectMeta{Name: "gpu"}}
+	claim := func(name string) *resourceapi.ResourceClaim {
+		return &resourceapi.ResourceClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: types.UID(name)},
+			Spec: resourceapi.ResourceClaimSpec{Devices: resourceapi.DeviceClaim{Requests: []resourceapi.DeviceRequest{{
+				Name: "gpu", Exactly: &resourceapi.ExactDeviceRequest{
+					DeviceClassName: "gpu", AllocationMode: resourceapi.DeviceAllocationModeExactCount, Count: 1,
+				},
+			}}}},
+		}
+	}
+	c := NewCluster([]*resourceapi.ResourceSlice{slice}, class)
+	var got []string
+	for _, name := range []string{"a", "b", "c"} {
+		devices, err := c.Allocate(ctx, "node-a", claim(name))
+		require.NoError(t, err)
+		got = append(got, devices...)
+	}
+	assert.Equal(t, []string{"gpu-0", "gpu-1"}, got, "each device once, then the third claim is refused")
+	assert.Len(t, c.Allocated, 2)
+	assert.Equal(t, 2, c.State().AllocatedDevices.Len())
+}
