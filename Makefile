@@ -56,8 +56,9 @@ test-e2e: cluster-build ## Tests against a real control plane (etcd, apiserver, 
 	cd test && $(GO) test -count=1 -v ./cluster/...
 
 .PHONY: bench
-bench: ## Allocator benchmarks: Tierra's whole, MIG and shared models next to NVIDIA's MIG shape.
+bench: ## Benchmarks: allocator cost per published shape (vs NVIDIA's MIG shape), prepare over the DRA socket, checkpoint and CDI writes.
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./pkg/slices/
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./pkg/plugin/ ./pkg/checkpoint/ ./pkg/cdi/
 
 .PHONY: bench-yield
 bench-yield: ## Replay the openb GPU trace (FGD setup, seeds 42-51) through the allocator; SVG in _output/yield.svg.
