@@ -55,6 +55,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	str(&cfg.Kubeconfig, "kubeconfig", "TIERRA_KUBECONFIG", "", "kubeconfig file; empty means the in-cluster service account")
 	str(&cfg.TierPolicy, "tier-policy", "TIERRA_TIER_POLICY", plugin.DefaultTierPolicy, "name of the TierPolicy (tierra.dev/v1alpha1) that decides how GPUs are published")
 	str(&cfg.TierPolicyFile, "tier-policy-file", "TIERRA_TIER_POLICY_FILE", "", "TierPolicy YAML used when the CRD or the named object is absent; without it the plugin fails then")
+	str(&cfg.PodUID, "pod-uid", "TIERRA_POD_UID", "", "UID of the plugin's own pod (downward API); set it so a DaemonSet rollout can run the new pod beside the old one without a gap in prepare")
 	qps, burst := strconv.Itoa(plugin.DefaultQPS), strconv.Itoa(plugin.DefaultBurst)
 	var qpsS, burstS string
 	str(&qpsS, "kube-api-qps", "TIERRA_KUBE_API_QPS", qps, "API requests per second; each prepare reads its claim and namespace, so keep it above 2x the prepare rate")

@@ -48,6 +48,11 @@ type Config struct {
 	TierPolicyFile string
 	// BootID overrides the host's boot id (tests); empty reads the host's.
 	BootID string
+	// PodUID is the plugin pod's UID. When set, the plugin registers under
+	// a per-pod socket name (kubeletplugin.RollingUpdate) so a new pod of a
+	// DaemonSet rollout can serve beside the old one: the kubelet switches
+	// to the newest registration and prepare never stops on the node.
+	PodUID string
 }
 
 // Default fills in unset fields.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -190,8 +191,7 @@ func newSharer(cfg Config, runner sharing.Runner) (*sharing.Manager, error) {
 // serve registers with the kubelet, serves its DRA API and publishes the
 // node's ResourceSlices.
 func (d *Driver) serve(ctx context.Context, cfg Config, client kubernetes.Interface, resources resourceslice.DriverResources) error {
-	var err error
-	d.helper, err = kubeletplugin.Start(ctx, d,
+	opts := []kubeletplugin.Option{
 		kubeletplugin.DriverName(v1alpha1.DriverName),
 		kubeletplugin.NodeName(cfg.NodeName),
 		kubeletplugin.KubeClient(client),
@@ -199,7 +199,12 @@ func (d *Driver) serve(ctx context.Context, cfg Config, client kubernetes.Interf
 		kubeletplugin.RegistrarDirectoryPath(cfg.RegistrarDir),
 		// pkg/prepare locks per GPU; the helper's global lock is not needed.
 		kubeletplugin.Serialize(false),
-	)
+	}
+	if cfg.PodUID != "" {
+		opts = append(opts, kubeletplugin.RollingUpdate(types.UID(cfg.PodUID)))
+	}
+	var err error
+	d.helper, err = kubeletplugin.Start(ctx, d, opts...)
 	if err != nil {
 		return fmt.Errorf("start kubelet plugin: %w", err)
 	}
