@@ -94,16 +94,8 @@ func discover(ctx context.Context, spec plan.NodeSpec) (inventory.Machine, error
 		return inventory.Machine{}, err
 	}
 	defer gpus.Close()
-	m, err := gpus.Machine(ctx)
-	if err != nil || !spec.MIGEnabled {
-		return m, err
-	}
-	for _, g := range m.GPUs {
-		if g.MIGCapable && !g.MIGEnabled {
-			if err := gpus.SetMIGMode(ctx, g.UUID, true); err != nil {
-				return inventory.Machine{}, fmt.Errorf("enable MIG on GPU %d: %w", g.Index, err)
-			}
-		}
+	if spec.MIGEnabled {
+		return nvgpu.EnableMIG(ctx, gpus)
 	}
 	return gpus.Machine(ctx)
 }

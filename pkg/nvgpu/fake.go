@@ -29,7 +29,8 @@ type Fake struct {
 	mu   sync.Mutex
 	sets map[*fakeEventSet]struct{}
 
-	// statePath is the FakeStateEnv file; "" keeps the state in memory.
+	// statePath is Options.FakeState or the FakeStateEnv file; "" keeps the
+	// state in memory.
 	statePath string
 	stateMu   sync.Mutex
 }
@@ -63,7 +64,11 @@ func NewFake(ctx context.Context, name string, opts Options) (*Fake, error) {
 			return nil, fmt.Errorf("prepare fake machine %s: %w", name, err)
 		}
 	}
-	if path := os.Getenv(FakeStateEnv); path != "" {
+	path := opts.FakeState
+	if path == "" {
+		path = os.Getenv(FakeStateEnv)
+	}
+	if path != "" {
 		if err := f.loadState(path); err != nil {
 			return nil, fmt.Errorf("fake machine %s: %w", name, err)
 		}

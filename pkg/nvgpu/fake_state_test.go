@@ -46,3 +46,33 @@ func TestFakeStatePersistsAcrossProcesses(t *testing.T) {
 	require.NoError(t, err)
 	assert.Greater(t, third.GPUInstanceID, second.GPUInstanceID, "instance ids are not reused")
 }
+
+// Options.FakeState names the file without the environment, and EnableMIG
+// turns on MIG on every capable GPU; the next opener of the file sees it.
+func TestFakeStateOptionAndEnableMIG(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	t.Setenv(nvgpu.FakeStateEnv, "")
+	opts := nvgpu.Options{Machine: "fake:mixed", FakeState: filepath.Join(t.TempDir(), "state.json")}
+	g, err := nvgpu.New(ctx, opts)
+	require.NoError(t, err)
+	m, err := nvgpu.EnableMIG(ctx, g)
+	require.NoError(t, err)
+	require.NoError(t, g.Close())
+	capable := 0 // mixed: H100s and A100s, all MIG-capable
+	for _, gpu := range m.GPUs {
+		assert.Equal(t, gpu.MIGCapable, gpu.MIGEnabled, "GPU %d", gpu.Index)
+		if gpu.MIGCapable {
+			capable++
+		}
+	}
+	require.Positive(t, capable)
+
+	again, err := nvgpu.New(ctx, opts)
+	require.NoError(t, err)
+	defer again.Close()
+	m2, err := again.Machine(ctx)
+	require.NoError(t, err)
+	for i, gpu := range m2.GPUs {
+		assert.Equal(t, m.GPUs[i].MIGEnabled, gpu.MIGEnabled, "GPU %d after reopening", i)
+	}
+}

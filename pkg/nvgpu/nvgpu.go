@@ -165,6 +165,28 @@ type Options struct {
 	// EventPoll bounds how long one NVML event wait blocks, and so how
 	// quickly Events notices cancellation; 0 means one second.
 	EventPoll time.Duration
+	// FakeState is the file where a fake machine keeps its hardware state
+	// across processes; "" means $TIERRA_FAKE_STATE (FakeStateEnv), and
+	// both empty keep it in memory. Ignored on real GPUs.
+	FakeState string
+}
+
+// EnableMIG puts every MIG-capable GPU of g that is not yet in MIG mode into
+// it, as an admin does on an inference node, and returns the machine as it
+// is afterwards.
+func EnableMIG(ctx context.Context, g Interface) (inventory.Machine, error) {
+	m, err := g.Machine(ctx)
+	if err != nil {
+		return m, err
+	}
+	for _, gpu := range m.GPUs {
+		if gpu.MIGCapable && !gpu.MIGEnabled {
+			if err := g.SetMIGMode(ctx, gpu.UUID, true); err != nil {
+				return inventory.Machine{}, fmt.Errorf("enable MIG on GPU %d: %w", gpu.Index, err)
+			}
+		}
+	}
+	return g.Machine(ctx)
 }
 
 // fakeMachines names the fake machines (fake_machines.go builds them).
