@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -85,14 +86,35 @@ func (s *Store) Put(c Claim) error {
 	return nil
 }
 
-// Get returns the record of the claim with this UID.
+// Get returns the record of the claim with this UID. A claim not in
+// memory is looked for on disk: during a rolling update another plugin
+// process on the node may have prepared it after this one loaded the
+// directory.
 func (s *Store) Get(uid string) (Claim, bool) {
 	s.mu.RLock()
 	c, ok := s.claims[uid]
 	s.mu.RUnlock()
 	if !ok {
+		return s.readThrough(uid)
+	}
+	return c.Clone(), true
+}
+
+// readThrough reads a record another process wrote and keeps it. A missing,
+// unreadable or other-boot file is no record here: Open deals with those.
+func (s *Store) readThrough(uid string) (Claim, bool) {
+	if validateUID(uid) != nil {
 		return Claim{}, false
 	}
+	unlock := s.locks.lock(uid)
+	defer unlock()
+	c, bootID, err := readRecord(filepath.Join(s.dir, uid+recordExt), uid)
+	if err != nil || bootID != s.bootID {
+		return Claim{}, false
+	}
+	s.mu.Lock()
+	s.claims[uid] = c
+	s.mu.Unlock()
 	return c.Clone(), true
 }
 

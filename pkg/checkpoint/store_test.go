@@ -237,3 +237,22 @@ func sortedClaims(cs []Claim) []Claim {
 	}
 	return s.List()
 }
+
+// Two plugin processes on one node during a rolling update: a record the
+// other process wrote after this one opened the directory is found.
+func TestGetReadsRecordsAnotherProcessWrote(t *testing.T) {
+	dir := t.TempDir()
+	old, _ := openStore(t, dir, testBoot)
+	upd, _ := openStore(t, dir, testBoot)
+	require.NoError(t, old.Put(makeClaim("late")))
+
+	got, ok := upd.Get("late")
+	require.True(t, ok, "record written by the other process")
+	assert.Equal(t, makeClaim("late").Devices[0].MIG, got.Devices[0].MIG)
+	require.NoError(t, upd.Delete("late"))
+	_, ok = old.Get("absent")
+	assert.False(t, ok)
+	other, _ := openStore(t, t.TempDir(), "boot-2")
+	_, ok = other.Get("../late")
+	assert.False(t, ok, "a UID that is not a file name")
+}
