@@ -29,7 +29,9 @@ func (p *Preparer) apply(ctx context.Context, plan Plan, rec *Record) error {
 		}
 		cdiDevices = append(cdiDevices, cd)
 	}
+	t := p.start()
 	ids, err := p.opts.CDI.Write(rec.UID, cdiDevices)
+	p.done(StepCDI, t)
 	if err != nil {
 		return fmt.Errorf("write CDI spec: %w", err)
 	}
@@ -41,7 +43,7 @@ func (p *Preparer) apply(ctx context.Context, plan Plan, rec *Record) error {
 		rec.Devices[i].CDIDeviceIDs = []string{ids[i]}
 	}
 	rec.Phase = PhasePrepared
-	if err := p.opts.Store.Put(*rec); err != nil {
+	if err := p.put(*rec); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
@@ -55,7 +57,9 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 	}
 	switch {
 	case d.MIG != nil:
+		t := p.start()
 		mig, err := p.opts.Hardware.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: d.GPU.UUID, Profile: d.MIG.Profile, Placement: d.MIG.Placement})
+		p.done(StepNVML, t)
 		if err != nil {
 			return CDIDevice{}, fmt.Errorf("create MIG instance %s at %s on %s: %w", d.MIG.Profile, d.MIG.Placement, d.GPU.UUID, err)
 		}
@@ -65,7 +69,7 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 			inst.ComputeInstanceID = mig.ComputeInstances[0].ID
 		}
 		rec.Devices[i].MIG = inst
-		if err := p.opts.Store.Put(*rec); err != nil {
+		if err := p.put(*rec); err != nil {
 			return CDIDevice{}, fmt.Errorf("checkpoint MIG instance: %w", err)
 		}
 		hit(FPPrepareMIGRecorded)
@@ -78,7 +82,7 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 	case d.ExclusiveProcess():
 		// Checkpoint the mode to restore before changing it.
 		rec.Devices[i].PreviousComputeMode = string(p.mode(d.GPU.UUID))
-		if err := p.opts.Store.Put(*rec); err != nil {
+		if err := p.put(*rec); err != nil {
 			return CDIDevice{}, fmt.Errorf("checkpoint compute mode: %w", err)
 		}
 		hit(FPPrepareModeRecorded)
@@ -108,7 +112,9 @@ func (p *Preparer) share(ctx context.Context, d DevicePlan, uid string) (sharing
 		return sharing.Edits{}, nil
 	}
 	first := !p.othersShare(d.GPU.UUID, uid)
+	t := p.start()
 	edits, err := p.opts.Sharer.Share(ctx, d.GPU.UUID, d.Config.Sharing, first)
+	p.done(StepSharing, t)
 	if err != nil {
 		return sharing.Edits{}, fmt.Errorf("set up %s on %s: %w", d.Sharing(), d.GPU.UUID, err)
 	}
@@ -131,7 +137,7 @@ func (p *Preparer) othersShare(gpu, uid string) bool {
 // On error the record stays, marked UnprepareStarted, for a retry.
 func (p *Preparer) undo(ctx context.Context, rec Record) error {
 	rec.Phase = PhaseUnprepareStarted
-	if err := p.opts.Store.Put(rec); err != nil {
+	if err := p.put(rec); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	hit(FPUnprepareStarted)
@@ -142,16 +148,20 @@ func (p *Preparer) undo(ctx context.Context, rec Record) error {
 		}
 		hit(FPUnprepareDeviceUndone)
 	}
+	t := p.start()
 	if err := p.opts.CDI.Delete(rec.UID); err != nil {
 		errs = append(errs, fmt.Errorf("delete CDI spec: %w", err))
 	}
+	p.done(StepCDI, t)
 	hit(FPUnprepareCDIDeleted)
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
+	t = p.start()
 	if err := p.opts.Store.Delete(rec.UID); err != nil {
 		return fmt.Errorf("delete checkpoint record: %w", err)
 	}
+	p.done(StepCheckpoint, t)
 	hit(FPUnprepareDone)
 	return nil
 }
@@ -166,6 +176,7 @@ func (p *Preparer) undoDevice(ctx context.Context, uid string, d RecordDevice) e
 	}
 	if d.MIG != nil {
 		ref := nvgpu.ComputeInstanceRef{GPUUUID: d.GPUUUID, GPUInstanceID: d.MIG.GPUInstanceID, ComputeInstanceID: d.MIG.ComputeInstanceID}
+		defer p.done(StepNVML, p.start())
 		if err := p.opts.Hardware.DestroyComputeInstance(ctx, ref); err != nil && !errors.Is(err, nvgpu.ErrNotFound) {
 			return fmt.Errorf("destroy compute instance %d/%d on %s: %w", ref.GPUInstanceID, ref.ComputeInstanceID, d.GPUUUID, err)
 		}
@@ -194,7 +205,10 @@ func (p *Preparer) mode(uuid string) inventory.ComputeMode {
 }
 
 func (p *Preparer) setMode(ctx context.Context, uuid string, mode inventory.ComputeMode) error {
-	if err := p.opts.Hardware.SetComputeMode(ctx, uuid, mode); err != nil {
+	t := p.start()
+	err := p.opts.Hardware.SetComputeMode(ctx, uuid, mode)
+	p.done(StepNVML, t)
+	if err != nil {
 		return fmt.Errorf("set compute mode %s on %s: %w", mode, uuid, err)
 	}
 	p.modesMu.Lock()

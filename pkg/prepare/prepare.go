@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -35,12 +36,16 @@ type Options struct {
 	Namespaces NamespaceLabeler
 	// Sharer sets up time-slicing and MPS; nil records them only.
 	Sharer Sharer
+	// Observe, when set, is told how long each step takes (benchmarks).
+	Observe Observer
 }
 
 // Preparer prepares claims. It is safe for concurrent use: claims on
 // different GPUs proceed in parallel.
 type Preparer struct {
-	opts  Options
+	opts Options
+	// view is what the node publishes now; SetInventory replaces it.
+	view  atomic.Pointer[view]
 	locks gpuLocks
 	// modes is each GPU's compute mode as prepare last knew it; read and
 	// written only under that GPU's lock.
@@ -61,10 +66,29 @@ func New(opts Options) (*Preparer, error) {
 		return nil, errors.New("prepare: Inventory, Hardware, Store, CDI and Caps are required")
 	}
 	p := &Preparer{opts: opts, modes: map[string]inventory.ComputeMode{}}
-	for uuid, g := range opts.Inventory.gpus {
-		p.modes[uuid] = g.ComputeMode
-	}
+	p.SetInventory(opts.Inventory, opts.Policy)
 	return p, nil
+}
+
+// view is the published inventory and the policy it was built from.
+type view struct {
+	inv    *Inventory
+	policy *v1alpha1.TierPolicy
+}
+
+// SetInventory replaces what the node publishes and the policy, when the
+// plugin republishes its ResourceSlices. Claims in flight finish with the
+// view they started with; prepared claims are unprepared from their
+// records, so they need no device of the new inventory.
+func (p *Preparer) SetInventory(inv *Inventory, policy *v1alpha1.TierPolicy) {
+	p.modesMu.Lock()
+	for uuid, g := range inv.gpus {
+		if _, ok := p.modes[uuid]; !ok {
+			p.modes[uuid] = g.ComputeMode
+		}
+	}
+	p.modesMu.Unlock()
+	p.view.Store(&view{inv: inv, policy: policy})
 }
 
 // Prepare prepares the claim and returns its devices with their CDI IDs.
@@ -74,12 +98,13 @@ func New(opts Options) (*Preparer, error) {
 func (p *Preparer) Prepare(ctx context.Context, claim *resourceapi.ResourceClaim) ([]PreparedDevice, error) {
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "claim", klog.KObj(claim), "uid", claim.UID)
 	ctx = klog.NewContext(ctx, logger)
-	plan, err := p.opts.Inventory.Plan(claim)
+	v := p.view.Load()
+	plan, err := v.inv.Plan(claim)
 	if err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
 	}
 	hit(FPPrepareDecoded)
-	tenant, err := p.tenant(ctx, claim.Namespace)
+	tenant, err := p.tenant(ctx, v.policy, claim.Namespace)
 	if err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
 	}
@@ -105,7 +130,7 @@ func (p *Preparer) Prepare(ctx context.Context, claim *resourceapi.ResourceClaim
 		rec.Devices = append(rec.Devices, RecordDevice{Request: d.Request, Pool: d.Pool, Device: d.Device,
 			GPUUUID: d.GPU.UUID, Sharing: string(d.Sharing()), Config: d.RawConfig})
 	}
-	if err := p.opts.Store.Put(rec); err != nil {
+	if err := p.put(rec); err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: checkpoint: %w", claim.Namespace, claim.Name, err)
 	}
 	hit(FPPrepareStarted)
@@ -141,24 +166,28 @@ func (p *Preparer) Unprepare(ctx context.Context, uid string) error {
 	return nil
 }
 
-func (p *Preparer) tenant(ctx context.Context, namespace string) (string, error) {
+func (p *Preparer) tenant(ctx context.Context, policy *v1alpha1.TierPolicy, namespace string) (string, error) {
 	var nsLabels map[string]string
 	if p.opts.Namespaces != nil {
+		defer p.done(StepTenant, p.start())
 		var err error
 		if nsLabels, err = p.opts.Namespaces.NamespaceLabels(ctx, namespace); err != nil {
 			return "", fmt.Errorf("tenant of namespace %s: %w", namespace, err)
 		}
 	}
-	return tenancy.Resolve(p.opts.Policy, namespace, nsLabels)
+	return tenancy.Resolve(policy, namespace, nsLabels)
 }
 
 // checkTenancy refuses a soft-shared GPU that another tenant's claim holds.
 // The caller holds the GPUs' locks, so the records it reads are current.
 func (p *Preparer) checkTenancy(claim *resourceapi.ResourceClaim, tenant string, plan Plan) error {
-	others := p.opts.Store.List()
+	var others []Record
 	for _, d := range plan.Devices {
 		if !d.SoftShared() {
 			continue
+		}
+		if others == nil {
+			others = p.opts.Store.List()
 		}
 		var holders []tenancy.Holder
 		for _, o := range others {

@@ -41,7 +41,7 @@ func (p *Preparer) Reconcile(ctx context.Context, machine inventory.Machine, spe
 		}
 	}
 	for _, g := range machine.GPUs {
-		if g.MIG == nil || !p.opts.Inventory.managesMIG(g.UUID) {
+		if g.MIG == nil || !p.view.Load().inv.managesMIG(g.UUID) {
 			continue
 		}
 		for _, inst := range g.MIG.Instances {
