@@ -126,7 +126,14 @@ func place(ctx context.Context, c *allocator.Cluster, nodes []slices.Node, claim
 		return p, nil
 	}
 	c.Record(claim, best)
-	for _, r := range best.Devices.Results {
+	describe(&p, claim, best, idx)
+	return p, nil
+}
+
+// describe fills in p from the claim's allocation: devices, classes, tiers,
+// cost and size.
+func describe(p *Placement, claim *resourceapi.ResourceClaim, alloc *resourceapi.AllocationResult, idx *deviceIndex) {
+	for _, r := range alloc.Devices.Results {
 		d := idx.get(r.Pool, r.Device)
 		p.Devices = append(p.Devices, r.Device)
 		p.Classes = appendNew(p.Classes, requestClass(claim, r.Request))
@@ -135,7 +142,40 @@ func place(ctx context.Context, c *allocator.Cluster, nodes []slices.Node, claim
 		p.Cost += cost
 		p.GPUs += gpus
 	}
-	return p, nil
+}
+
+// Observe describes a live cluster as Run describes a plan: published are
+// the ResourceSlices the nodes' plugins published, claims the claims as
+// the scheduler allocated them (unallocated ones get no node). Nodes give
+// each node's machine, which sizes MIG devices in GPU-equivalents; a slice
+// of a node not listed counts each device as one GPU.
+func Observe(nodes []slices.Node, published []*resourceapi.ResourceSlice, claims []*resourceapi.ResourceClaim) *Result {
+	idx := newDeviceIndex()
+	res := &Result{}
+	byNode := map[string][]*resourceapi.ResourceSlice{}
+	for _, s := range published {
+		if s.Spec.Driver == slices.DriverName {
+			byNode[s.Spec.Pool.Name] = append(byNode[s.Spec.Pool.Name], s)
+		}
+	}
+	for _, n := range nodes {
+		res.Devices += idx.add(n, byNode[n.Name])
+		res.Nodes = append(res.Nodes, NodeYield{Node: n.Name, GPUs: len(n.Machine.GPUs)})
+	}
+	for _, claim := range claims {
+		p := Placement{Claim: claim.Namespace + "/" + claim.Name}
+		if alloc := claim.Status.Allocation; alloc != nil && len(alloc.Devices.Results) > 0 {
+			p.Node = alloc.Devices.Results[0].Pool
+			describe(&p, claim, alloc, idx)
+		}
+		for i := range res.Nodes {
+			if res.Nodes[i].Node == p.Node {
+				res.Nodes[i].Allocated += p.GPUs
+			}
+		}
+		res.Placements = append(res.Placements, p)
+	}
+	return res
 }
 
 // subrequestRank sums, over the claim's firstAvailable requests, the index
