@@ -1,0 +1,92 @@
+package deploy
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	resourceapi "k8s.io/api/resource/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+)
+
+func (s *suite) testPluginTokenCarriesItsNode(t *testing.T) {
+	plugin := s.identityOf(t, pluginName, s.podOn(t, pluginName, "plugin-on-a", nodeA))
+	who, err := plugin.whoami(s.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "system:serviceaccount:"+namespace+":"+pluginName, who.Username)
+	assert.Equal(t, []string{nodeA}, []string(who.Extra[nodeNameExtra]), "a token bound to a pod on node A names node A")
+}
+
+// slice is a minimal ResourceSlice of a driver's pool on a node.
+func slice(name, driver, node string) *resourceapi.ResourceSlice {
+	return &resourceapi.ResourceSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: resourceapi.ResourceSliceSpec{
+			Driver:   driver,
+			Pool:     resourceapi.ResourcePool{Name: node, Generation: 1, ResourceSliceCount: 1},
+			NodeName: ptr.To(node),
+			Devices:  []resourceapi.Device{{Name: "gpu-0"}},
+		},
+	}
+}
+
+func (s *suite) testNodeSlices(t *testing.T) {
+	plugin := s.identityOf(t, pluginName, s.podOn(t, pluginName, "plugin-slices-on-a", nodeA))
+	slices := plugin.cs.ResourceV1().ResourceSlices()
+
+	// Admission policies take effect once the apiserver has loaded them:
+	// wait (with dry runs, which admission sees too) for the first refusal.
+	waitRefused(t, s.ctx, func(ctx context.Context) error {
+		_, err := slices.Create(ctx, slice("b-from-a", v1alpha1.DriverName, nodeB), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	})
+	_, err := slices.Create(s.ctx, slice("b-from-a", v1alpha1.DriverName, nodeB), metav1.CreateOptions{})
+	require.Error(t, err, "plugin on node A must not publish node B's slice")
+	assert.True(t, apierrors.IsForbidden(err) || apierrors.IsInvalid(err), "refused by admission: %v", err)
+	assert.Contains(t, err.Error(), "the kubelet plugin on node node-a may write only ResourceSlices of its own node, not node node-b")
+
+	own, err := slices.Create(s.ctx, slice("a-from-a", v1alpha1.DriverName, nodeA), metav1.CreateOptions{})
+	require.NoError(t, err, "plugin on node A publishes node A's slice")
+	own.Spec.Pool.Generation = 2
+	own, err = slices.Update(s.ctx, own, metav1.UpdateOptions{})
+	require.NoError(t, err, "and updates it")
+
+	_, err = slices.Create(s.ctx, slice("other-driver", "other.example.com", nodeA), metav1.CreateOptions{})
+	require.Error(t, err, "another driver's slice, even on node A")
+	assert.Contains(t, err.Error(), "only ResourceSlices of driver gpu.tierra.dev, not other.example.com")
+
+	// A slice of node B that the admin wrote: the plugin on A cannot delete it.
+	_, err = s.cs.ResourceV1().ResourceSlices().Create(s.ctx, slice("b-by-admin", v1alpha1.DriverName, nodeB), metav1.CreateOptions{})
+	require.NoError(t, err)
+	err = slices.Delete(s.ctx, "b-by-admin", metav1.DeleteOptions{})
+	require.Error(t, err, "plugin on node A must not delete node B's slice")
+	assert.Contains(t, err.Error(), "not node node-b")
+	require.NoError(t, slices.Delete(s.ctx, own.Name, metav1.DeleteOptions{}), "plugin on node A deletes its own slice")
+	err = slices.DeleteCollection(s.ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+	assert.True(t, apierrors.IsForbidden(err), "no deletecollection (it would bypass the per-node check): %v", err)
+
+	// A token not bound to a pod on a node carries no node: refused.
+	unbound := s.identityOf(t, pluginName, nil)
+	_, err = unbound.cs.ResourceV1().ResourceSlices().Create(s.ctx, slice("a-unbound", v1alpha1.DriverName, nodeA), metav1.CreateOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no authentication.kubernetes.io/node-name in the token")
+}
+
+// waitRefused retries a dry-run call until admission refuses it (Forbidden
+// or Invalid): the apiserver has loaded the policy.
+func waitRefused(t *testing.T, ctx context.Context, dryRun func(context.Context) error) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		last = dryRun(ctx)
+		return apierrors.IsForbidden(last) || apierrors.IsInvalid(last), nil
+	})
+	require.NoError(t, err, "the admission policy never refused the dry run; last answer: %v", last)
+}

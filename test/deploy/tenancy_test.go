@@ -1,0 +1,105 @@
+package deploy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	resourceapi "k8s.io/api/resource/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tiers"
+)
+
+// tenantLabel is what demo/tierpolicy.yaml's tenants select namespaces by.
+const tenantLabel = "tierra.dev/tenant"
+
+// testTenancy installs the demo's TierPolicy (demo/tierpolicy.yaml: tenant
+// research may claim training, inference and dev; tenant product only
+// inference and dev) and applies the demo scenarios' claims, the manifests
+// `make demo` and demo/kind use; then asks for tiers a tenant may not have.
+func (s *suite) testTenancy(t *testing.T) {
+	a := newApplier(t, s.cfg)
+	policy := decodeFile(t, filepath.Join(s.root, "demo/tierpolicy.yaml"))
+	require.Len(t, policy, 1)
+	require.NoError(t, a.apply(s.ctx, policy[0]))
+	for _, tenant := range []string{"research", "product"} {
+		require.NoError(t, ensureNamespace(s.ctx, s.cs, tenant, map[string]string{tenantLabel: tenant}))
+	}
+	require.NoError(t, ensureNamespace(s.ctx, s.cs, "no-tenant", nil))
+
+	templates := s.cs.ResourceV1().ResourceClaimTemplates("product")
+	training := claimTemplate("wants-training", tt.MakeClaim("", "").Request("gpu", tiers.ClassName("training")).Obj())
+	waitRefused(t, s.ctx, func(ctx context.Context) error {
+		_, err := templates.Create(ctx, training, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	})
+	_, err := templates.Create(s.ctx, training, metav1.CreateOptions{})
+	require.Error(t, err, "tenant product may not claim the training tier")
+	assert.Contains(t, err.Error(), "tenant product (namespace product) may not claim DeviceClass training.gpu.tierra.dev; its allowed tiers are: inference, dev (TierPolicy default)")
+
+	// The demo scenarios pass: every tenant asks only for its tiers.
+	scenarios, err := filepath.Glob(filepath.Join(s.root, "demo/scenarios/*/*.yaml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, scenarios)
+	claims := 0
+	for _, f := range scenarios {
+		for _, o := range decodeFile(t, f) {
+			if o.GetKind() != "ResourceClaim" && o.GetKind() != "ResourceClaimTemplate" {
+				continue
+			}
+			require.NoError(t, a.apply(s.ctx, o), "demo scenario %s: %s %s/%s", filepath.Base(f), o.GetKind(), o.GetNamespace(), o.GetName())
+			claims++
+		}
+	}
+	require.NotZero(t, claims, "the demo scenarios hold claims")
+
+	tests := map[string]struct {
+		ns      string
+		claim   *resourceapi.ResourceClaim
+		wantErr string
+	}{
+		"a claim of a disallowed tier": {ns: "product", claim: tt.MakeClaim("c1", "product").Request("gpu", tiers.ClassName("training")).Obj(),
+			wantErr: "tenant product (namespace product) may not claim DeviceClass training.gpu.tierra.dev"},
+		"a disallowed tier as a fallback": {ns: "product", claim: tt.MakeClaim("c2", "product").FirstAvailable("gpu",
+			resourceapi.DeviceSubRequest{Name: "small", DeviceClassName: tiers.ClassName("inference")},
+			resourceapi.DeviceSubRequest{Name: "big", DeviceClassName: tiers.ClassName("training")}).Obj(),
+			wantErr: "may not claim DeviceClass training.gpu.tierra.dev"},
+		"an allowed tier":                  {ns: "product", claim: tt.MakeClaim("c3", "product").Request("gpu", tiers.ClassName("inference")).Obj()},
+		"a plain class":                    {ns: "product", claim: tt.MakeClaim("c4", "product").Request("gpu", tiers.ClassGPU).Obj()},
+		"training for a tenant allowed it": {ns: "research", claim: tt.MakeClaim("c5", "research").Request("gpu", tiers.ClassName("training")).Obj()},
+		"a namespace of no tenant":         {ns: "no-tenant", claim: tt.MakeClaim("c6", "no-tenant").Request("gpu", tiers.ClassName("training")).Obj()},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tc.claim.UID = ""
+			_, err := s.cs.ResourceV1().ResourceClaims(tc.ns).Create(s.ctx, tc.claim, metav1.CreateOptions{})
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.wantErr)
+			assert.Contains(t, err.Error(), "its allowed tiers are: inference, dev")
+		})
+	}
+}
+
+// claimTemplate wraps a claim's spec in a ResourceClaimTemplate.
+func claimTemplate(name string, claim *resourceapi.ResourceClaim) *resourceapi.ResourceClaimTemplate {
+	return &resourceapi.ResourceClaimTemplate{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: resourceapi.ResourceClaimTemplateSpec{Spec: claim.Spec}}
+}
+
+// decodeFile reads the objects of a YAML file.
+func decodeFile(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return decode(t, string(data))
+}
