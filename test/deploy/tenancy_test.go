@@ -16,20 +16,19 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
-// tenantLabel is what demo/tierpolicy.yaml's tenants select namespaces by.
-const tenantLabel = "tierra.dev/tenant"
-
 // testTenancy installs the demo's TierPolicy (demo/tierpolicy.yaml: tenant
 // research may claim training, inference and dev; tenant product only
-// inference and dev) and applies the demo scenarios' claims, the manifests
-// `make demo` and demo/kind use; then asks for tiers a tenant may not have.
+// inference and dev) and tenant namespaces (demo/kind/namespaces.yaml), and
+// applies the demo scenarios' claims, the manifests `make demo` and
+// demo/kind use; then asks for tiers a tenant may not have.
 func (s *suite) testTenancy(t *testing.T) {
 	a := newApplier(t, s.cfg)
 	policy := decodeFile(t, filepath.Join(s.root, "demo/tierpolicy.yaml"))
 	require.Len(t, policy, 1)
 	require.NoError(t, a.apply(s.ctx, policy[0]))
-	for _, tenant := range []string{"research", "product"} {
-		require.NoError(t, ensureNamespace(s.ctx, s.cs, tenant, map[string]string{tenantLabel: tenant}))
+	// The tenants' namespaces, as demo/kind creates them.
+	for _, ns := range decodeFile(t, filepath.Join(s.root, "demo/kind/namespaces.yaml")) {
+		require.NoError(t, a.apply(s.ctx, ns))
 	}
 	require.NoError(t, ensureNamespace(s.ctx, s.cs, "no-tenant", nil))
 
