@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
@@ -25,6 +26,16 @@ import (
 
 // forbidden reports whether a call failed authorization.
 func forbidden(err error) bool { return apierrors.IsForbidden(err) }
+
+type apiCall func(context.Context) error
+
+// controllerCalls are API calls made with the controller's identity.
+type controllerCalls struct {
+	cs       kubernetes.Interface
+	policies dynamic.NamespaceableResourceInterface
+	// probe is a TierPolicy the admin created, as unstructured content.
+	probe map[string]any
+}
 
 // testControllerLeastPrivilege calls the API as the controller's service
 // account: what pkg/controller does is allowed, the rest is refused.
@@ -37,116 +48,122 @@ func (s *suite) testControllerLeastPrivilege(t *testing.T) {
 	require.NoError(t, err)
 
 	id := s.identityOf(t, controllerName, nil)
-	cs := id.cs
 	dyn, err := dynamic.NewForConfig(id.cfg)
 	require.NoError(t, err)
-	policies := dyn.Resource(controller.TierPolicyResource)
+	calls := controllerCalls{cs: id.cs, policies: dyn.Resource(controller.TierPolicyResource), probe: u}
+	for name, call := range calls.allowed() {
+		t.Run("may "+name, func(t *testing.T) {
+			require.NoError(t, call(s.ctx), "the controller needs to %s", name)
+		})
+	}
+	for name, call := range calls.refused() {
+		t.Run("may not "+name, func(t *testing.T) {
+			err := call(s.ctx)
+			assert.True(t, forbidden(err), "the controller must not %s; got %v", name, err)
+		})
+	}
+}
+
+// allowed are the calls pkg/controller makes.
+func (c controllerCalls) allowed() map[string]apiCall {
+	classes := c.cs.ResourceV1().DeviceClasses()
 	class := &resourceapi.DeviceClass{ObjectMeta: metav1.ObjectMeta{Name: "probe." + v1alpha1.DriverName}}
-	calls := map[string]struct {
-		call    func(context.Context) error
-		allowed bool
-	}{
-		"list DeviceClasses": {allowed: true, call: func(ctx context.Context) error {
-			_, err := cs.ResourceV1().DeviceClasses().List(ctx, metav1.ListOptions{})
+	return map[string]apiCall{
+		"list DeviceClasses": func(ctx context.Context) error { _, err := classes.List(ctx, metav1.ListOptions{}); return err },
+		"create DeviceClasses": func(ctx context.Context) error {
+			_, err := classes.Create(ctx, class, metav1.CreateOptions{})
 			return err
-		}},
-		"create DeviceClasses": {allowed: true, call: func(ctx context.Context) error {
-			_, err := cs.ResourceV1().DeviceClasses().Create(ctx, class, metav1.CreateOptions{})
-			return err
-		}},
-		"delete DeviceClasses": {allowed: true, call: func(ctx context.Context) error {
-			return ignoreNotFound(cs.ResourceV1().DeviceClasses().Delete(ctx, "absent."+v1alpha1.DriverName, metav1.DeleteOptions{}))
-		}},
-		"watch ResourceSlices": {allowed: true, call: func(ctx context.Context) error { return watchOnce(ctx, cs.ResourceV1().ResourceSlices().Watch) }},
-		"watch ResourceClaims": {allowed: true, call: func(ctx context.Context) error { return watchOnce(ctx, cs.ResourceV1().ResourceClaims("").Watch) }},
-		"watch TierPolicies":   {allowed: true, call: func(ctx context.Context) error { return watchOnce(ctx, policies.Watch) }},
-		"update TierPolicy status": {allowed: true, call: func(ctx context.Context) error {
-			p, err := policies.Get(ctx, probe.Name, metav1.GetOptions{})
+		},
+		"delete DeviceClasses": func(ctx context.Context) error {
+			return ignoreNotFound(classes.Delete(ctx, "absent."+v1alpha1.DriverName, metav1.DeleteOptions{}))
+		},
+		"watch ResourceSlices": func(ctx context.Context) error { return watchOnce(ctx, c.cs.ResourceV1().ResourceSlices().Watch) },
+		"watch ResourceClaims": func(ctx context.Context) error { return watchOnce(ctx, c.cs.ResourceV1().ResourceClaims("").Watch) },
+		"watch TierPolicies":   func(ctx context.Context) error { return watchOnce(ctx, c.policies.Watch) },
+		"update TierPolicy status": func(ctx context.Context) error {
+			p, err := c.policies.Get(ctx, "rbac-probe", metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
 			_ = unstructured.SetNestedField(p.Object, int64(7), "status", "tierCount")
-			_, err = policies.UpdateStatus(ctx, p, metav1.UpdateOptions{})
+			_, err = c.policies.UpdateStatus(ctx, p, metav1.UpdateOptions{})
 			return err
-		}},
-		"create events": {allowed: true, call: func(ctx context.Context) error {
-			ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe."}, InvolvedObject: corev1.ObjectReference{Kind: "Deployment", APIVersion: "apps/v1", Namespace: namespace, Name: controllerName},
-				Reason: "Probe", Message: "rbac probe", Type: corev1.EventTypeNormal}
-			_, err := cs.CoreV1().Events(namespace).Create(ctx, ev, metav1.CreateOptions{})
+		},
+		"create events": func(ctx context.Context) error {
+			ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe."}, Reason: "Probe", Message: "rbac probe", Type: corev1.EventTypeNormal,
+				InvolvedObject: corev1.ObjectReference{Kind: "Deployment", APIVersion: "apps/v1", Namespace: namespace, Name: controllerName}}
+			_, err := c.cs.CoreV1().Events(namespace).Create(ctx, ev, metav1.CreateOptions{})
 			return err
-		}},
+		},
+	}
+}
 
-		"update a TierPolicy's spec": {call: func(ctx context.Context) error {
-			p, err := policies.Get(ctx, probe.Name, metav1.GetOptions{})
+// refused are calls outside the controller's job.
+func (c controllerCalls) refused() map[string]apiCall {
+	cs := c.cs
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "x"}}}}
+	claim := tt.MakeClaim("c", namespace).Request("r", tiers.ClassGPU).Obj()
+	return map[string]apiCall{
+		"update a TierPolicy's spec": func(ctx context.Context) error {
+			p, err := c.policies.Get(ctx, "rbac-probe", metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
 			p.SetLabels(map[string]string{"changed": "yes"})
-			_, err = policies.Update(ctx, p, metav1.UpdateOptions{})
+			_, err = c.policies.Update(ctx, p, metav1.UpdateOptions{})
 			return err
-		}},
-		"read Secrets": {call: func(ctx context.Context) error {
+		},
+		"create TierPolicies": func(ctx context.Context) error {
+			_, err := c.policies.Create(ctx, &unstructured.Unstructured{Object: c.probe}, metav1.CreateOptions{})
+			return err
+		},
+		"list Secrets": func(ctx context.Context) error {
 			_, err := cs.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{})
 			return err
-		}},
-		"read a Secret": {call: func(ctx context.Context) error {
+		},
+		"read a Secret": func(ctx context.Context) error {
 			_, err := cs.CoreV1().Secrets("kube-system").Get(ctx, "any", metav1.GetOptions{})
 			return err
-		}},
-		"create Pods": {call: func(ctx context.Context) error {
-			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "x"}}}}
-			_, err := cs.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{})
-			return err
-		}},
-		"delete Pods": {call: func(ctx context.Context) error {
-			return cs.CoreV1().Pods(namespace).Delete(ctx, "plugin-on-a", metav1.DeleteOptions{})
-		}},
-		"read Nodes": {call: func(ctx context.Context) error {
-			_, err := cs.CoreV1().Nodes().Get(ctx, nodeA, metav1.GetOptions{})
-			return err
-		}},
-		"create ResourceSlices": {call: func(ctx context.Context) error {
-			_, err := cs.ResourceV1().ResourceSlices().Create(ctx, slice("ctl", v1alpha1.DriverName, nodeA), metav1.CreateOptions{})
-			return err
-		}},
-		"get a ResourceClaim": {call: func(ctx context.Context) error {
-			_, err := cs.ResourceV1().ResourceClaims("claim-status").Get(ctx, "on-a", metav1.GetOptions{})
-			return err
-		}},
-		"create ResourceClaims": {call: func(ctx context.Context) error {
-			_, err := cs.ResourceV1().ResourceClaims(namespace).Create(ctx, tt.MakeClaim("c", namespace).Request("r", tiers.ClassGPU).Obj(), metav1.CreateOptions{})
-			return err
-		}},
-		"write claim status": {call: func(ctx context.Context) error {
-			_, err := cs.ResourceV1().ResourceClaims("claim-status").UpdateStatus(ctx, tt.MakeClaim("on-a", "claim-status").Obj(), metav1.UpdateOptions{})
-			return err
-		}},
-		"create TierPolicies": {call: func(ctx context.Context) error {
-			_, err := policies.Create(ctx, &unstructured.Unstructured{Object: u}, metav1.CreateOptions{})
-			return err
-		}},
-		"bind itself a role": {call: func(ctx context.Context) error {
-			_, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, adminBinding(), metav1.CreateOptions{})
-			return err
-		}},
-		"list ConfigMaps": {call: func(ctx context.Context) error {
+		},
+		"list ConfigMaps": func(ctx context.Context) error {
 			_, err := cs.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{})
 			return err
-		}},
-		"create ServiceAccount tokens": {call: func(ctx context.Context) error {
+		},
+		"create Pods": func(ctx context.Context) error {
+			_, err := cs.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{})
+			return err
+		},
+		"delete Pods": func(ctx context.Context) error {
+			return cs.CoreV1().Pods(namespace).Delete(ctx, "plugin-on-a", metav1.DeleteOptions{})
+		},
+		"read Nodes": func(ctx context.Context) error {
+			_, err := cs.CoreV1().Nodes().Get(ctx, nodeA, metav1.GetOptions{})
+			return err
+		},
+		"create ResourceSlices": func(ctx context.Context) error {
+			_, err := cs.ResourceV1().ResourceSlices().Create(ctx, slice("ctl", v1alpha1.DriverName, nodeA), metav1.CreateOptions{})
+			return err
+		},
+		"get a ResourceClaim": func(ctx context.Context) error {
+			_, err := cs.ResourceV1().ResourceClaims("claim-status").Get(ctx, "on-a", metav1.GetOptions{})
+			return err
+		},
+		"create ResourceClaims": func(ctx context.Context) error {
+			_, err := cs.ResourceV1().ResourceClaims(namespace).Create(ctx, claim, metav1.CreateOptions{})
+			return err
+		},
+		"write claim status": func(ctx context.Context) error {
+			_, err := cs.ResourceV1().ResourceClaims("claim-status").UpdateStatus(ctx, tt.MakeClaim("on-a", "claim-status").Obj(), metav1.UpdateOptions{})
+			return err
+		},
+		"bind itself a role": func(ctx context.Context) error {
+			_, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, adminBinding(), metav1.CreateOptions{})
+			return err
+		},
+		"create service account tokens": func(ctx context.Context) error {
 			_, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, pluginName, tokenRequest(), metav1.CreateOptions{})
 			return err
-		}},
-	}
-	for name, tc := range calls {
-		t.Run(name, func(t *testing.T) {
-			err := tc.call(s.ctx)
-			if tc.allowed {
-				require.NoError(t, err, "the controller needs to %s", name)
-				return
-			}
-			assert.True(t, forbidden(err), "the controller must not %s; got %v", name, err)
-		})
+		},
 	}
 }
 

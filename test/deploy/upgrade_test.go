@@ -49,30 +49,11 @@ type allocatedClaim struct {
 // account tokens bound to their pods: the chart's RBAC and node-slices
 // policy are what they get.
 func (s *suite) testUpgrade(t *testing.T) {
-	ch := newChart(t)
-	out, err := ch.template("plugin.machine=fake:dgxh200")
-	require.NoError(t, err)
-	var ds appsv1.DaemonSet
-	require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(find(t, decode(t, out), "DaemonSet", pluginName).Object, &ds))
-	t0 := time.Now()
-	bin := buildPlugin(t, s.root)
-	t.Logf("plugin built in %s", time.Since(t0).Round(time.Millisecond))
-
-	_, err = s.cs.CoreV1().Nodes().Create(s.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: upgradeNode,
-		Labels: map[string]string{v1alpha1.NodeTierLabel: v1alpha1.TierInference}}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	require.NoError(t, ensureNamespace(s.ctx, s.cs, upgradeNS, nil))
-	dirs := newHostDirs(t, &ds)
-	policy, err := yaml.Marshal(v1alpha1.DefaultTierPolicy())
-	require.NoError(t, err)
-	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
-	require.NoError(t, os.WriteFile(policyFile, policy, 0o644))
-	// The plugins follow the built-in default policy, not the demo's.
-	extra := []string{"TIERRA_TIER_POLICY=absent-in-this-test", "TIERRA_TIER_POLICY_FILE=" + policyFile}
+	ds, bin, dirs, extra := s.rolloutSetup(t)
 	kl := newKubelet(dirs["/var/lib/kubelet/plugins_registry"])
 
 	oldPod := s.podOn(t, pluginName, "plugin-old", upgradeNode)
-	old := s.startPlugin(t, bin, &ds, dirs, oldPod, extra...)
+	old := s.startPlugin(t, bin, ds, dirs, oldPod, extra...)
 	oldEP, err := kl.waitRegistration(s.ctx, 60*time.Second)
 	require.NoError(t, err, "the old plugin registers")
 	defer kl.closeAll(oldEP)
@@ -88,8 +69,8 @@ func (s *suite) testUpgrade(t *testing.T) {
 	require.NoError(t, c.waitServed(s.ctx, string(oldPod.UID), callsPerPhase, time.Minute), "old plugin alone")
 
 	newPod := s.podOn(t, pluginName, "plugin-new", upgradeNode)
-	t0 = time.Now()
-	newer := s.startPlugin(t, bin, &ds, dirs, newPod, extra...)
+	t0 := time.Now()
+	newer := s.startPlugin(t, bin, ds, dirs, newPod, extra...)
 	newEP, err := kl.waitRegistration(s.ctx, 60*time.Second)
 	require.NoError(t, err, "the new plugin registers beside the old one")
 	defer kl.closeAll(newEP)
@@ -129,6 +110,33 @@ func (s *suite) testUpgrade(t *testing.T) {
 	_, err = os.Stat(newEP.draSocket)
 	assert.NoError(t, err, "the new pod serves")
 	newer.stop(t)
+}
+
+// rolloutSetup renders the DaemonSet with a fake machine, builds the plugin,
+// creates the node, its host directories and the namespace, and returns the
+// extra environment that points the plugins at the built-in default policy.
+func (s *suite) rolloutSetup(t *testing.T) (*appsv1.DaemonSet, string, hostDirs, []string) {
+	t.Helper()
+	ch := newChart(t)
+	out, err := ch.template("plugin.machine=fake:dgxh200")
+	require.NoError(t, err)
+	ds := &appsv1.DaemonSet{}
+	require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(find(t, decode(t, out), "DaemonSet", pluginName).Object, ds))
+	t0 := time.Now()
+	bin := buildPlugin(t, s.root)
+	t.Logf("plugin built in %s", time.Since(t0).Round(time.Millisecond))
+
+	_, err = s.cs.CoreV1().Nodes().Create(s.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: upgradeNode,
+		Labels: map[string]string{v1alpha1.NodeTierLabel: v1alpha1.TierInference}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.NoError(t, ensureNamespace(s.ctx, s.cs, upgradeNS, nil))
+	policy, err := yaml.Marshal(v1alpha1.DefaultTierPolicy())
+	require.NoError(t, err)
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(policyFile, policy, 0o644))
+	// The plugins follow the built-in default policy, not the demo's.
+	extra := []string{"TIERRA_TIER_POLICY=absent-in-this-test", "TIERRA_TIER_POLICY_FILE=" + policyFile}
+	return ds, bin, newHostDirs(t, ds), extra
 }
 
 // waitSlices waits until the node's pool is published completely.
