@@ -87,6 +87,44 @@ func (s *suite) testTenancy(t *testing.T) {
 			assert.Contains(t, err.Error(), "its allowed tiers are: inference, dev")
 		})
 	}
+	t.Run("a policy change leaves existing claims deletable", func(t *testing.T) { s.testTierTakenAway(t, a, policy[0]) })
+}
+
+// testTierTakenAway: when the policy takes a tier away from a tenant, the
+// tenant's existing claims of that tier still accept metadata updates
+// (finalizer removal on deletion), while new ones are refused.
+func (s *suite) testTierTakenAway(t *testing.T, a *applier, demoPolicy *unstructured.Unstructured) {
+	claims := s.cs.ResourceV1().ResourceClaims("product")
+	claim := tt.MakeClaim("before-change", "product").Request("gpu", tiers.ClassName("inference")).Obj()
+	claim.UID = ""
+	claim.Finalizers = []string{"tierra.dev/test"}
+	claim, err := claims.Create(s.ctx, claim, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	narrowed := demoPolicy.DeepCopy()
+	tenants, _, err := unstructured.NestedSlice(narrowed.Object, "spec", "tenants")
+	require.NoError(t, err)
+	for _, tenant := range tenants {
+		if m := tenant.(map[string]any); m["name"] == "product" {
+			m["allowedTiers"] = []any{"dev"}
+		}
+	}
+	require.NoError(t, unstructured.SetNestedSlice(narrowed.Object, tenants, "spec", "tenants"))
+	require.NoError(t, a.apply(s.ctx, narrowed))
+	defer func() { require.NoError(t, a.apply(s.ctx, demoPolicy), "restore the demo policy") }()
+	again := tt.MakeClaim("after-change", "product").Request("gpu", tiers.ClassName("inference")).Obj()
+	again.UID = ""
+	waitRefused(t, s.ctx, func(ctx context.Context) error {
+		_, err := claims.Create(ctx, again, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	})
+
+	require.NoError(t, claims.Delete(s.ctx, claim.Name, metav1.DeleteOptions{}))
+	claim, err = claims.Get(s.ctx, claim.Name, metav1.GetOptions{})
+	require.NoError(t, err)
+	claim.Finalizers = nil
+	_, err = claims.Update(s.ctx, claim, metav1.UpdateOptions{})
+	require.NoError(t, err, "removing the finalizer of a claim the policy no longer allows")
 }
 
 // claimTemplate wraps a claim's spec in a ResourceClaimTemplate.
