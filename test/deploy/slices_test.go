@@ -62,6 +62,12 @@ func (s *suite) testNodeSlices(t *testing.T) {
 	require.Error(t, err, "another driver's slice, even on node A")
 	assert.Contains(t, err.Error(), "only ResourceSlices of driver gpu.tierra.dev, not other.example.com")
 
+	everywhere := slice("all-nodes", v1alpha1.DriverName, nodeA)
+	everywhere.Spec.NodeName, everywhere.Spec.AllNodes = nil, ptr.To(true)
+	_, err = slices.Create(s.ctx, everywhere, metav1.CreateOptions{})
+	require.Error(t, err, "a slice for all nodes is not the plugin's to publish")
+	assert.Contains(t, err.Error(), "not a slice without a node")
+
 	// A slice of node B that the admin wrote: the plugin on A cannot delete it.
 	_, err = s.cs.ResourceV1().ResourceSlices().Create(s.ctx, slice("b-by-admin", v1alpha1.DriverName, nodeB), metav1.CreateOptions{})
 	require.NoError(t, err)
