@@ -61,6 +61,7 @@ func TestInstalledChart(t *testing.T) {
 	t.Run("PluginTokenCarriesItsNode", s.testPluginTokenCarriesItsNode)
 	t.Run("PluginWritesOnlyItsNodeSlices", s.testNodeSlices)
 	t.Run("PluginWritesOnlyItsDriverStatus", s.testClaimStatus)
+	t.Run("PluginLeastPrivilege", s.testPluginLeastPrivilege)
 	t.Run("ControllerLeastPrivilege", s.testControllerLeastPrivilege)
 	t.Run("TenancyAdmission", s.testTenancy)
 	t.Run("PluginUpgradeKeepsPrepare", s.testUpgrade)

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -8,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	tt "github.com/tierra-gpu/tierra/pkg/testing"
@@ -79,4 +81,47 @@ func (s *suite) testClaimStatus(t *testing.T) {
 
 	_, err = claims.Update(s.ctx, fresh, metav1.UpdateOptions{})
 	assert.True(t, forbidden(err), "the plugin cannot write a claim's spec: %v", err)
+}
+
+// testPluginLeastPrivilege: the plugin's identity, even bound to its node,
+// is refused what the plugin never calls.
+func (s *suite) testPluginLeastPrivilege(t *testing.T) {
+	cs := s.identityOf(t, pluginName, s.podOn(t, pluginName, "plugin-priv-on-a", nodeA)).cs
+	refused := map[string]apiCall{
+		"list Secrets": func(ctx context.Context) error {
+			_, err := cs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"create DeviceClasses": func(ctx context.Context) error {
+			_, err := cs.ResourceV1().DeviceClasses().Create(ctx, &resourceapi.DeviceClass{ObjectMeta: metav1.ObjectMeta{Name: "x." + v1alpha1.DriverName}}, metav1.CreateOptions{})
+			return err
+		},
+		"list ResourceClaims": func(ctx context.Context) error {
+			_, err := cs.ResourceV1().ResourceClaims("").List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"label its Node": func(ctx context.Context) error {
+			_, err := cs.CoreV1().Nodes().Patch(ctx, nodeA, types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{})
+			return err
+		},
+		"delete Pods": func(ctx context.Context) error {
+			return cs.CoreV1().Pods(namespace).Delete(ctx, "plugin-on-a", metav1.DeleteOptions{})
+		},
+		"create events outside default": func(ctx context.Context) error {
+			ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe."}, Reason: "Probe", Type: corev1.EventTypeNormal,
+				InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: namespace, Name: "plugin-on-a"}}
+			_, err := cs.CoreV1().Events(namespace).Create(ctx, ev, metav1.CreateOptions{})
+			return err
+		},
+	}
+	for name, call := range refused {
+		t.Run("may not "+name, func(t *testing.T) {
+			err := call(s.ctx)
+			assert.True(t, forbidden(err), "the plugin must not %s; got %v", name, err)
+		})
+	}
+	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: nodeA + "."}, Reason: "Probe", Type: corev1.EventTypeNormal,
+		InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: nodeA}}
+	_, err := cs.CoreV1().Events(metav1.NamespaceDefault).Create(s.ctx, ev, metav1.CreateOptions{})
+	require.NoError(t, err, "the plugin records events about its Node in default")
 }
