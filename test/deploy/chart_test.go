@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -8,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 )
 
 const (
@@ -157,4 +160,20 @@ func envValue(c corev1.Container, name string) string {
 		}
 	}
 	return ""
+}
+
+// TestChartKnowsEveryFakeMachine keeps the chart's list of fake machines
+// (templates/validation.yaml) equal to the plugin's (nvgpu.FakeMachines).
+func TestChartKnowsEveryFakeMachine(t *testing.T) {
+	c := newChart(t)
+	for _, m := range nvgpu.FakeMachines() {
+		_, err := c.template("plugin.machine=" + nvgpu.FakePrefix + m)
+		assert.NoError(t, err, "fake machine %s", m)
+	}
+	_, err := c.template("plugin.machine=fake:none")
+	require.Error(t, err)
+	_, allowed, ok := strings.Cut(err.Error(), "allowed: ")
+	require.True(t, ok, "the refusal lists the allowed machines: %v", err)
+	listed := strings.Split(strings.TrimSpace(strings.SplitN(allowed, "\n", 2)[0]), ", ")
+	assert.ElementsMatch(t, nvgpu.FakeMachines(), listed)
 }
