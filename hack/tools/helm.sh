@@ -31,7 +31,9 @@ start=${SECONDS}
 # `helm version` (and the up-to-date check above) reads it.
 ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
 ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
-GOBIN="${tmp}" CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath -ldflags "${ldflags}" \
+# GOFLAGS cleared: a caller's -mod=vendor (or the like) does not apply to a
+# module@version install.
+GOBIN="${tmp}" CGO_ENABLED=0 GOFLAGS= go install -trimpath -ldflags "${ldflags}" \
 	"helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 mv "${tmp}/helm" "${OUT}"
 log "helm done in $((SECONDS - start)) s: $("${OUT}" version --short)"
