@@ -2,17 +2,15 @@ package plugin
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sync"
 
 	resourceapi "k8s.io/api/resource/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
 	"k8s.io/klog/v2"
 
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 )
 
@@ -21,7 +19,19 @@ import (
 type Driver struct {
 	prep   *prepare.Preparer
 	helper *kubeletplugin.Helper
+	pub    *publisher
+	// lock is held shared by every prepare and unprepare, and exclusive
+	// by the startup reconcile of a plugin that starts beside this one.
+	lock *checkpoint.StateLock
+	// cancel stops the watches; stops shuts their informers down and wg
+	// waits for the GPU event loop.
+	cancel context.CancelFunc
+	stops  []func()
+	wg     sync.WaitGroup
 	close  func() error
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 var _ kubeletplugin.DRAPlugin = (*Driver)(nil)
@@ -29,6 +39,11 @@ var _ kubeletplugin.DRAPlugin = (*Driver)(nil)
 // PrepareResourceClaims implements kubeletplugin.DRAPlugin. Each claim gets
 // its own result; one claim's error does not fail the others.
 func (d *Driver) PrepareResourceClaims(ctx context.Context, claims []*resourceapi.ResourceClaim) (map[types.UID]kubeletplugin.PrepareResult, error) {
+	release, err := d.lock.Shared()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	results := make(map[types.UID]kubeletplugin.PrepareResult, len(claims))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -62,6 +77,11 @@ func (d *Driver) prepareOne(ctx context.Context, claim *resourceapi.ResourceClai
 
 // UnprepareResourceClaims implements kubeletplugin.DRAPlugin.
 func (d *Driver) UnprepareResourceClaims(ctx context.Context, claims []kubeletplugin.NamespacedObject) (map[types.UID]error, error) {
+	release, err := d.lock.Shared()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	results := make(map[types.UID]error, len(claims))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -92,27 +112,30 @@ func (d *Driver) WatchHealthStatus(context.Context, chan<- kubeletplugin.DeviceH
 	return kubeletplugin.ErrHealthNotSupported
 }
 
-// Stop stops serving the kubelet and releases the GPUs.
+// Stop stops serving the kubelet and watching, and releases the state
+// lock and the GPUs. Stopping again returns the first result.
 func (d *Driver) Stop() error {
+	d.stopOnce.Do(func() { d.stopErr = d.stop() })
+	return d.stopErr
+}
+
+func (d *Driver) stop() error {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	for _, stop := range d.stops {
+		stop()
+	}
 	if d.helper != nil {
 		d.helper.Stop()
 	}
+	d.wg.Wait()
+	var errs []error
+	if d.lock != nil {
+		errs = append(errs, d.lock.Close())
+	}
 	if d.close != nil {
-		return d.close()
+		errs = append(errs, d.close())
 	}
-	return nil
-}
-
-// namespaceLabels reads namespace labels for tenant resolution.
-type namespaceLabels struct{ client kubernetes.Interface }
-
-func (n namespaceLabels) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {
-	ns, err := n.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get namespace %s: %w", name, err)
-	}
-	return ns.Labels, nil
+	return errors.Join(errs...)
 }

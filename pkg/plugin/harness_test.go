@@ -17,6 +17,7 @@ import (
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2/ktesting"
@@ -47,6 +48,10 @@ type harness struct {
 	reg     registerapi.RegistrationClient
 	stop    func()
 	runner  *sharing.FakeRunner
+	// dynamic, when set, serves the TierPolicy instead of a fixed one.
+	dynamic dynamic.Interface
+	// hardware, when set, is the GPUs the plugin sees (wrapping gpus).
+	hardware nvgpu.Interface
 }
 
 // namespace labels of the namespaces the tests use.
@@ -58,7 +63,7 @@ var namespaceLabels = map[string]map[string]string{
 
 // startPlugin labels the node for tier (inference: MIG on GPUs 4-7 and
 // whole GPUs 0-3; dev: time-sliced GPUs) and starts the plugin.
-func startPlugin(t testing.TB, tier string) *harness {
+func startPlugin(t testing.TB, tier string, opts ...func(*harness)) *harness {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
@@ -77,11 +82,15 @@ func startPlugin(t testing.TB, tier string) *harness {
 	}
 	client := fake.NewClientset(objs...)
 	client.PrependReactor("create", "resourceslices", generateName())
+	client.PrependReactor("create", "events", generateName())
 
 	h := &harness{ctx: ctx, client: client, gpus: gpus, runner: &sharing.FakeRunner{}, cfg: plugin.Config{
 		NodeName: nodeName, StateDir: t.TempDir(), CDIDir: t.TempDir(), BootID: "boot-1",
 		PluginDataDir: shortTempDir(t), RegistrarDir: shortTempDir(t),
 	}}
+	for _, o := range opts {
+		o(h)
+	}
 	h.start(t)
 	classes, err := tiers.Render(v1alpha1.DefaultTierPolicy())
 	require.NoError(t, err)
@@ -92,16 +101,25 @@ func startPlugin(t testing.TB, tier string) *harness {
 // start starts the plugin (again, after stop: a plugin restart) and dials
 // its sockets.
 func (h *harness) start(t testing.TB) {
-	d, err := plugin.Start(h.ctx, h.cfg, plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: v1alpha1.DefaultTierPolicy(), Runner: h.runner, Caps: prepare.FakeCaps{}})
-	require.NoError(t, err)
-	h.stop = func() { require.NoError(t, d.Stop()) }
-	t.Cleanup(func() {
-		if h.stop != nil {
-			h.stop()
-		}
-	})
+	h.stop = h.startDriver(t, h.cfg)
 	h.dra = drapb.NewDRAPluginClient(dial(t, filepath.Join(h.cfg.PluginDataDir, "dra.sock")))
 	h.reg = registerapi.NewRegistrationClient(dial(t, filepath.Join(h.cfg.RegistrarDir, v1alpha1.DriverName+"-reg.sock")))
+}
+
+// startDriver starts a plugin with cfg on the harness's node and returns
+// the function that stops it; it is stopped at the end of the test anyway.
+func (h *harness) startDriver(t testing.TB, cfg plugin.Config) func() {
+	deps := plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: v1alpha1.DefaultTierPolicy(), Runner: h.runner, Caps: prepare.FakeCaps{}}
+	if h.dynamic != nil {
+		deps.Dynamic, deps.Policy = h.dynamic, nil
+	}
+	if h.hardware != nil {
+		deps.GPUs = h.hardware
+	}
+	d, err := plugin.Start(h.ctx, cfg, deps)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, d.Stop()) })
+	return func() { require.NoError(t, d.Stop()) }
 }
 
 // restart stops the plugin and starts it again on the same node and state.

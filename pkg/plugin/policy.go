@@ -20,23 +20,26 @@ var tierPolicies = v1alpha1.SchemeGroupVersion.WithResource("tierpolicies")
 
 // loadPolicy reads the named TierPolicy from the API; when the CRD or the
 // object is absent it falls back to the policy file, else it fails saying so.
-func loadPolicy(ctx context.Context, client dynamic.Interface, cfg *Config) (*v1alpha1.TierPolicy, error) {
+// fromAPI says which: only a policy from the API is watched for changes.
+func loadPolicy(ctx context.Context, client dynamic.Interface, cfg *Config) (_ *v1alpha1.TierPolicy, fromAPI bool, _ error) {
 	u, err := client.Resource(tierPolicies).Get(ctx, cfg.TierPolicy, metav1.GetOptions{})
 	if err == nil {
 		p := &v1alpha1.TierPolicy{}
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.UnstructuredContent(), p); err != nil {
-			return nil, fmt.Errorf("TierPolicy %s: %w", cfg.TierPolicy, err)
+			return nil, false, fmt.Errorf("TierPolicy %s: %w", cfg.TierPolicy, err)
 		}
-		return checkPolicy(p, "TierPolicy "+cfg.TierPolicy)
+		p, err = checkPolicy(p, "TierPolicy "+cfg.TierPolicy)
+		return p, err == nil, err
 	}
 	if !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("get TierPolicy %s: %w", cfg.TierPolicy, err)
+		return nil, false, fmt.Errorf("get TierPolicy %s: %w", cfg.TierPolicy, err)
 	}
 	if cfg.TierPolicyFile == "" {
-		return nil, fmt.Errorf("TierPolicy %q not found (is the tierpolicies.tierra.dev CRD installed?) and no --tier-policy-file given: %w", cfg.TierPolicy, err)
+		return nil, false, fmt.Errorf("TierPolicy %q not found (is the tierpolicies.tierra.dev CRD installed?) and no --tier-policy-file given: %w", cfg.TierPolicy, err)
 	}
 	klog.FromContext(ctx).Info("TierPolicy not in the API, using the policy file", "tierPolicy", cfg.TierPolicy, "file", cfg.TierPolicyFile)
-	return readPolicyFile(cfg.TierPolicyFile)
+	p, err := readPolicyFile(cfg.TierPolicyFile)
+	return p, false, err
 }
 
 func readPolicyFile(path string) (*v1alpha1.TierPolicy, error) {

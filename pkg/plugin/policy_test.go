@@ -44,13 +44,14 @@ func TestLoadPolicy(t *testing.T) {
 			require.NoError(t, v1alpha1.AddToScheme(scheme))
 			client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme,
 				map[schema.GroupVersionResource]string{tierPolicies: "TierPolicyList"}, tc.objects...)
-			p, err := loadPolicy(ctx, client, &Config{TierPolicy: tc.name, TierPolicyFile: tc.file})
+			p, fromAPI, err := loadPolicy(ctx, client, &Config{TierPolicy: tc.name, TierPolicyFile: tc.file})
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				return
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.wantName, p.Name)
+			assert.Equal(t, len(tc.objects) > 0, fromAPI, "from the API")
 			assert.NotEmpty(t, p.Spec.Tiers)
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -23,7 +24,6 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
-	"github.com/tierra-gpu/tierra/pkg/slices"
 )
 
 // Deps are the plugin's connections to the world; Start fills in nil
@@ -40,6 +40,9 @@ type Deps struct {
 	Runner sharing.Runner
 	// Caps overrides the MIG capability resolver (tests on a fake machine).
 	Caps prepare.CapResolver
+	// Observe, when set, is told how long each prepare step takes
+	// (benchmarks).
+	Observe prepare.Observer
 }
 
 // Run starts the plugin with clients built from the Config and serves
@@ -72,15 +75,17 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // Start builds the node's devices, opens the checkpoint and CDI directory,
-// registers with the kubelet and publishes the node's ResourceSlices.
+// registers with the kubelet and publishes the node's ResourceSlices. It
+// republishes them when the node's labels, the TierPolicy or the hardware
+// change, until Stop.
 func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr error) {
 	cfg.Default()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "node", cfg.NodeName)
-	ctx = klog.NewContext(ctx, logger)
-	d := &Driver{}
+	ctx, cancel := context.WithCancel(klog.NewContext(ctx, logger))
+	d := &Driver{cancel: cancel}
 	defer func() {
 		if finalErr != nil {
 			finalErr = errors.Join(finalErr, d.Stop())
@@ -90,9 +95,9 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 	if err != nil {
 		return nil, fmt.Errorf("get node %s: %w", cfg.NodeName, err)
 	}
-	policy := deps.Policy
+	policy, fromAPI := deps.Policy, false
 	if policy == nil {
-		if policy, err = loadPolicy(ctx, deps.Dynamic, &cfg); err != nil {
+		if policy, fromAPI, err = loadPolicy(ctx, deps.Dynamic, &cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -107,57 +112,71 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 		}
 		d.close = gpus.Close
 	}
-	machine, err := gpus.Machine(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("discover GPUs: %w", err)
-	}
-	resources, err := slices.Build(slices.Node{Name: cfg.NodeName, Labels: node.Labels, Machine: machine}, policy)
-	if err != nil {
-		return nil, fmt.Errorf("build ResourceSlices: %w", err)
-	}
-	store, writer, err := openState(ctx, cfg)
+	d.pub = &publisher{nodeName: cfg.NodeName, gpus: gpus, labels: node.Labels, policy: policy}
+	resources, inv, machine, err := d.pub.build(ctx)
 	if err != nil {
 		return nil, err
 	}
-	inv, err := prepare.NewInventory(v1alpha1.DriverName, cfg.NodeName, resources, machine)
+	namespaces, err := watchNamespaces(ctx, deps.Client)
 	if err != nil {
 		return nil, err
 	}
-	d.prep, err = prepare.New(prepare.Options{Inventory: inv, Hardware: gpus, Store: store, CDI: writer,
-		Caps: capResolver(cfg, deps.Caps), Policy: policy, Namespaces: namespaceLabels{deps.Client}, Sharer: sharer})
-	if err != nil {
+	if err := d.openState(ctx, cfg, deps, node, prepare.Options{Inventory: inv, Hardware: gpus, Caps: capResolver(cfg, deps.Caps),
+		Policy: policy, Namespaces: namespaces, Sharer: sharer, Observe: deps.Observe}, machine); err != nil {
 		return nil, err
 	}
-	reconcile(ctx, d.prep, machine, writer)
+	d.pub.prep = d.prep
 	if err := d.serve(ctx, cfg, deps.Client, resources); err != nil {
+		return nil, err
+	}
+	d.pub.helper = d.helper
+	if err := d.watch(ctx, cfg, deps, fromAPI); err != nil {
 		return nil, err
 	}
 	logger.Info("Kubelet plugin started", "gpus", len(machine.GPUs), "tierPolicy", policy.Name)
 	return d, nil
 }
 
-// openState opens the checkpoint and the CDI directory and deletes the CDI
-// specs of claims a reboot made stale.
-func openState(ctx context.Context, cfg Config) (*checkpoint.Store, *cdi.Writer, error) {
+// openState takes the state lock exclusive (a plugin of the previous
+// rollout may still be preparing), opens the checkpoint and the CDI
+// directory, deletes the CDI specs of claims a reboot made stale, builds
+// the Preparer and reconciles, then lets prepares in.
+func (d *Driver) openState(ctx context.Context, cfg Config, deps Deps, node *corev1.Node, opts prepare.Options, machine inventory.Machine) (finalErr error) {
+	var err error
+	if d.lock, err = checkpoint.OpenStateLock(cfg.StateDir); err != nil {
+		return err
+	}
+	unlock, err := d.lock.Exclusive()
+	if err != nil {
+		return err
+	}
+	defer func() { finalErr = errors.Join(finalErr, unlock()) }()
 	store, report, err := checkpoint.Open(ctx, checkpoint.Options{Dir: cfg.checkpointDir(), BootID: cfg.BootID})
 	if err != nil {
-		return nil, nil, fmt.Errorf("open checkpoint: %w", err)
+		return fmt.Errorf("open checkpoint: %w", err)
 	}
 	writer, err := cdi.New(cdi.Options{Dir: cfg.CDIDir})
 	if err != nil {
-		return nil, nil, fmt.Errorf("open CDI directory: %w", err)
+		return fmt.Errorf("open CDI directory: %w", err)
 	}
 	logger := klog.FromContext(ctx)
 	for _, q := range report.Quarantined {
 		logger.Info("Quarantined a corrupt checkpoint record", "file", q)
+		nodeEvent(ctx, deps.Client, node, corev1.EventTypeWarning, ReasonCheckpointQuarantined,
+			fmt.Sprintf("Moved aside a corrupt checkpoint record as %s; the claim it held is no longer tracked", q))
 	}
 	for _, c := range report.Stale {
 		if err := writer.Delete(c.UID); err != nil {
-			return nil, nil, fmt.Errorf("delete CDI spec of stale claim %s: %w", c.UID, err)
+			return fmt.Errorf("delete CDI spec of stale claim %s: %w", c.UID, err)
 		}
 		logger.Info("Dropped a claim prepared before the last reboot", "claim", klog.KRef(c.Namespace, c.Name), "uid", c.UID)
 	}
-	return store, writer, nil
+	opts.Store, opts.CDI = store, writer
+	if d.prep, err = prepare.New(opts); err != nil {
+		return err
+	}
+	reconcile(ctx, d.prep, machine, writer)
+	return nil
 }
 
 // reconcile runs prepare's startup reconcile. A failure is logged, not
