@@ -257,3 +257,22 @@ func (c *Cluster) Clientset() (kubernetes.Interface, error) {
 	}
 	return cs, nil
 }
+
+// Run starts an extra process beside the control plane, such as a
+// controller or a simulated node, with its output in logs/<name>.log. It is
+// recorded in the state file, so Stop (and `tierra-cluster down`) stops it,
+// before the control plane.
+func (c *Cluster) Run(name, bin string, args ...string) error {
+	logFile := filepath.Join(c.opts.StateDir, "logs", name+".log")
+	p, err := startProcess(name, bin, logFile, args, c.opts.StopWithParent)
+	if err != nil {
+		return err
+	}
+	c.Processes = append(c.Processes, p)
+	return c.save()
+}
+
+// LogFile is the log of a process Start or Run started.
+func (c *Cluster) LogFile(name string) string {
+	return filepath.Join(c.opts.StateDir, "logs", name+".log")
+}

@@ -56,6 +56,17 @@ func startProcess(name, bin, logFile string, args []string, stopWithParent bool)
 	return p, nil
 }
 
+// StartTiedToParent starts cmd so that the kernel SIGKILLs it when this
+// process dies, even by SIGKILL or a test timeout: nothing a test starts
+// outlives it.
+func StartTiedToParent(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	return startOnLockedThread(cmd)
+}
+
 var spawner struct {
 	once sync.Once
 	reqs chan spawnRequest

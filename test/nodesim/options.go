@@ -1,0 +1,88 @@
+package nodesim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tierra-gpu/tierra/pkg/nvgpu"
+)
+
+// Options configures a simulated node.
+type Options struct {
+	// Name is the Node's name (required).
+	Name string
+	// Machine is the fake machine, "fake:<name>" (required).
+	Machine string
+	// MIGEnabled puts every MIG-capable GPU into MIG mode before the plugin
+	// starts, as an admin does on an inference node.
+	MIGEnabled bool
+	// Labels are the Node's labels (tier, capacity type...).
+	Labels map[string]string
+	// Kubeconfig is the node's credentials file (required).
+	Kubeconfig string
+	// PluginBinary is the tierra-kubelet-plugin executable (required).
+	PluginBinary string
+	// PluginArgs are extra flags for the plugin (e.g. -v=4).
+	PluginArgs []string
+	// Dir holds the node's files: sockets, checkpoints, CDI specs, the fake
+	// machine's state and the plugin's log. Keep it short: unix socket paths
+	// are limited to 108 bytes. Required.
+	Dir string
+	// Log receives progress lines. Default: discarded.
+	Log io.Writer
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	for _, f := range []struct{ name, value string }{
+		{"name", o.Name}, {"kubeconfig", o.Kubeconfig}, {"plugin binary", o.PluginBinary}, {"dir", o.Dir},
+	} {
+		if f.value == "" {
+			errs = append(errs, fmt.Errorf("%s is required", f.name))
+		}
+	}
+	if !strings.HasPrefix(o.Machine, nvgpu.FakePrefix) {
+		errs = append(errs, fmt.Errorf("machine: want %s<name> (one of %s), got %q",
+			nvgpu.FakePrefix, strings.Join(nvgpu.FakeMachines(), ", "), o.Machine))
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return errors.Join(errs...)
+}
+
+// paths are the node's files under Options.Dir.
+type paths struct {
+	registry  string // the kubelet's plugins_registry
+	pluginDir string // the plugin's data dir, with dra.sock
+	cdi       string
+	state     string // the plugin's checkpoint
+	kubelet   string // the DRA manager's own checkpoint
+	fakeState string // the fake machine's hardware
+	pluginLog string
+}
+
+func newPaths(dir string) paths {
+	return paths{
+		registry:  filepath.Join(dir, "registry"),
+		pluginDir: filepath.Join(dir, "plugin"),
+		cdi:       filepath.Join(dir, "cdi"),
+		state:     filepath.Join(dir, "state"),
+		kubelet:   filepath.Join(dir, "kubelet"),
+		fakeState: filepath.Join(dir, "fake-machine.json"),
+		pluginLog: filepath.Join(dir, "plugin.log"),
+	}
+}
+
+func (p paths) create() error {
+	for _, d := range []string{p.registry, p.pluginDir, p.cdi, p.state, p.kubelet} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	return nil
+}

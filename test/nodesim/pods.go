@@ -1,0 +1,287 @@
+package nodesim
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/kubelet/cm/dra"
+	"k8s.io/utils/ptr"
+)
+
+// Event reasons the pod lifecycle reports; the failures are the kubelet's.
+const (
+	ReasonFailedPrepare   = "FailedPrepareDynamicResources"
+	ReasonFailedUnprepare = "FailedUnprepareDynamicResources"
+	ReasonPrepared        = "DynamicResourcesPrepared"
+)
+
+// podWorkers is how many pods are synced at once.
+const podWorkers = 4
+
+// podWorker runs the node's pods: prepare, Running, unprepare, delete.
+type podWorker struct {
+	client   kubernetes.Interface
+	node     string
+	mgr      *dra.Manager
+	recorder record.EventRecorder
+	factory  informers.SharedInformerFactory
+	informer cache.SharedIndexInformer
+	queue    workqueue.TypedRateLimitingInterface[types.UID]
+
+	mu   sync.Mutex
+	pods map[types.UID]*podEntry
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type podEntry struct {
+	pod      *corev1.Pod
+	gone     bool // deleted from the API
+	prepared bool // prepared by this process, status Running written
+}
+
+func newPodWorker(client kubernetes.Interface, node string, mgr *dra.Manager, recorder record.EventRecorder) *podWorker {
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "spec.nodeName=" + node }))
+	return &podWorker{
+		client: client, node: node, mgr: mgr, recorder: recorder, factory: factory,
+		informer: factory.Core().V1().Pods().Informer(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](retryBase, retryMax),
+			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pods-" + node}),
+		pods: map[types.UID]*podEntry{},
+	}
+}
+
+func (w *podWorker) start(ctx context.Context) error {
+	ctx, w.cancel = context.WithCancel(ctx)
+	_, err := w.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { w.observe(obj, false) },
+		UpdateFunc: func(_, obj any) { w.observe(obj, false) },
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			w.observe(obj, true)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("pod informer: %w", err)
+	}
+	w.factory.Start(ctx.Done())
+	for i := 0; i < podWorkers; i++ {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for w.processNext(ctx) {
+			}
+		}()
+	}
+	return nil
+}
+
+func (w *podWorker) stop() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.queue.ShutDown()
+	w.factory.Shutdown()
+	w.wg.Wait()
+}
+
+func (w *podWorker) synced() bool { return w.informer.HasSynced() }
+
+func (w *podWorker) observe(obj any, gone bool) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	e := w.pods[pod.UID]
+	if e == nil {
+		e = &podEntry{}
+		w.pods[pod.UID] = e
+	}
+	e.pod, e.gone = pod, gone
+	w.mu.Unlock()
+	w.queue.Add(pod.UID)
+}
+
+// activePods are the pods whose claims the DRA manager must keep prepared:
+// every pod on the node the API still has.
+func (w *podWorker) activePods() []*corev1.Pod {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var pods []*corev1.Pod
+	for _, e := range w.pods {
+		if !e.gone {
+			pods = append(pods, e.pod)
+		}
+	}
+	return pods
+}
+
+func (w *podWorker) processNext(ctx context.Context) bool {
+	uid, quit := w.queue.Get()
+	if quit {
+		return false
+	}
+	defer w.queue.Done(uid)
+	if err := w.sync(ctx, uid); err != nil {
+		klog.FromContext(ctx).V(2).Info("Pod sync failed; retrying", "podUID", uid, "err", err)
+		w.queue.AddRateLimited(uid)
+		return true
+	}
+	w.queue.Forget(uid)
+	return true
+}
+
+func (w *podWorker) sync(ctx context.Context, uid types.UID) error {
+	w.mu.Lock()
+	e := w.pods[uid]
+	var pod *corev1.Pod
+	var gone, prepared bool
+	if e != nil {
+		pod, gone, prepared = e.pod, e.gone, e.prepared
+	}
+	w.mu.Unlock()
+	switch {
+	case e == nil:
+		return nil
+	case gone:
+		// Deleted behind our back (grace period 0): unprepare, then forget.
+		if err := w.mgr.UnprepareResources(ctx, pod); err != nil {
+			return err
+		}
+		w.forget(uid)
+		return nil
+	case pod.DeletionTimestamp != nil:
+		return w.terminate(ctx, pod)
+	case prepared:
+		return nil
+	}
+	return w.run(ctx, pod)
+}
+
+func (w *podWorker) forget(uid types.UID) {
+	w.mu.Lock()
+	delete(w.pods, uid)
+	w.mu.Unlock()
+}
+
+// run prepares the pod's claims and reports the pod Running.
+func (w *podWorker) run(ctx context.Context, pod *corev1.Pod) error {
+	if err := w.mgr.PrepareResources(ctx, pod); err != nil {
+		w.recorder.Event(pod, corev1.EventTypeWarning, ReasonFailedPrepare, err.Error())
+		return err
+	}
+	if devices := w.cdiDevices(pod); len(devices) > 0 {
+		w.recorder.Eventf(pod, corev1.EventTypeNormal, ReasonPrepared, "CDI devices: %s", strings.Join(devices, ", "))
+	}
+	if err := w.markRunning(ctx, pod); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	if e := w.pods[pod.UID]; e != nil {
+		e.prepared = true
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+// cdiDevices are the CDI device IDs the runtime would inject, per container.
+func (w *podWorker) cdiDevices(pod *corev1.Pod) []string {
+	var ids []string
+	for i := range pod.Spec.Containers {
+		info, err := w.mgr.GetResources(pod, &pod.Spec.Containers[i])
+		if err != nil {
+			continue
+		}
+		for _, d := range info.CDIDevices {
+			ids = append(ids, d.Name)
+		}
+	}
+	return ids
+}
+
+// terminate unprepares a deleted pod's claims, then removes the pod object,
+// as the kubelet does once its containers have stopped.
+func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod) error {
+	if err := w.mgr.UnprepareResources(ctx, pod); err != nil {
+		w.recorder.Event(pod, corev1.EventTypeWarning, ReasonFailedUnprepare, err.Error())
+		return err
+	}
+	err := w.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &pod.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+// markRunning writes what a kubelet reports once every container started.
+func (w *podWorker) markRunning(ctx context.Context, pod *corev1.Pod) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := w.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cur.UID != pod.UID || cur.Status.Phase == corev1.PodRunning {
+			return nil
+		}
+		cur.Status = runningStatus(cur)
+		_, err = w.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("report pod %s/%s Running: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+func runningStatus(pod *corev1.Pod) corev1.PodStatus {
+	now := metav1.NewTime(time.Now())
+	st := *pod.Status.DeepCopy()
+	st.Phase = corev1.PodRunning
+	st.StartTime = &now
+	st.HostIP = "127.0.0.1"
+	st.HostIPs = []corev1.HostIP{{IP: "127.0.0.1"}}
+	for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
+		st.Conditions = setCondition(st.Conditions, corev1.PodCondition{Type: t, Status: corev1.ConditionTrue, LastTransitionTime: now})
+	}
+	st.ContainerStatuses = nil
+	for _, c := range pod.Spec.Containers {
+		st.ContainerStatuses = append(st.ContainerStatuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: true, Started: ptr.To(true),
+			ContainerID: "nodesim://" + string(pod.UID) + "/" + c.Name,
+			State:       corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
+		})
+	}
+	return st
+}
+
+func setCondition(conds []corev1.PodCondition, c corev1.PodCondition) []corev1.PodCondition {
+	for i := range conds {
+		if conds[i].Type == c.Type {
+			conds[i] = c
+			return conds
+		}
+	}
+	return append(conds, c)
+}
