@@ -13,7 +13,9 @@ OPENB     ?= $(CURDIR)/../shared/data/openb
 
 STATICCHECK_VERSION    := v0.8.2
 CONTROLLER_GEN_VERSION := v0.23.0
+HELM_VERSION           := v3.22.0
 STATICCHECK    := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+HELM           := $(TOOLS)/helm-$(HELM_VERSION)
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 
 .PHONY: help
@@ -35,9 +37,17 @@ test-unit: ## Unit, fake-machine conformance and allocator conformance tests (ra
 	$(GO) test -race -count=1 ./...
 
 .PHONY: test-apiserver
-test-apiserver: ## Tests in the test/ module: apiserver validation of what we publish, and the local control plane.
+test-apiserver: helm ## Tests in the test/ module: apiserver validation of what we publish, and the local control plane.
 	@# -p 1: each package starts its own control plane; two at once on 2 cores only slow each other down.
 	cd test && $(GO) test -p 1 -count=1 ./...
+
+.PHONY: helm
+helm: ## Build Helm v3.22.0 from the Go module proxy into _output/tools (the chart tests render with it).
+	HELM_VERSION=$(HELM_VERSION) hack/tools/helm.sh
+
+.PHONY: test-deploy
+test-deploy: helm cluster-build ## The Helm chart: lint/render with the real Helm, RBAC + admission + plugin rollout on the local control plane.
+	cd test && $(GO) test -count=1 -v ./deploy/
 
 .PHONY: cluster-build
 cluster-build: ## Build etcd, kube-apiserver/-scheduler/-controller-manager/kubectl v1.37.1 and kwok into _output/bin (first time ~9 min).
@@ -52,8 +62,8 @@ cluster-down: ## Stop the local control plane (safe to repeat).
 	cd test && $(GO) run ./cmd/tierra-cluster down
 
 .PHONY: test-e2e
-test-e2e: cluster-build ## Tests against a real control plane (etcd, apiserver, scheduler, controller manager, kwok).
-	cd test && $(GO) test -count=1 -v ./cluster/...
+test-e2e: cluster-build ## End to end on a real control plane: the harness, and simulated GPU nodes (real plugin + kubelet DRA manager) under the real scheduler.
+	cd test && $(GO) test -count=1 -v ./cluster/... ./e2e/
 
 .PHONY: bench
 bench: ## Benchmarks: allocator cost per published shape (vs NVIDIA's MIG shape), prepare over the DRA socket, checkpoint and CDI writes.
@@ -81,12 +91,24 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRD YAML from api/.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=deployments/helm/tierra/crds
 
 .PHONY: demo
-demo: ## Fake GPU nodes -> ResourceSlices + tier DeviceClasses -> demo/ claims through the scheduler's allocator.
+demo: cluster-build ## The demo on a local control plane: controller + simulated DGX H200 and L4 nodes run demo/scenarios; prints pod -> tier -> node -> device -> $/hour and the yield. Stays up.
+	cd test && $(GO) run ./cmd/tierra-demo up
+
+.PHONY: demo-down
+demo-down: ## Stop everything make demo started (safe to repeat).
+	cd test && $(GO) run ./cmd/tierra-demo down
+
+.PHONY: demo-offline
+demo-offline: ## No cluster: a fake DGX H200 as the plugin sees it, and demo/scenarios placed offline by the scheduler's allocator.
 	@echo "== A fake DGX H200, as the kubelet plugin discovers it (tierra inspect)"
 	$(GO) run ./cmd/tierra inspect --machine fake:dgxh200
 	@echo
 	@echo "== demo/scenarios placed on demo/cluster.yaml under demo/tierpolicy.yaml (tierra allocate)"
 	$(GO) run ./cmd/tierra allocate --cluster demo/cluster.yaml --policy demo/tierpolicy.yaml demo/scenarios
+
+.PHONY: demo-kind
+demo-kind: helm ## The demo on kind (needs Docker and kind): cluster, image, chart with fake GPUs, demo/scenarios.
+	demo/kind/up.sh
 
 $(STATICCHECK):
 	@mkdir -p $(TOOLS)

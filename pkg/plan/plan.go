@@ -58,6 +58,8 @@ type Result struct {
 	Nodes      []NodeYield
 	// Devices is the number of devices published over all nodes.
 	Devices int
+	// RowHeading names what a placement row is; "" means CLAIM.
+	RowHeading string
 }
 
 // Run places the claims in order. Nodes are tried in the order given and the

@@ -11,7 +11,11 @@ import (
 // cost per hour) and the yield of each node.
 func WriteTable(w io.Writer, res *Result) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLAIM\tCLASS\tTIER\tNODE\tDEVICES\tGPUS\t$/HOUR")
+	heading := res.RowHeading
+	if heading == "" {
+		heading = "CLAIM"
+	}
+	fmt.Fprintln(tw, heading+"\tCLASS\tTIER\tNODE\tDEVICES\tGPUS\t$/HOUR")
 	var total float64
 	for _, p := range res.Placements {
 		node, devices := p.Node, strings.Join(p.Devices, ",")

@@ -130,7 +130,8 @@ func (p *process) alive() bool {
 	if err == nil && isZombie(stat) {
 		return false
 	}
-	return exe == p.Path
+	// A binary rebuilt while it runs reads as "<path> (deleted)".
+	return exe == p.Path || exe == p.Path+" (deleted)"
 }
 
 // isZombie parses the state field of /proc/<pid>/stat ("pid (comm) S ...").

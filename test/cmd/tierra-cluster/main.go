@@ -96,17 +96,12 @@ func status(stateDir string) error {
 		return nil
 	}
 	fmt.Printf("server %s, started %s\nkubeconfig %s\n", c.Server, c.StartedAt.Format("15:04:05"), c.Kubeconfig())
-	pids := c.PIDs()
-	for _, name := range append(append([]string{}, cluster.Binaries...), "kwok") {
-		pid, ok := pids[name]
-		if !ok {
-			continue
-		}
+	for _, p := range c.Processes {
 		state := "stopped"
-		if contains(running, name) {
+		if contains(running, p.Name) {
 			state = "running"
 		}
-		fmt.Printf("  %-24s pid %-8d %s\n", name, pid, state)
+		fmt.Printf("  %-24s pid %-8d %s\n", p.Name, p.PID, state)
 	}
 	if len(running) != len(c.Processes) {
 		return fmt.Errorf("degraded: %d of %d components running (%s); run down then up",

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	resourceapi "k8s.io/api/resource/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/nvgpu"
+	"github.com/tierra-gpu/tierra/pkg/plan"
+	tslices "github.com/tierra-gpu/tierra/pkg/slices"
+	"github.com/tierra-gpu/tierra/test/cluster"
+)
+
+// report prints pod -> class -> tier -> node -> devices -> cost per hour
+// from the claims as the scheduler allocated them, then the yield per node
+// and per tier as tierra-controller reports it on the TierPolicy.
+func report(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, specs []plan.NodeSpec) error {
+	nodes, err := machines(ctx, specs)
+	if err != nil {
+		return err
+	}
+	published, err := cs.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list ResourceSlices: %w", err)
+	}
+	var claims []*resourceapi.ResourceClaim
+	for _, ns := range demoNamespaces {
+		list, err := cs.ResourceV1().ResourceClaims(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("list ResourceClaims: %w", err)
+		}
+		for i := range list.Items {
+			claim := list.Items[i].DeepCopy()
+			// A template's claim is named after its pod: show the pod.
+			if owner := metav1.GetControllerOf(claim); owner != nil && owner.Kind == "Pod" {
+				claim.Name = owner.Name
+			}
+			claims = append(claims, claim)
+		}
+	}
+	var objs []*resourceapi.ResourceSlice
+	for i := range published.Items {
+		objs = append(objs, &published.Items[i])
+	}
+	res := plan.Observe(nodes, objs, claims)
+	res.RowHeading = "POD"
+	fmt.Println()
+	if err := plan.WriteTable(os.Stdout, res); err != nil {
+		return err
+	}
+	return tierYield(ctx, c)
+}
+
+// machines opens each node's fake machine as its plugin does, for the GPU
+// count and MIG sizes.
+func machines(ctx context.Context, specs []plan.NodeSpec) ([]tslices.Node, error) {
+	var nodes []tslices.Node
+	for _, s := range specs {
+		g, err := nvgpu.New(ctx, nvgpu.Options{Machine: s.Machine})
+		if err != nil {
+			return nil, err
+		}
+		m, err := g.Machine(ctx)
+		if err == nil && s.MIGEnabled {
+			m, err = nvgpu.EnableMIG(ctx, g)
+		}
+		g.Close()
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, tslices.Node{Name: s.Name, Labels: s.Labels, Machine: m})
+	}
+	return nodes, nil
+}
+
+// tierYield prints the TierPolicy's status per tier, as tierra-controller
+// wrote it.
+func tierYield(ctx context.Context, c *cluster.Cluster) error {
+	rest, err := c.RESTConfig()
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		return err
+	}
+	gvr := v1alpha1.SchemeGroupVersion.WithResource("tierpolicies")
+	var policy v1alpha1.TierPolicy
+	// The controller batches status writes: give it a moment to count the
+	// allocations the table above shows.
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
+		u, err := dyn.Resource(gvr).Get(ctx, "default", metav1.GetOptions{})
+		if err != nil {
+			return false, fmt.Errorf("read TierPolicy status: %w", err)
+		}
+		policy = v1alpha1.TierPolicy{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &policy); err != nil {
+			return false, fmt.Errorf("decode TierPolicy: %w", err)
+		}
+		allocated := int32(0)
+		for _, t := range policy.Status.Tiers {
+			allocated += t.DevicesAllocated
+		}
+		return allocated > 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Println("\nTierPolicy default, status from tierra-controller:")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIER\tDEVICES PUBLISHED\tALLOCATED\tYIELD")
+	for _, t := range policy.Status.Tiers {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d%%\n", t.Name, t.DevicesPublished, t.DevicesAllocated, t.YieldPercent)
+	}
+	return tw.Flush()
+}
