@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	tslices "github.com/tierra-gpu/tierra/pkg/slices"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -58,61 +57,21 @@ func PruneSet(existing, desired []*resourceapi.DeviceClass) []string {
 	return out
 }
 
-// TierCounts counts, per tier, the driver's published devices and those of
-// them allocated to claims. Only the newest generation of each pool counts,
-// as the scheduler does.
-func TierCounts(rs []*resourceapi.ResourceSlice, claims []*resourceapi.ResourceClaim) (published, allocated map[string]int32) {
-	newest := map[string]int64{}
-	for _, s := range rs {
-		if s.Spec.Driver == driverName && s.Spec.Pool.Generation > newest[s.Spec.Pool.Name] {
-			newest[s.Spec.Pool.Name] = s.Spec.Pool.Generation
-		}
-	}
-	tierOf := map[deviceKey]string{}
-	published = map[string]int32{}
-	for _, s := range rs {
-		if s.Spec.Driver != driverName || s.Spec.Pool.Generation != newest[s.Spec.Pool.Name] {
-			continue
-		}
-		for _, d := range s.Spec.Devices {
-			tier := tslices.StringAttribute(d, tslices.AttrTier)
-			if tier == "" {
-				continue
-			}
-			tierOf[deviceKey{s.Spec.Pool.Name, d.Name}] = tier
-			published[tier]++
-		}
-	}
-	allocated = map[string]int32{}
-	for _, c := range claims {
-		if c.Status.Allocation == nil {
-			continue
-		}
-		for _, r := range c.Status.Allocation.Devices.Results {
-			if r.Driver != driverName {
-				continue
-			}
-			if tier, ok := tierOf[deviceKey{r.Pool, r.Device}]; ok {
-				allocated[tier]++
-			}
-		}
-	}
-	return published, allocated
-}
-
 // ReadyStatus is the status of a policy whose classes are applied: one
-// entry per tier in policy order, with published and allocated devices.
+// entry per tier in policy order, with published and allocated devices
+// and GPU capacity.
 func ReadyStatus(policy *v1alpha1.TierPolicy, rs []*resourceapi.ResourceSlice, claims []*resourceapi.ResourceClaim, now metav1.Time) v1alpha1.TierPolicyStatus {
-	published, allocated := TierCounts(rs, claims)
+	usage := TierUsages(rs, claims)
 	st := v1alpha1.TierPolicyStatus{
 		ObservedGeneration: policy.Generation,
 		TierCount:          int32(len(policy.Spec.Tiers)),
 		Conditions:         slices.Clone(policy.Status.Conditions),
 	}
 	for _, t := range policy.Spec.Tiers {
-		ts := v1alpha1.TierStatus{Name: t.Name, DevicesPublished: published[t.Name], DevicesAllocated: allocated[t.Name]}
-		if ts.DevicesPublished > 0 {
-			ts.YieldPercent = int32(int64(ts.DevicesAllocated) * 100 / int64(ts.DevicesPublished))
+		ts := v1alpha1.TierStatus{Name: t.Name}
+		if u := usage[t.Name]; u != nil {
+			ts.DevicesPublished, ts.DevicesAllocated = u.DevicesPublished, u.DevicesAllocated
+			ts.GPUs, ts.AllocatedMilliGPUs, ts.YieldPercent = u.GPUs, u.AllocatedMilliGPUs, u.YieldPercent()
 		}
 		st.Tiers = append(st.Tiers, ts)
 	}

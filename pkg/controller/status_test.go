@@ -151,8 +151,8 @@ func TestReadyStatus(t *testing.T) {
 	assert.Equal(t, int64(4), st.ObservedGeneration)
 	assert.Equal(t, int32(2), st.TierCount)
 	assert.Equal(t, []v1alpha1.TierStatus{
-		{Name: "training", DevicesPublished: 4, DevicesAllocated: 3, YieldPercent: 75},
-		{Name: "dev", DevicesPublished: 2},
+		{Name: "training", DevicesPublished: 4, DevicesAllocated: 3, GPUs: 4, AllocatedMilliGPUs: 3000, YieldPercent: 75},
+		{Name: "dev", DevicesPublished: 2, GPUs: 2},
 	}, st.Tiers)
 	cond := apimeta.FindStatusCondition(st.Conditions, ConditionReady)
 	require.NotNil(t, cond)

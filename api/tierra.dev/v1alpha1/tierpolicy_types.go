@@ -226,6 +226,16 @@ type TierStatus struct {
 	DevicesPublished int32 `json:"devicesPublished"`
 	// DevicesAllocated counts the tier's devices allocated to claims.
 	DevicesAllocated int32 `json:"devicesAllocated"`
-	// YieldPercent is allocated GPU capacity over published GPU capacity.
+	// GPUs counts the physical GPUs serving the tier: a GPU published whole,
+	// as MIG slices or as a shared device counts once.
+	// +optional
+	GPUs int32 `json:"gpus,omitempty"`
+	// AllocatedMilliGPUs is the allocated GPU capacity in thousandths of a
+	// GPU: a whole GPU is 1000, a MIG slice its memory slices over the GPU's,
+	// a share of a shared GPU its consumed compute.
+	// +optional
+	AllocatedMilliGPUs int64 `json:"allocatedMilliGPUs,omitempty"`
+	// YieldPercent is allocated GPU capacity over published GPU capacity:
+	// AllocatedMilliGPUs over GPUs x 1000.
 	YieldPercent int32 `json:"yieldPercent"`
 }

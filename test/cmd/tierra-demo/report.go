@@ -107,9 +107,9 @@ func tierYield(ctx context.Context, c *cluster.Cluster) error {
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &policy); err != nil {
 			return false, fmt.Errorf("decode TierPolicy: %w", err)
 		}
-		allocated := int32(0)
+		allocated := int64(0)
 		for _, t := range policy.Status.Tiers {
-			allocated += t.DevicesAllocated
+			allocated += t.AllocatedMilliGPUs
 		}
 		return allocated > 0, nil
 	})
@@ -118,9 +118,10 @@ func tierYield(ctx context.Context, c *cluster.Cluster) error {
 	}
 	fmt.Println("\nTierPolicy default, status from tierra-controller:")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIER\tDEVICES PUBLISHED\tALLOCATED\tYIELD")
+	fmt.Fprintln(tw, "TIER\tGPUS\tDEVICES PUBLISHED\tDEVICES ALLOCATED\tALLOCATED (GPU-EQUIV.)\tYIELD")
 	for _, t := range policy.Status.Tiers {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d%%\n", t.Name, t.DevicesPublished, t.DevicesAllocated, t.YieldPercent)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.3g\t%d%%\n", t.Name, t.GPUs, t.DevicesPublished, t.DevicesAllocated,
+			float64(t.AllocatedMilliGPUs)/1000, t.YieldPercent)
 	}
 	return tw.Flush()
 }
