@@ -30,6 +30,9 @@ sync with the cluster's TierPolicy:
     stay), observedGeneration, tierCount and, per tier, the devices published
     in ResourceSlices, those allocated to ResourceClaims, and the yield.
 
+A deleted TierPolicy leaves the classes it last rendered in place (claims
+that name them keep allocating); recreating it re-renders and prunes.
+
 Every flag can also be set by the environment variable named in brackets;
 a flag given on the command line wins.
 

@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
 // Sync brings the classes and the status in line with the policy: a valid
@@ -29,7 +30,9 @@ func (c *Controller) Sync(ctx context.Context) error {
 	ctx = klog.NewContext(ctx, logger)
 	policy, err := c.policy()
 	if apierrors.IsNotFound(err) {
-		logger.V(2).Info("TierPolicy not found, leaving classes as they are")
+		// Deleting the classes would strand every claim that names them;
+		// recreating the policy re-renders and prunes.
+		logger.Info("TierPolicy not found; keeping the classes it last rendered", "classes", tiers.LabelManagedBy+"="+tiers.ManagedBy)
 		return nil
 	}
 	if err != nil {

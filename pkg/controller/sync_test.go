@@ -90,3 +90,17 @@ func managedClass(name string) *resourceapi.DeviceClass {
 		Name: name, Labels: map[string]string{tiers.LabelManagedBy: tiers.ManagedBy},
 	}}
 }
+
+// A deleted TierPolicy leaves its classes: pending claims that name them
+// must still allocate.
+func TestSyncWithoutPolicyKeepsClasses(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{TierPolicyResource: "TierPolicyList"})
+	kube := fake.NewClientset(managedClass("training.gpu.tierra.dev"))
+	c := New(Config{}, kube, dyn)
+	require.NoError(t, c.startInformers(ctx))
+	require.NoError(t, c.Sync(ctx))
+	_, err := kube.ResourceV1().DeviceClasses().Get(ctx, "training.gpu.tierra.dev", metav1.GetOptions{})
+	assert.NoError(t, err, "the class went with the policy")
+}
