@@ -10,8 +10,9 @@ import (
 
 // writeFileDurable replaces dir/name with data so that after a crash the
 // file holds either the old or the new content: write a temp file, fsync
-// it, rename it over the target, fsync the directory.
-func writeFileDurable(dir, name string, data []byte) (err error) {
+// it, rename it over the target, fsync the directory. Without sync, only
+// a process crash is survived (see SurviveProcessCrash).
+func writeFileDurable(dir, name string, data []byte, sync bool) (err error) {
 	tmp, err := os.CreateTemp(dir, tempPrefix+name+"-*")
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)
@@ -25,8 +26,10 @@ func writeFileDurable(dir, name string, data []byte) (err error) {
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp.Name(), err)
@@ -34,17 +37,24 @@ func writeFileDurable(dir, name string, data []byte) (err error) {
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
 		return fmt.Errorf("rename into place: %w", err)
 	}
+	if !sync {
+		return nil
+	}
 	return syncDir(dir)
 }
 
-// removeDurable removes dir/name, if present, and syncs the directory.
-func removeDurable(dir, name string) error {
+// removeDurable removes dir/name, if present, and syncs the directory
+// when sync is set.
+func removeDurable(dir, name string, sync bool) error {
 	err := os.Remove(filepath.Join(dir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("remove: %w", err)
+	}
+	if !sync {
+		return nil
 	}
 	return syncDir(dir)
 }

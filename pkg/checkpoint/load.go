@@ -48,7 +48,7 @@ func (s *Store) loadOne(logger logr.Logger, name string, rep *Report) {
 		return
 	}
 	if bootID != s.bootID {
-		if err := removeDurable(s.dir, name); err != nil {
+		if err := removeDurable(s.dir, name, true); err != nil {
 			// Keep it: reporting it stale while it stays on disk would
 			// report it again on the next start, which is harmless.
 			logger.Error(err, "Could not remove stale checkpoint record", "file", name)

@@ -28,6 +28,8 @@ const (
 type Store struct {
 	dir    string
 	bootID string
+	// fsync is set unless records need only survive a process crash.
+	fsync bool
 
 	mu     sync.RWMutex
 	claims map[string]Claim
@@ -51,7 +53,7 @@ func Open(ctx context.Context, opts Options) (*Store, Report, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, Report{}, fmt.Errorf("open checkpoint: %w", err)
 	}
-	s := &Store{dir: opts.Dir, bootID: bootID, claims: map[string]Claim{}}
+	s := &Store{dir: opts.Dir, bootID: bootID, claims: map[string]Claim{}, fsync: opts.Durability != SurviveProcessCrash}
 	rep, err := s.load(logger)
 	if err != nil {
 		return nil, Report{}, err
@@ -77,7 +79,7 @@ func (s *Store) Put(c Claim) error {
 	}
 	unlock := s.locks.lock(c.UID)
 	defer unlock()
-	if err := writeFileDurable(s.dir, c.UID+recordExt, data); err != nil {
+	if err := writeFileDurable(s.dir, c.UID+recordExt, data, s.fsync); err != nil {
 		return fmt.Errorf("checkpoint claim %s: %w", c.UID, err)
 	}
 	s.mu.Lock()
@@ -126,7 +128,7 @@ func (s *Store) Delete(uid string) error {
 	}
 	unlock := s.locks.lock(uid)
 	defer unlock()
-	if err := removeDurable(s.dir, uid+recordExt); err != nil {
+	if err := removeDurable(s.dir, uid+recordExt, s.fsync); err != nil {
 		return fmt.Errorf("delete checkpoint of claim %s: %w", uid, err)
 	}
 	s.mu.Lock()

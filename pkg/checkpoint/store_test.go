@@ -256,3 +256,26 @@ func TestGetReadsRecordsAnotherProcessWrote(t *testing.T) {
 	_, ok = other.Get("../late")
 	assert.False(t, ok, "a UID that is not a file name")
 }
+
+// Without fsync a record is still written atomically and read back by the
+// next process (a killed plugin's restart).
+func TestProcessCrashDurabilityRoundTrip(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	dir := t.TempDir()
+	s, _, err := Open(ctx, Options{Dir: dir, BootID: testBoot, Durability: SurviveProcessCrash})
+	require.NoError(t, err)
+	require.NoError(t, s.Put(makeClaim("a")))
+	require.NoError(t, s.Put(makeClaim("b")))
+	require.NoError(t, s.Delete("b"))
+
+	again, rep := openStore(t, dir, testBoot)
+	assert.Empty(t, rep.Problems)
+	got, ok := again.Get("a")
+	require.True(t, ok)
+	assert.Equal(t, makeClaim("a").Devices[0].MIG, got.Devices[0].MIG)
+	_, ok = again.Get("b")
+	assert.False(t, ok)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temp file left: %v", entries)
+}

@@ -72,7 +72,25 @@ type Options struct {
 	// BootID identifies the current boot. Empty: read
 	// /proc/sys/kernel/random/boot_id.
 	BootID string
+	// Durability is what a write survives once it returns. Default
+	// SurviveHostCrash.
+	Durability Durability
 }
+
+// Durability is what a checkpoint write survives.
+type Durability string
+
+const (
+	// SurviveHostCrash fsyncs every record and its directory: a record
+	// written is there after a power loss.
+	SurviveHostCrash Durability = "HostCrash"
+	// SurviveProcessCrash writes each record atomically (temp file and
+	// rename) without fsync: it survives the writer being killed, not a
+	// power loss. That is enough for records tied to a boot id: a host
+	// crash reboots the node, and every record of an earlier boot is
+	// stale anyway, while a lost or torn one is quarantined.
+	SurviveProcessCrash Durability = "ProcessCrash"
+)
 
 // Report is what Open found besides the live records.
 type Report struct {
