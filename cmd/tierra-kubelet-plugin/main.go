@@ -58,8 +58,10 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	str(&cfg.PodUID, "pod-uid", "TIERRA_POD_UID", "", "UID of the plugin's own pod (downward API); set it so a DaemonSet rollout can run the new pod beside the old one without a gap in prepare")
 	qps, burst := strconv.Itoa(plugin.DefaultQPS), strconv.Itoa(plugin.DefaultBurst)
 	var qpsS, burstS string
-	str(&qpsS, "kube-api-qps", "TIERRA_KUBE_API_QPS", qps, "API requests per second; each prepare reads its claim and namespace, so keep it above 2x the prepare rate")
+	str(&qpsS, "kube-api-qps", "TIERRA_KUBE_API_QPS", qps, "API requests per second; each prepare reads its claim (namespaces come from a watch), so keep it above the prepare rate")
 	str(&burstS, "kube-api-burst", "TIERRA_KUBE_API_BURST", burst, "API request burst")
+	var fsyncS string
+	str(&fsyncS, "checkpoint-fsync", "TIERRA_CHECKPOINT_FSYNC", "false", "fsync every checkpoint write; not needed for safety: records are tied to the boot id, so a host crash (a reboot) makes them stale anyway, and writes are atomic against a plugin crash")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
 	ours := flag.NewFlagSet("tierra-kubelet-plugin", flag.ContinueOnError)
@@ -77,6 +79,9 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 		return cfg, fmt.Errorf("--kube-api-burst %q: %w", burstS, err)
 	}
 	cfg.QPS = float32(q)
+	if cfg.CheckpointFsync, err = strconv.ParseBool(fsyncS); err != nil {
+		return cfg, fmt.Errorf("--checkpoint-fsync %q: %w", fsyncS, err)
+	}
 	return cfg, cfg.Validate()
 }
 

@@ -19,7 +19,7 @@ const (
 	DefaultStateDir      = "/var/lib/tierra"
 	DefaultTierPolicy    = "default"
 	// DefaultQPS and DefaultBurst leave room for 200 prepares a second,
-	// each of which reads its claim and namespace.
+	// each of which reads its claim.
 	DefaultQPS   = 500
 	DefaultBurst = 1000
 )
@@ -53,6 +53,10 @@ type Config struct {
 	// DaemonSet rollout can serve beside the old one: the kubelet switches
 	// to the newest registration and prepare never stops on the node.
 	PodUID string
+	// CheckpointFsync fsyncs every checkpoint write. Off by default:
+	// records are tied to the boot id, so only a plugin crash must be
+	// survived, and atomic renames do that (checkpoint.SurviveProcessCrash).
+	CheckpointFsync bool
 }
 
 // Default fills in unset fields.

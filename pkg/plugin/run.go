@@ -151,7 +151,11 @@ func (d *Driver) openState(ctx context.Context, cfg Config, deps Deps, node *cor
 		return err
 	}
 	defer func() { finalErr = errors.Join(finalErr, unlock()) }()
-	store, report, err := checkpoint.Open(ctx, checkpoint.Options{Dir: cfg.checkpointDir(), BootID: cfg.BootID})
+	durability := checkpoint.SurviveProcessCrash
+	if cfg.CheckpointFsync {
+		durability = checkpoint.SurviveHostCrash
+	}
+	store, report, err := checkpoint.Open(ctx, checkpoint.Options{Dir: cfg.checkpointDir(), BootID: cfg.BootID, Durability: durability})
 	if err != nil {
 		return fmt.Errorf("open checkpoint: %w", err)
 	}

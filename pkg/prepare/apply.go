@@ -80,11 +80,7 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 		cd.DeviceNodes = append(cd.DeviceNodes, caps...)
 		cd.Env = []string{"NVIDIA_VISIBLE_DEVICES=" + inst.UUID}
 	case d.ExclusiveProcess():
-		// Checkpoint the mode to restore before changing it.
-		rec.Devices[i].PreviousComputeMode = string(p.mode(d.GPU.UUID))
-		if err := p.put(*rec); err != nil {
-			return CDIDevice{}, fmt.Errorf("checkpoint compute mode: %w", err)
-		}
+		// The PrepareStarted record already holds the mode to restore.
 		hit(FPPrepareModeRecorded)
 		if err := p.setMode(ctx, d.GPU.UUID, inventory.ComputeModeExclusiveProcess); err != nil {
 			return CDIDevice{}, err

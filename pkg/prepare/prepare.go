@@ -127,8 +127,14 @@ func (p *Preparer) Prepare(ctx context.Context, claim *resourceapi.ResourceClaim
 	}
 	rec := Record{UID: uid, Namespace: claim.Namespace, Name: claim.Name, Tenant: tenant, Phase: PhasePrepareStarted}
 	for _, d := range plan.Devices {
-		rec.Devices = append(rec.Devices, RecordDevice{Request: d.Request, Pool: d.Pool, Device: d.Device,
-			GPUUUID: d.GPU.UUID, Sharing: string(d.Sharing()), Config: d.RawConfig})
+		rd := RecordDevice{Request: d.Request, Pool: d.Pool, Device: d.Device,
+			GPUUUID: d.GPU.UUID, Sharing: string(d.Sharing()), Config: d.RawConfig}
+		if d.ExclusiveProcess() {
+			// The mode to restore, recorded before apply changes it; we
+			// hold the GPU's lock, so it is current.
+			rd.PreviousComputeMode = string(p.mode(d.GPU.UUID))
+		}
+		rec.Devices = append(rec.Devices, rd)
 	}
 	if err := p.put(rec); err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: checkpoint: %w", claim.Namespace, claim.Name, err)
