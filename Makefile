@@ -62,7 +62,7 @@ cluster-down: ## Stop the local control plane (safe to repeat).
 	cd test && $(GO) run ./cmd/tierra-cluster down
 
 .PHONY: test-e2e
-test-e2e: cluster-build ## End to end on a real control plane: the harness, and simulated GPU nodes (real plugin + kubelet DRA manager) under the real scheduler.
+test-e2e: cluster-build helm ## End to end on a real control plane: the harness, and simulated GPU nodes (real plugin + kubelet DRA manager) under the real scheduler.
 	cd test && $(GO) test -count=1 -v ./cluster/... ./e2e/
 
 .PHONY: bench
@@ -91,7 +91,7 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRD YAML from api/.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=deployments/helm/tierra/crds
 
 .PHONY: demo
-demo: cluster-build ## The demo on a local control plane: controller + simulated DGX H200 and L4 nodes run demo/scenarios; prints pod -> tier -> node -> device -> $/hour and the yield. Stays up.
+demo: cluster-build helm ## The demo on a local control plane: controller + simulated DGX H200 and L4 nodes run demo/scenarios; prints pod -> tier -> node -> device -> $/hour and the yield. Stays up.
 	cd test && $(GO) run ./cmd/tierra-demo up
 
 .PHONY: demo-down

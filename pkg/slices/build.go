@@ -65,7 +65,7 @@ func BuildWithOptions(node Node, policy *v1alpha1.TierPolicy, opts Options) (res
 	if policy == nil {
 		return resourceslice.DriverResources{}, fmt.Errorf("node %s: no TierPolicy", node.Name)
 	}
-	var plain []resourceapi.Device
+	var plain, slotted []resourceapi.Device
 	var mig []migDevice
 	var counters []resourceapi.CounterSet
 	for _, gpu := range node.Machine.GPUs {
@@ -74,17 +74,24 @@ func BuildWithOptions(node Node, policy *v1alpha1.TierPolicy, opts Options) (res
 			return resourceslice.DriverResources{}, fmt.Errorf("node %s: GPU %d (%s): %w", node.Name, gpu.Index, gpu.UUID, err)
 		}
 		plain = append(plain, pub.plain...)
+		slotted = append(slotted, pub.slotted...)
 		mig = append(mig, pub.mig...)
 		counters = append(counters, pub.counters...)
 	}
 	sortMIGDevices(mig)
-	pool := resourceslice.Pool{Slices: layoutSlices(plain, counters, mig)}
+	advanced := slotted
+	for i := range mig {
+		advanced = append(advanced, mig[i].Device)
+	}
+	pool := resourceslice.Pool{Slices: layoutSlices(plain, counters, advanced)}
 	return resourceslice.DriverResources{Pools: map[string]resourceslice.Pool{node.Name: pool}}, nil
 }
 
 // published is what one GPU contributes to the pool.
 type published struct {
-	plain    []resourceapi.Device
+	plain []resourceapi.Device
+	// slotted are a soft-shared GPU's tenant slots (tenants.go).
+	slotted  []resourceapi.Device
 	mig      []migDevice
 	counters []resourceapi.CounterSet
 }
@@ -109,7 +116,15 @@ func publishGPU(node Node, policy *v1alpha1.TierPolicy, gpu inventory.GPU, opts 
 		return published{plain: []resourceapi.Device{wholeDevice(pc)}}, nil
 	case v1alpha1.PartitioningShared:
 		dev, err := sharedDevice(pc)
-		return published{plain: []resourceapi.Device{dev}}, err
+		if err != nil {
+			return published{}, err
+		}
+		slots := TenantSlots(policy, tier.Name)
+		if slots == nil {
+			return published{plain: []resourceapi.Device{dev}}, nil
+		}
+		devs, set := tenantDevices(dev, gpu.Index, slots)
+		return published{slotted: devs, counters: []resourceapi.CounterSet{set}}, nil
 	case v1alpha1.PartitioningMIG:
 		if !gpu.MIGEnabled || gpu.MIG == nil {
 			return published{plain: []resourceapi.Device{wholeDevice(pc)}}, nil
@@ -134,20 +149,16 @@ type gpuContext struct {
 // layoutSlices splits the pool into slices the apiserver accepts: plain
 // devices in slices of at most ResourceSliceMaxDevices, counter sets in
 // counter-only slices of at most ResourceSliceMaxCounterSets, devices that
-// consume counters in slices of at most
+// consume counters (tenant slots, MIG) in slices of at most
 // ResourceSliceMaxDevicesWithAdvancedFeatures. Slice order is first-fit
 // order, so the order inside each group is kept.
-func layoutSlices(plain []resourceapi.Device, counters []resourceapi.CounterSet, mig []migDevice) []resourceslice.Slice {
+func layoutSlices(plain []resourceapi.Device, counters []resourceapi.CounterSet, devices []resourceapi.Device) []resourceslice.Slice {
 	var out []resourceslice.Slice
 	for _, chunk := range chunks(plain, resourceapi.ResourceSliceMaxDevices) {
 		out = append(out, resourceslice.Slice{Devices: chunk})
 	}
 	for _, chunk := range chunks(counters, resourceapi.ResourceSliceMaxCounterSets) {
 		out = append(out, resourceslice.Slice{SharedCounters: chunk})
-	}
-	devices := make([]resourceapi.Device, len(mig))
-	for i := range mig {
-		devices[i] = mig[i].Device
 	}
 	for _, chunk := range chunks(devices, resourceapi.ResourceSliceMaxDevicesWithAdvancedFeatures) {
 		out = append(out, resourceslice.Slice{Devices: chunk})

@@ -39,7 +39,8 @@ func TestChartDefaults(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int{"CustomResourceDefinition": 1, "ServiceAccount": 2, "ClusterRole": 2,
 		"ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1, "Deployment": 1, "DaemonSet": 1,
-		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2}, kinds,
+		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2,
+		"MutatingAdmissionPolicy": 1, "MutatingAdmissionPolicyBinding": 1}, kinds,
 		"defaults install no TierPolicy and no fake machine")
 
 	var ds appsv1.DaemonSet

@@ -156,10 +156,11 @@ func eventSummary(ctx context.Context, ns, pod string) string {
 func waitEvent(ctx context.Context, t *testing.T, ns, pod, reason string) string {
 	t.Helper()
 	var msgs []string
-	poll(ctx, t, "no "+reason+" event for "+pod, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		msgs = events(ctx, ns, pod, reason)
 		return len(msgs) > 0, nil
 	})
+	require.NoError(t, err, "no %s event for %s/%s; its events: %s", reason, ns, pod, eventSummary(ctx, ns, pod))
 	return msgs[0]
 }
 

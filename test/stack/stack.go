@@ -77,7 +77,8 @@ func Build(ctx context.Context, dir string, log io.Writer) (Binaries, error) {
 }
 
 // Install applies the TierPolicy CRD, waits until it is served, then the
-// demo's TierPolicy and the tenants' namespaces.
+// demo's TierPolicy, the tenants' namespaces and the chart's tenancy
+// admission policies.
 func Install(ctx context.Context, c *cluster.Cluster) error {
 	root, err := cluster.RepoRoot()
 	if err != nil {
@@ -102,7 +103,46 @@ func Install(ctx context.Context, c *cluster.Cluster) error {
 	if err != nil {
 		return fmt.Errorf("apply %s: the TierPolicy CRD was never served: %w", TierPolicy, err)
 	}
-	return a.ApplyFiles(ctx, filepath.Join(root, Namespaces))
+	if err := a.ApplyFiles(ctx, filepath.Join(root, Namespaces)); err != nil {
+		return err
+	}
+	return installTenancy(ctx, a, root)
+}
+
+// HelmVersion is the Helm the Makefile builds (make helm).
+const HelmVersion = "v3.22.0"
+
+// tenancyTemplates are the chart's admission policies for tenancy: refuse a
+// tier the tenant is not allowed, and keep claims to their tenant's slots of
+// soft-shared GPUs.
+var tenancyTemplates = []string{
+	"templates/vap-tenancy.yaml", "templates/vap-tenancy-binding.yaml",
+	"templates/map-tenant-slots.yaml", "templates/map-tenant-slots-binding.yaml",
+}
+
+// installTenancy renders the chart's tenancy admission policies with the
+// real Helm and applies them, as `helm install` would.
+func installTenancy(ctx context.Context, a *manifests.Applier, root string) error {
+	helm := filepath.Join(root, "_output", "tools", "helm-"+HelmVersion)
+	if _, err := os.Stat(helm); err != nil {
+		return fmt.Errorf("helm %s not found at %s: run make helm", HelmVersion, helm)
+	}
+	args := []string{"template", "tierra", filepath.Join(root, "deployments/helm/tierra"), "--kube-version", "v1.37.1"}
+	for _, t := range tenancyTemplates {
+		args = append(args, "--show-only", t)
+	}
+	out, err := exec.CommandContext(ctx, helm, args...).Output()
+	if err != nil {
+		return fmt.Errorf("helm template: %w", err)
+	}
+	objs, err := manifests.Decode(out)
+	if err != nil {
+		return err
+	}
+	if err := a.Apply(ctx, objs...); err != nil {
+		return fmt.Errorf("install the tenancy admission policies: %w", err)
+	}
+	return nil
 }
 
 // ControllerArgs are tierra-controller's flags for cluster c.
