@@ -19,7 +19,7 @@ else
 		${KIND_NODE_IMAGE:+--image "${KIND_NODE_IMAGE}"}
 fi
 kubectl_ api-resources --api-group=resource.k8s.io -o name | grep -qx 'resourceslices.resource.k8s.io' || {
-	echo "kind demo: the cluster serves no resource.k8s.io ResourceSlices; use a node image of Kubernetes >= 1.34 (KIND_NODE_IMAGE)" >&2
+	echo "kind demo: the cluster serves no resource.k8s.io ResourceSlices; use a node image of Kubernetes >= 1.36 (KIND_NODE_IMAGE)" >&2
 	exit 1
 }
 
