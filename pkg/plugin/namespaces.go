@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 )
 
 // namespaceLabels reads namespace labels for tenant resolution from an
@@ -21,23 +23,25 @@ type namespaceLabels struct {
 	lister corelisters.NamespaceLister
 }
 
-// watchNamespaces starts the namespace informer and waits for its cache;
-// it stops when ctx is cancelled.
-func watchNamespaces(ctx context.Context, client kubernetes.Interface) (namespaceLabels, error) {
+// namespaceSyncTimeout bounds the wait for the namespace cache at start.
+const namespaceSyncTimeout = 30 * time.Second
+
+// watchNamespaces starts the namespace informer and waits for its cache
+// (at most namespaceSyncTimeout: without it, e.g. when RBAC does not allow
+// listing namespaces, each prepare reads its namespace from the API). The
+// returned function stops the informer.
+func watchNamespaces(ctx context.Context, client kubernetes.Interface) (namespaceLabels, func()) {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	inf := factory.Core().V1().Namespaces()
 	n := namespaceLabels{client: client, lister: inf.Lister()}
 	informer := inf.Informer()
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
-		factory.Shutdown()
-		return n, fmt.Errorf("sync the namespace cache: %w", context.Cause(ctx))
+	wait, cancel := context.WithTimeout(ctx, namespaceSyncTimeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(wait.Done(), informer.HasSynced) {
+		klog.FromContext(ctx).Error(context.Cause(wait), "Namespace cache not synced; reading namespaces from the API instead")
 	}
-	go func() {
-		<-ctx.Done()
-		factory.Shutdown()
-	}()
-	return n, nil
+	return n, factory.Shutdown
 }
 
 func (n namespaceLabels) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {

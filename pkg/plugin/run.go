@@ -117,10 +117,8 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 	if err != nil {
 		return nil, err
 	}
-	namespaces, err := watchNamespaces(ctx, deps.Client)
-	if err != nil {
-		return nil, err
-	}
+	namespaces, stopNamespaces := watchNamespaces(ctx, deps.Client)
+	d.stops = append(d.stops, stopNamespaces)
 	if err := d.openState(ctx, cfg, deps, node, prepare.Options{Inventory: inv, Hardware: gpus, Caps: capResolver(cfg, deps.Caps),
 		Policy: policy, Namespaces: namespaces, Sharer: sharer, Observe: deps.Observe}, machine); err != nil {
 		return nil, err
