@@ -86,7 +86,7 @@ func LoadPolicy(path string) (*v1alpha1.TierPolicy, error) {
 func LoadClaims(paths ...string) ([]*resourceapi.ResourceClaim, error) {
 	var claims []*resourceapi.ResourceClaim
 	for _, path := range paths {
-		files, err := yamlFiles(path)
+		files, err := YAMLFiles(path)
 		if err != nil {
 			return nil, err
 		}
@@ -101,10 +101,12 @@ func LoadClaims(paths ...string) ([]*resourceapi.ResourceClaim, error) {
 	return claims, nil
 }
 
-func yamlFiles(path string) ([]string, error) {
+// YAMLFiles is path itself, or for a directory its *.yaml and *.yml files,
+// recursively, sorted.
+func YAMLFiles(path string) ([]string, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("claims: %w", err)
+		return nil, fmt.Errorf("manifests: %w", err)
 	}
 	if !info.IsDir() {
 		return []string{path}, nil

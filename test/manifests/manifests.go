@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +20,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
+	"github.com/tierra-gpu/tierra/pkg/plan"
 )
 
 // FieldManager owns the fields this package applies.
@@ -51,7 +51,7 @@ func New(cfg *rest.Config) (*Applier, error) {
 func Read(paths ...string) ([]*unstructured.Unstructured, error) {
 	var objs []*unstructured.Unstructured
 	for _, p := range paths {
-		files, err := yamlFiles(p)
+		files, err := plan.YAMLFiles(p)
 		if err != nil {
 			return nil, err
 		}
@@ -87,25 +87,6 @@ func Decode(data []byte) ([]*unstructured.Unstructured, error) {
 			objs = append(objs, &unstructured.Unstructured{Object: obj})
 		}
 	}
-}
-
-func yamlFiles(p string) ([]string, error) {
-	st, err := os.Stat(p)
-	if err != nil {
-		return nil, fmt.Errorf("manifest path: %w", err)
-	}
-	if !st.IsDir() {
-		return []string{p}, nil
-	}
-	var files []string
-	err = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && (filepath.Ext(path) == ".yaml" || filepath.Ext(path) == ".yml") {
-			files = append(files, path)
-		}
-		return err
-	})
-	sort.Strings(files)
-	return files, err
 }
 
 // Apply server-side applies every object, in order, forcing conflicts as
