@@ -64,7 +64,7 @@ func Open(ctx context.Context, opts Options) (*Store, Report, error) {
 }
 
 // Put records c, replacing any earlier record of the same claim. When it
-// returns nil the record is on disk and survives a crash.
+// returns nil the record survives the crash its Options.Durability names.
 func (s *Store) Put(c Claim) error {
 	if err := validateClaim(c); err != nil {
 		return err

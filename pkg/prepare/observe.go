@@ -9,7 +9,7 @@ type Step string
 const (
 	// StepTenant is resolving the claim's tenant (namespace labels).
 	StepTenant Step = "tenant"
-	// StepCheckpoint is one checkpoint write or delete (with its fsyncs).
+	// StepCheckpoint is one checkpoint write or delete (with its fsyncs, if any).
 	StepCheckpoint Step = "checkpoint"
 	// StepNVML is one hardware change: create or destroy a MIG instance,
 	// set a compute mode.
