@@ -70,6 +70,10 @@ bench: ## Benchmarks: allocator cost per published shape (vs NVIDIA's MIG shape)
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./pkg/slices/
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./pkg/plugin/ ./pkg/checkpoint/ ./pkg/cdi/
 
+.PHONY: bench-prepare
+bench-prepare: cluster-build ## Kubelet plugin prepare/unprepare over the DRA socket against a local kube-apiserver (test/prepbench): p50/p99, pairs/s, time per step.
+	cd test && $(GO) test -count=1 -run '^$$' -bench . -benchtime 500x ./prepbench/
+
 .PHONY: bench-yield
 bench-yield: ## Replay the openb GPU trace (FGD setup, seeds 42-51) through the allocator; SVG in _output/yield.svg.
 	@mkdir -p _output

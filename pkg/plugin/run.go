@@ -66,6 +66,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("dynamic client: %w", err)
 	}
 	d, err := Start(ctx, cfg, Deps{Client: client, Dynamic: dyn})
+	if err != nil && ctx.Err() != nil {
+		// Asked to stop while starting (a rollout replaced the pod at
+		// once): Start has undone its work; that is a clean exit.
+		klog.FromContext(ctx).Info("Stopped while starting", "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
