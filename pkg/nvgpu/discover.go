@@ -22,7 +22,7 @@ func (g *nvmlMachine) Machine(ctx context.Context) (inventory.Machine, error) {
 	if cuda, ret := g.lib.SystemGetCudaDriverVersion(); ret == nvml.SUCCESS {
 		m.CUDADriverVersion = fmt.Sprintf("%d.%d", cuda/1000, cuda%1000/10)
 	}
-	devs, err := g.devices()
+	devs, err := g.devices(ctx)
 	if err != nil {
 		return inventory.Machine{}, err
 	}

@@ -19,7 +19,7 @@ const healthEventMask = nvml.EventTypeXidCriticalError | nvml.EventTypeDoubleBit
 const noInstance = 0xFFFFFFFF
 
 func (g *nvmlMachine) Events(ctx context.Context) (<-chan Event, error) {
-	devs, err := g.devices()
+	devs, err := g.devices(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("watch events: %w", err)
 	}

@@ -4,6 +4,7 @@ package nvgpu
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -28,6 +29,8 @@ type Fake struct {
 
 	mu   sync.Mutex
 	sets map[*fakeEventSet]struct{}
+	// lost are the indexes of GPUs LoseGPU took off the bus.
+	lost map[int]bool
 
 	// statePath is Options.FakeState or the FakeStateEnv file; "" keeps the
 	// state in memory.
@@ -44,8 +47,18 @@ func NewFake(ctx context.Context, name string, opts Options) (*Fake, error) {
 		return nil, fmt.Errorf("fake machine %q: want one of %s: %w", name,
 			strings.Join(FakeMachines(), ", "), ErrUnknownMachine)
 	}
-	f := &Fake{name: name, server: spec.newServer(), sets: map[*fakeEventSet]struct{}{}}
+	f := &Fake{name: name, server: spec.newServer(), sets: map[*fakeEventSet]struct{}{}, lost: map[int]bool{}}
 	f.server.EventSetCreateFunc = f.createEventSet
+	byIndex := f.server.DeviceGetHandleByIndexFunc
+	f.server.DeviceGetHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
+		f.mu.Lock()
+		lost := f.lost[i]
+		f.mu.Unlock()
+		if lost {
+			return nil, nvml.ERROR_GPU_IS_LOST
+		}
+		return byIndex(i)
+	}
 	host := fakeHost{}
 	for i, dev := range f.server.Devices {
 		d := dev.(*server.Device)
@@ -105,17 +118,38 @@ func (h fakeHost) PCIeRoot(busID string) (string, bool) {
 // driver would deliver it. It fails when no live event set listens to that
 // GPU for that type, so a test cannot silently inject into nothing.
 func (f *Fake) InjectEvent(index int, eventType uint64, data uint64) error {
+	return f.deliver(index, eventType, fakeEvent{data: nvml.EventData{EventType: eventType, EventData: data,
+		GpuInstanceId: noInstance, ComputeInstanceId: noInstance}, ret: nvml.SUCCESS})
+}
+
+// LoseGPU takes GPU index off the bus, as XID 79 does: every event set that
+// watches it wakes with ERROR_GPU_IS_LOST, and from then on NVML cannot
+// get its handle, so discovery leaves it out.
+func (f *Fake) LoseGPU(index int) error {
+	if err := f.deliver(index, 0, fakeEvent{data: nvml.EventData{GpuInstanceId: noInstance, ComputeInstanceId: noInstance},
+		ret: nvml.ERROR_GPU_IS_LOST}); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	f.mu.Lock()
+	f.lost[index] = true
+	f.mu.Unlock()
+	return nil
+}
+
+// deliver sends ev for GPU index to every event set registered for the
+// event type (any type when eventType is 0).
+func (f *Fake) deliver(index int, eventType uint64, ev fakeEvent) error {
 	if index < 0 || index >= len(f.server.Devices) {
 		return fmt.Errorf("inject event on GPU %d of %s: %w", index, f.name, ErrNotFound)
 	}
 	dev := f.server.Devices[index]
-	ev := nvml.EventData{Device: dev, EventType: eventType, EventData: data,
-		GpuInstanceId: noInstance, ComputeInstanceId: noInstance}
+	ev.data.Device = dev
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delivered := false
 	for s := range f.sets {
-		if s.mask[dev]&eventType == 0 {
+		mask, watched := s.mask[dev]
+		if !watched || (eventType != 0 && mask&eventType == 0) {
 			continue
 		}
 		select {
@@ -148,17 +182,24 @@ func (f *Fake) OpenEventSets() int {
 type fakeEventSet struct {
 	mock.EventSet
 	mask   map[nvml.Device]uint64
-	events chan nvml.EventData
+	events chan fakeEvent
+}
+
+// fakeEvent is what one Wait returns: NVML reports a lost GPU as
+// ERROR_GPU_IS_LOST with the device set, not as an event type.
+type fakeEvent struct {
+	data nvml.EventData
+	ret  nvml.Return
 }
 
 func (f *Fake) createEventSet() (nvml.EventSet, nvml.Return) {
-	s := &fakeEventSet{mask: map[nvml.Device]uint64{}, events: make(chan nvml.EventData, 64)}
+	s := &fakeEventSet{mask: map[nvml.Device]uint64{}, events: make(chan fakeEvent, 64)}
 	s.WaitFunc = func(ms uint32) (nvml.EventData, nvml.Return) {
 		timer := time.NewTimer(time.Duration(ms) * time.Millisecond)
 		defer timer.Stop()
 		select {
 		case ev := <-s.events:
-			return ev, nvml.SUCCESS
+			return ev.data, ev.ret
 		case <-timer.C:
 			return nvml.EventData{}, nvml.ERROR_TIMEOUT
 		}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -156,4 +157,30 @@ func describe(ins []inventory.MIGInstance) []string {
 		out = append(out, fmt.Sprintf("%s@%s/%dci", in.ProfileName, in.Placement, len(in.ComputeInstances)))
 	}
 	return out
+}
+
+// A GPU that falls off the bus wakes the event watchers as lost, and
+// discovery then publishes the GPUs that are left.
+func TestLostGPUIsReportedAndLeftOut(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := openFake(t, "dgxh200")
+	before, err := f.Machine(ctx)
+	require.NoError(t, err)
+	events, err := f.Events(ctx)
+	require.NoError(t, err)
+	require.NoError(t, f.LoseGPU(3))
+	select {
+	case ev := <-events:
+		assert.Equal(t, nvgpu.EventGPULost, ev.Type)
+		assert.Equal(t, before.GPUs[3].UUID, ev.GPUUUID)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no GPU-lost event")
+	}
+	after, err := f.Machine(ctx)
+	require.NoError(t, err)
+	require.Len(t, after.GPUs, 7)
+	for _, g := range after.GPUs {
+		assert.NotEqual(t, 3, g.Index, "the lost GPU is still discovered")
+	}
 }

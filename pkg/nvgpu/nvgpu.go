@@ -41,6 +41,9 @@ var (
 	ErrResetRequired = errors.New("GPU reset required")
 	// ErrUnknownMachine: the --machine value names no fake machine.
 	ErrUnknownMachine = errors.New("unknown machine")
+	// ErrGPULost: the GPU fell off the bus or otherwise stopped answering;
+	// discovery leaves it out.
+	ErrGPULost = errors.New("GPU is lost")
 )
 
 // Interface is what the driver needs from the GPUs of one node. Consumers

@@ -4,6 +4,7 @@ package nvgpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -100,6 +101,8 @@ func (e *returnError) Is(target error) bool {
 		return e.ret == nvml.ERROR_NOT_FOUND
 	case ErrNotSupported:
 		return e.ret == nvml.ERROR_NOT_SUPPORTED || e.ret == nvml.ERROR_FUNCTION_NOT_FOUND
+	case ErrGPULost:
+		return e.ret == nvml.ERROR_GPU_IS_LOST
 	}
 	return false
 }
@@ -147,7 +150,9 @@ func (g *nvmlMachine) deviceByIndex(index int) (device, error) {
 	return device{Device: h, uuid: uuid, index: index}, nil
 }
 
-func (g *nvmlMachine) devices() ([]device, error) {
+// devices returns the GPUs that answer. A lost GPU (fallen off the bus) is
+// left out with a log line: the node keeps publishing the others.
+func (g *nvmlMachine) devices(ctx context.Context) ([]device, error) {
 	n, ret := g.lib.DeviceGetCount()
 	if ret != nvml.SUCCESS {
 		return nil, nvmlError("count GPUs", ret)
@@ -155,6 +160,10 @@ func (g *nvmlMachine) devices() ([]device, error) {
 	out := make([]device, 0, n)
 	for i := range n {
 		d, err := g.deviceByIndex(i)
+		if errors.Is(err, ErrGPULost) {
+			klog.FromContext(ctx).Error(err, "Leaving a lost GPU out", "index", i)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
