@@ -59,6 +59,17 @@ func NewFake(ctx context.Context, name string, opts Options) (*Fake, error) {
 		}
 		return byIndex(i)
 	}
+	byUUID := f.server.DeviceGetHandleByUUIDFunc
+	f.server.DeviceGetHandleByUUIDFunc = func(uuid string) (nvml.Device, nvml.Return) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for i := range f.lost {
+			if f.server.Devices[i].(*server.Device).UUID == uuid {
+				return nil, nvml.ERROR_GPU_IS_LOST
+			}
+		}
+		return byUUID(uuid)
+	}
 	host := fakeHost{}
 	for i, dev := range f.server.Devices {
 		d := dev.(*server.Device)

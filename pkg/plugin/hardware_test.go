@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
 // A GPU that falls off the bus (NVML reports it lost) is no longer
@@ -31,4 +33,21 @@ func TestLostGPUIsRepublishedAway(t *testing.T) {
 		names := published()
 		return !names["gpu-3"] && names["gpu-2"] && names["gpu-4"]
 	}, 10*time.Second, 20*time.Millisecond, "GPU 3 is still published after it was lost")
+}
+
+// A claim prepared on a GPU that is lost afterwards still unprepares: the
+// lost GPU took its compute mode with it, and the pod must be able to go.
+func TestUnprepareOnLostGPU(t *testing.T) {
+	h := startPlugin(t, v1alpha1.TierTraining)
+	claim := h.claim(t, tt.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj(), nil)
+	resp, err := h.prepare(claim)
+	require.NoError(t, err)
+	require.Empty(t, resp.Claims["uid-train"].Error)
+	require.Equal(t, "gpu-0", resp.Claims["uid-train"].Devices[0].DeviceName)
+
+	require.NoError(t, h.gpus.LoseGPU(0))
+	un, err := h.unprepare(claim)
+	require.NoError(t, err)
+	require.Empty(t, un.Claims["uid-train"].Error, "unprepare on a lost GPU")
+	h.assertNothingPrepared(t)
 }

@@ -173,22 +173,30 @@ func (p *Preparer) undoDevice(ctx context.Context, uid string, d RecordDevice) e
 	if d.MIG != nil {
 		ref := nvgpu.ComputeInstanceRef{GPUUUID: d.GPUUUID, GPUInstanceID: d.MIG.GPUInstanceID, ComputeInstanceID: d.MIG.ComputeInstanceID}
 		defer p.done(StepNVML, p.start())
-		if err := p.opts.Hardware.DestroyComputeInstance(ctx, ref); err != nil && !errors.Is(err, nvgpu.ErrNotFound) {
+		if err := p.opts.Hardware.DestroyComputeInstance(ctx, ref); err != nil && !gone(err) {
 			return fmt.Errorf("destroy compute instance %d/%d on %s: %w", ref.GPUInstanceID, ref.ComputeInstanceID, d.GPUUUID, err)
 		}
 		hit(FPUnprepareCIDestroyed)
-		if err := p.opts.Hardware.DestroyGPUInstance(ctx, d.GPUUUID, d.MIG.GPUInstanceID); err != nil && !errors.Is(err, nvgpu.ErrNotFound) {
+		if err := p.opts.Hardware.DestroyGPUInstance(ctx, d.GPUUUID, d.MIG.GPUInstanceID); err != nil && !gone(err) {
 			return fmt.Errorf("destroy GPU instance %d on %s: %w", d.MIG.GPUInstanceID, d.GPUUUID, err)
 		}
 		hit(FPUnprepareGIDestroyed)
 	}
 	if d.PreviousComputeMode != "" {
-		if err := p.setMode(ctx, d.GPUUUID, inventory.ComputeMode(d.PreviousComputeMode)); err != nil {
+		if err := p.setMode(ctx, d.GPUUUID, inventory.ComputeMode(d.PreviousComputeMode)); err != nil && !gone(err) {
 			return err
 		}
 		hit(FPUnprepareModeRestored)
 	}
 	return nil
+}
+
+// gone reports an undo target that no longer exists: the instance is
+// already destroyed, or the whole GPU is lost (fallen off the bus), which
+// takes its instances and compute mode with it. Either way there is nothing
+// left to undo, and a dead GPU must not keep its pods from terminating.
+func gone(err error) bool {
+	return errors.Is(err, nvgpu.ErrNotFound) || errors.Is(err, nvgpu.ErrGPULost)
 }
 
 func (p *Preparer) mode(uuid string) inventory.ComputeMode {
