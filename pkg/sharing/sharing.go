@@ -42,11 +42,23 @@ type Edits struct {
 	Mounts []Mount
 }
 
+// Default commands of Options.
+const (
+	DefaultMPSControlCommand = "nvidia-cuda-mps-control"
+	DefaultNvidiaSMICommand  = "nvidia-smi"
+)
+
 // Options configure a Manager.
 type Options struct {
 	Runner Runner
 	// MPSDir holds one directory per GPU for its MPS daemon's pipes and logs.
 	MPSDir string
+	// MPSControlCommand starts (-d) and stops (quit on stdin) a GPU's MPS
+	// control daemon; "" means DefaultMPSControlCommand.
+	MPSControlCommand string
+	// NvidiaSMICommand sets time-slices (compute-policy); "" means
+	// DefaultNvidiaSMICommand.
+	NvidiaSMICommand string
 }
 
 // Manager applies soft-sharing strategies.
@@ -58,6 +70,12 @@ var _ nvgpu.TimeSlicer = (*Manager)(nil)
 func New(opts Options) (*Manager, error) {
 	if opts.Runner == nil || opts.MPSDir == "" {
 		return nil, errors.New("sharing: Runner and MPSDir are required")
+	}
+	if opts.MPSControlCommand == "" {
+		opts.MPSControlCommand = DefaultMPSControlCommand
+	}
+	if opts.NvidiaSMICommand == "" {
+		opts.NvidiaSMICommand = DefaultNvidiaSMICommand
 	}
 	return &Manager{opts: opts}, nil
 }
@@ -73,7 +91,7 @@ func (m *Manager) SetTimeSlice(ctx context.Context, gpuUUID string, slice nvgpu.
 	if !ok {
 		return fmt.Errorf("time-slice %q: want Default, Short, Medium or Long", slice)
 	}
-	cmd := Cmd{Argv: []string{"nvidia-smi", "compute-policy", "-i", gpuUUID, "--set-timeslice=" + strconv.Itoa(id)}}
+	cmd := Cmd{Argv: []string{m.opts.NvidiaSMICommand, "compute-policy", "-i", gpuUUID, "--set-timeslice=" + strconv.Itoa(id)}}
 	if err := m.opts.Runner.Run(ctx, cmd); err != nil {
 		return fmt.Errorf("set time-slice %s on %s: %w", slice, gpuUUID, err)
 	}
@@ -107,7 +125,7 @@ func (m *Manager) Unshare(ctx context.Context, gpuUUID string, strategy v1alpha1
 	case v1alpha1.SharingTimeSlicing:
 		return m.SetTimeSlice(ctx, gpuUUID, nvgpu.TimeSliceDefault)
 	case v1alpha1.SharingMPS:
-		cmd := Cmd{Argv: []string{"nvidia-cuda-mps-control"}, Env: m.mpsEnv(gpuUUID), Stdin: "quit\n"}
+		cmd := Cmd{Argv: []string{m.opts.MPSControlCommand}, Env: m.mpsEnv(gpuUUID), Stdin: "quit\n"}
 		if err := m.opts.Runner.Run(ctx, cmd); err != nil {
 			return fmt.Errorf("stop MPS daemon of %s: %w", gpuUUID, err)
 		}
@@ -123,7 +141,7 @@ func (m *Manager) shareMPS(ctx context.Context, gpuUUID string, c *v1alpha1.MPSC
 				return Edits{}, fmt.Errorf("MPS directory: %w", err)
 			}
 		}
-		cmd := Cmd{Argv: []string{"nvidia-cuda-mps-control", "-d"}, Env: m.mpsEnv(gpuUUID)}
+		cmd := Cmd{Argv: []string{m.opts.MPSControlCommand, "-d"}, Env: m.mpsEnv(gpuUUID)}
 		if err := m.opts.Runner.Run(ctx, cmd); err != nil {
 			return Edits{}, fmt.Errorf("start MPS daemon of %s: %w", gpuUUID, err)
 		}

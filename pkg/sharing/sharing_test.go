@@ -87,3 +87,22 @@ func TestExecRunner(t *testing.T) {
 	err := sharing.ExecRunner{}.Run(ctx, sharing.Cmd{Argv: []string{"sh", "-c", "echo boom; exit 3"}})
 	assert.ErrorContains(t, err, "boom")
 }
+
+// The commands can be replaced (a stand-in in the crash test, or a
+// binary outside PATH); both start/stop and the time-slice use them.
+func TestCommandsFromOptions(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	runner := &sharing.FakeRunner{}
+	m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: t.TempDir(),
+		MPSControlCommand: "/opt/bin/mps-control", NvidiaSMICommand: "/opt/bin/smi"})
+	require.NoError(t, err)
+	_, err = m.Share(ctx, "GPU-1", &v1alpha1.GpuSharing{Strategy: v1alpha1.SharingMPS}, true)
+	require.NoError(t, err)
+	require.NoError(t, m.Unshare(ctx, "GPU-1", v1alpha1.SharingMPS, true))
+	require.NoError(t, m.Unshare(ctx, "GPU-1", v1alpha1.SharingTimeSlicing, true))
+	var argv0 []string
+	for _, c := range runner.Commands() {
+		argv0 = append(argv0, c.Argv[0])
+	}
+	assert.Equal(t, []string{"/opt/bin/mps-control", "/opt/bin/mps-control", "/opt/bin/smi"}, argv0)
+}
