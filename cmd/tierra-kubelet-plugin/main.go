@@ -56,6 +56,10 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	str(&cfg.TierPolicy, "tier-policy", "TIERRA_TIER_POLICY", plugin.DefaultTierPolicy, "name of the TierPolicy (tierra.dev/v1alpha1) that decides how GPUs are published")
 	str(&cfg.TierPolicyFile, "tier-policy-file", "TIERRA_TIER_POLICY_FILE", "", "TierPolicy YAML used when the CRD or the named object is absent; without it the plugin fails then")
 	str(&cfg.PodUID, "pod-uid", "TIERRA_POD_UID", "", "UID of the plugin's own pod (downward API); set it so a DaemonSet rollout can run the new pod beside the old one without a gap in prepare")
+	str(&cfg.MPSControlCommand, "mps-control-command", "TIERRA_MPS_CONTROL_COMMAND", plugin.DefaultMPSControlCommand, "command that starts (-d) and stops (quit) a GPU's MPS control daemon; a name on PATH or a path")
+	str(&cfg.NvidiaSMICommand, "nvidia-smi-command", "TIERRA_NVIDIA_SMI_COMMAND", plugin.DefaultNvidiaSMICommand, "nvidia-smi, which sets the time-slice of time-sliced GPUs (compute-policy --set-timeslice); a name on PATH or a path")
+	var runnerS string
+	str(&runnerS, "sharing-runner", "TIERRA_SHARING_RUNNER", string(plugin.SharingRunnerAuto), `how the MPS and nvidia-smi commands run: "auto" records them without running on a fake machine and runs them otherwise, "exec" always runs them, "fake" never does`)
 	qps, burst := strconv.Itoa(plugin.DefaultQPS), strconv.Itoa(plugin.DefaultBurst)
 	var qpsS, burstS string
 	str(&qpsS, "kube-api-qps", "TIERRA_KUBE_API_QPS", qps, "API requests per second; each prepare reads its claim (namespaces come from a watch), so keep it above the prepare rate")
@@ -79,6 +83,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 		return cfg, fmt.Errorf("--kube-api-burst %q: %w", burstS, err)
 	}
 	cfg.QPS = float32(q)
+	cfg.SharingRunner = plugin.SharingRunner(runnerS)
 	if cfg.CheckpointFsync, err = strconv.ParseBool(fsyncS); err != nil {
 		return cfg, fmt.Errorf("--checkpoint-fsync %q: %w", fsyncS, err)
 	}

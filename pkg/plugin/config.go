@@ -6,9 +6,12 @@ package plugin
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/sharing"
 )
 
 // Defaults of Config.
@@ -22,7 +25,28 @@ const (
 	// each of which reads its claim.
 	DefaultQPS   = 500
 	DefaultBurst = 1000
+	// The default MPS control and nvidia-smi commands, found on PATH.
+	DefaultMPSControlCommand = sharing.DefaultMPSControlCommand
+	DefaultNvidiaSMICommand  = sharing.DefaultNvidiaSMICommand
 )
+
+// SharingRunner says how the plugin runs the MPS control daemon and
+// nvidia-smi.
+type SharingRunner string
+
+const (
+	// SharingRunnerAuto records the commands on a fake machine and runs
+	// them on real GPUs.
+	SharingRunnerAuto SharingRunner = "auto"
+	// SharingRunnerExec runs them as host processes, also on a fake
+	// machine (the crash test gives stand-ins that keep state on disk).
+	SharingRunnerExec SharingRunner = "exec"
+	// SharingRunnerFake records them in memory and runs nothing.
+	SharingRunnerFake SharingRunner = "fake"
+)
+
+// SharingRunners are the allowed SharingRunner values.
+var SharingRunners = []SharingRunner{SharingRunnerAuto, SharingRunnerExec, SharingRunnerFake}
 
 // Config is everything the plugin is started with.
 type Config struct {
@@ -57,6 +81,12 @@ type Config struct {
 	// records are tied to the boot id, so only a plugin crash must be
 	// survived, and atomic renames do that (checkpoint.SurviveProcessCrash).
 	CheckpointFsync bool
+	// MPSControlCommand and NvidiaSMICommand are the commands the sharing
+	// runner execs for MPS and time-slicing.
+	MPSControlCommand string
+	NvidiaSMICommand  string
+	// SharingRunner chooses how those commands run; "" means auto.
+	SharingRunner SharingRunner
 }
 
 // Default fills in unset fields.
@@ -71,6 +101,11 @@ func (c *Config) Default() {
 	set(&c.PluginDataDir, DefaultPluginDataDir)
 	set(&c.RegistrarDir, DefaultRegistrarDir)
 	set(&c.TierPolicy, DefaultTierPolicy)
+	set(&c.MPSControlCommand, DefaultMPSControlCommand)
+	set(&c.NvidiaSMICommand, DefaultNvidiaSMICommand)
+	if c.SharingRunner == "" {
+		c.SharingRunner = SharingRunnerAuto
+	}
 	if c.QPS == 0 {
 		c.QPS = DefaultQPS
 	}
@@ -83,6 +118,9 @@ func (c *Config) Default() {
 func (c *Config) Validate() error {
 	if c.NodeName == "" {
 		return errors.New("node name is required (--node-name or TIERRA_NODE_NAME)")
+	}
+	if c.SharingRunner != "" && !slices.Contains(SharingRunners, c.SharingRunner) {
+		return fmt.Errorf("sharing runner %q (--sharing-runner or TIERRA_SHARING_RUNNER): want auto, exec or fake", c.SharingRunner)
 	}
 	return nil
 }

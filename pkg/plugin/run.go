@@ -35,8 +35,8 @@ type Deps struct {
 	GPUs nvgpu.Interface
 	// Policy overrides reading the TierPolicy (tests).
 	Policy *v1alpha1.TierPolicy
-	// Runner runs nvidia-smi and the MPS daemon; nil means host processes
-	// on real GPUs and a recording fake on a fake machine.
+	// Runner runs nvidia-smi and the MPS daemon; nil means the one
+	// Config.SharingRunner names.
 	Runner sharing.Runner
 	// Caps overrides the MIG capability resolver (tests on a fake machine).
 	Caps prepare.CapResolver
@@ -203,16 +203,28 @@ func reconcile(ctx context.Context, prep *prepare.Preparer, machine inventory.Ma
 
 func newSharer(cfg Config, runner sharing.Runner) (*sharing.Manager, error) {
 	if runner == nil {
-		runner = sharing.ExecRunner{}
-		if strings.HasPrefix(cfg.Machine, nvgpu.FakePrefix) {
-			runner = &sharing.FakeRunner{}
-		}
+		runner = configRunner(cfg)
 	}
-	m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: filepath.Join(cfg.StateDir, "mps")})
+	m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: filepath.Join(cfg.StateDir, "mps"),
+		MPSControlCommand: cfg.MPSControlCommand, NvidiaSMICommand: cfg.NvidiaSMICommand})
 	if err != nil {
 		return nil, fmt.Errorf("sharing: %w", err)
 	}
 	return m, nil
+}
+
+// configRunner is the Runner cfg.SharingRunner asks for (validated).
+func configRunner(cfg Config) sharing.Runner {
+	switch cfg.SharingRunner {
+	case SharingRunnerExec:
+		return sharing.ExecRunner{}
+	case SharingRunnerFake:
+		return &sharing.FakeRunner{}
+	}
+	if strings.HasPrefix(cfg.Machine, nvgpu.FakePrefix) {
+		return &sharing.FakeRunner{}
+	}
+	return sharing.ExecRunner{}
 }
 
 // serve registers with the kubelet, serves its DRA API and publishes the

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/tierra-gpu/tierra/pkg/sharing"
 )
 
 // A plugin asked to stop while it is still starting exits cleanly (a
@@ -30,4 +32,35 @@ current-context: c
 	stopped, cancel := context.WithCancel(ctx)
 	cancel()
 	assert.NoError(t, Run(stopped, cfg), "stopped while starting is a clean exit")
+}
+
+// --sharing-runner picks the Runner: auto keeps today's choice by machine.
+func TestConfigRunner(t *testing.T) {
+	tests := map[string]struct {
+		cfg      Config
+		wantExec bool
+	}{
+		"auto on a fake machine records":   {cfg: Config{Machine: "fake:dgxh200", SharingRunner: SharingRunnerAuto}},
+		"auto on real GPUs execs":          {cfg: Config{SharingRunner: SharingRunnerAuto}, wantExec: true},
+		"exec on a fake machine execs":     {cfg: Config{Machine: "fake:dgxh200", SharingRunner: SharingRunnerExec}, wantExec: true},
+		"fake on real GPUs records":        {cfg: Config{SharingRunner: SharingRunnerFake}},
+		"unset is auto (fake machine)":     {cfg: Config{Machine: "fake:l4x4"}},
+		"unset is auto (real GPUs, execs)": {cfg: Config{}, wantExec: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, isExec := configRunner(tc.cfg).(sharing.ExecRunner)
+			assert.Equal(t, tc.wantExec, isExec)
+		})
+	}
+}
+
+func TestConfigValidateSharingRunner(t *testing.T) {
+	cfg := Config{NodeName: "n", SharingRunner: "docker"}
+	assert.ErrorContains(t, cfg.Validate(), "want auto, exec or fake")
+	cfg.Default()
+	cfg.SharingRunner = ""
+	cfg.Default()
+	assert.Equal(t, SharingRunnerAuto, cfg.SharingRunner)
+	assert.NoError(t, cfg.Validate())
 }
