@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,26 +31,35 @@ import (
 )
 
 const (
-	nodeName  = "crash-node"
 	namespace = "crash"
-	// defaultRuns is the number of randomised runs, enough to cover
-	// every (mode, fail point) pair (26) once; TIERRA_CRASH_RUNS
-	// overrides it and TIERRA_CRASH_SEED replays a seed.
-	defaultRuns = 32
+	// extraRuns are the random runs after every (mode, fail point) pair
+	// (41) has run once; TIERRA_CRASH_RUNS overrides the total,
+	// TIERRA_CRASH_SEED replays a seed and TIERRA_CRASH_MODES (e.g.
+	// "mps,timeslice") keeps the pairs of those modes only.
+	extraRuns = 4
 )
 
-// suite is what every run shares: the control plane and the plugin binary.
+// suite is what every run shares: the control plane, the plugin binary and
+// the stand-ins for the MPS control daemon and nvidia-smi.
 type suite struct {
-	ctx        context.Context
-	cs         kubernetes.Interface
-	bin        string
-	kubeconfig string
-	policyFile string
+	ctx            context.Context
+	cs             kubernetes.Interface
+	bin            string
+	mpsCmd, smiCmd string
+	kubeconfig     string
+	policy         *v1alpha1.TierPolicy
+	policyFile     string
 }
 
 func TestCrashAtEveryFailPoint(t *testing.T) {
 	s := setup(t)
-	seed, runs := uint64(time.Now().UnixNano()), defaultRuns
+	pairs := allPairs()
+	if v := os.Getenv("TIERRA_CRASH_MODES"); v != "" {
+		keep := strings.Split(v, ",")
+		pairs = slices.DeleteFunc(pairs, func(p pair) bool { return !slices.Contains(keep, string(p.mode)) })
+		require.NotEmpty(t, pairs, "TIERRA_CRASH_MODES=%s: want some of %v", v, modes)
+	}
+	seed, runs := uint64(time.Now().UnixNano()), len(pairs)+extraRuns
 	if v := os.Getenv("TIERRA_CRASH_SEED"); v != "" {
 		var err error
 		seed, err = strconv.ParseUint(v, 10, 64)
@@ -63,7 +73,6 @@ func TestCrashAtEveryFailPoint(t *testing.T) {
 	t.Logf("seed %d (replay with TIERRA_CRASH_SEED=%d), %d runs", seed, seed, runs)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	// Every (mode, fail point) first, in random order; then random ones.
-	pairs := allPairs()
 	rng.Shuffle(len(pairs), func(i, j int) { pairs[i], pairs[j] = pairs[j], pairs[i] })
 	hits := map[string]int{}
 	for i := range runs {
@@ -72,36 +81,36 @@ func TestCrashAtEveryFailPoint(t *testing.T) {
 		if i < len(pairs) {
 			p = pairs[i]
 		}
-		r.mig, r.fp = p.mig, p.fp
-		hits[r.fp]++
+		r.mode, r.fp = p.mode, p.fp
+		hits[string(r.mode)+" "+r.fp]++
 		if !t.Run(r.String(), func(t *testing.T) { s.crashRun(t, r) }) {
 			t.Fatalf("run %d failed: replay with TIERRA_CRASH_SEED=%d", i, seed)
 		}
 	}
-	t.Logf("fail points hit: %v", hits)
+	t.Logf("%d (mode, fail point) pairs; hit: %v", len(pairs), hits)
 }
 
 // run is one randomised crash: a claim mode, a fail point, and what the
 // kubelet asks of the restarted plugin.
 type run struct {
 	i           int
-	mig         bool
+	mode        mode
 	fp          string
 	thenPrepare bool
 }
 
 type pair struct {
-	mig bool
-	fp  string
+	mode mode
+	fp   string
 }
 
 // allPairs are the fail points each mode passes.
 func allPairs() []pair {
 	var out []pair
-	for _, mig := range []bool{false, true} {
+	for _, m := range modes {
 		for _, fp := range slices.Concat(prepare.PrepareFailPoints, prepare.UnprepareFailPoints) {
-			if applies(fp, mig) {
-				out = append(out, pair{mig: mig, fp: fp})
+			if applies(fp, m) {
+				out = append(out, pair{mode: m, fp: fp})
 			}
 		}
 	}
@@ -109,31 +118,28 @@ func allPairs() []pair {
 }
 
 // applies reports whether a claim of the mode passes the fail point.
-func applies(fp string, mig bool) bool {
+func applies(fp string, m mode) bool {
 	switch fp {
 	case prepare.FPPrepareShared:
-		return false // soft sharing: not in this test (the fake MPS runner lives in memory)
+		return m.soft()
 	case prepare.FPPrepareMIGCreated, prepare.FPPrepareMIGRecorded, prepare.FPUnprepareCIDestroyed, prepare.FPUnprepareGIDestroyed:
-		return mig
+		return m == modeMIG
 	case prepare.FPPrepareModeRecorded, prepare.FPPrepareModeSet, prepare.FPUnprepareModeRestored:
-		return !mig
+		return m == modeExclusive
 	}
 	return true
 }
 
 func (r run) String() string {
-	mode, then := "exclusive", "unprepare"
-	if r.mig {
-		mode = "mig"
-	}
+	then := "unprepare"
 	if r.thenPrepare {
 		then = "prepare"
 	}
-	return fmt.Sprintf("%02d-%s-%s-then-%s", r.i, mode, r.fp, then)
+	return fmt.Sprintf("%02d-%s-%s-then-%s", r.i, r.mode, r.fp, then)
 }
 
 func (s *suite) crashRun(t *testing.T, r run) {
-	n := s.newNode(t)
+	n := s.newNode(t, r.mode)
 	claim := s.claim(t, n, r)
 	n.start(t, r.fp)
 	if slices.Contains(prepare.PrepareFailPoints, r.fp) {
@@ -153,11 +159,11 @@ func (s *suite) crashRun(t *testing.T, r run) {
 		require.NoError(t, err, "prepare after the crash")
 		require.Len(t, res.Devices, 1)
 		require.Equal(t, claim.wantIDs, res.Devices[0].CdiDeviceIds, "CDI IDs after the crash")
-		n.assertPreparedOnce(t, r.mig, "prepared after the crash")
+		n.assertPreparedOnce(t, claim, "prepared after the crash")
 		again, err := n.prepare(s.ctx, claim.ref)
 		require.NoError(t, err, "prepare again")
 		require.Equal(t, claim.wantIDs, again.Devices[0].CdiDeviceIds)
-		n.assertPreparedOnce(t, r.mig, "prepared twice")
+		n.assertPreparedOnce(t, claim, "prepared twice")
 	}
 	require.NoError(t, n.unprepare(s.ctx, claim.ref), "unprepare after the crash")
 	n.assertClean(t, "unprepared after the crash")
@@ -173,6 +179,7 @@ func setup(t *testing.T) *suite {
 	t.Cleanup(cancel)
 	s := &suite{ctx: ctx}
 	s.bin = buildPlugin(t)
+	s.mpsCmd, s.smiCmd = buildStandIns(t)
 	dir, err := os.MkdirTemp("", "tierra-crash-")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
@@ -182,13 +189,16 @@ func setup(t *testing.T) *suite {
 	s.kubeconfig = c.Kubeconfig()
 	s.cs, err = c.Clientset()
 	require.NoError(t, err)
-	policy, err := yaml.Marshal(v1alpha1.DefaultTierPolicy())
+	s.policy = crashPolicy()
+	policy, err := yaml.Marshal(s.policy)
 	require.NoError(t, err)
 	s.policyFile = filepath.Join(dir, "policy.yaml")
 	require.NoError(t, os.WriteFile(s.policyFile, policy, 0o644))
-	_, err = s.cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName,
-		Labels: map[string]string{v1alpha1.NodeTierLabel: v1alpha1.TierInference}}}, metav1.CreateOptions{})
-	require.NoError(t, err)
+	for _, m := range []mode{modeMIG, modeMPS, modeTimeSlice} {
+		_, err = s.cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: m.node(),
+			Labels: map[string]string{v1alpha1.NodeTierLabel: m.tier()}}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
 	_, err = s.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	return s
@@ -197,20 +207,35 @@ func setup(t *testing.T) *suite {
 func buildPlugin(t *testing.T) string {
 	root, err := cluster.RepoRoot()
 	require.NoError(t, err)
-	bin := filepath.Join(t.TempDir(), "tierra-kubelet-plugin")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tierra-kubelet-plugin")
-	cmd.Dir = root
+	return goBuild(t, root, "./cmd/tierra-kubelet-plugin", "tierra-kubelet-plugin")
+}
+
+// buildStandIns builds fakesharing and links it as the two commands it
+// stands in for.
+func buildStandIns(t *testing.T) (mps, smi string) {
+	bin := goBuild(t, ".", "./fakesharing", "fakesharing")
+	mps, smi = filepath.Join(filepath.Dir(bin), "nvidia-cuda-mps-control"), filepath.Join(filepath.Dir(bin), "nvidia-smi")
+	require.NoError(t, os.Symlink(bin, mps))
+	require.NoError(t, os.Symlink(bin, smi))
+	return mps, smi
+}
+
+func goBuild(t *testing.T, dir, pkg, name string) string {
+	bin := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "build the plugin: %s", out)
+	require.NoError(t, err, "build %s: %s", pkg, out)
 	return bin
 }
 
 // newNode makes a run's directories and its fake machine, with MIG on
-// GPUs 4-7 as the inference tier wants.
-func (s *suite) newNode(t *testing.T) *node {
+// GPUs 4-7 of the inference tier's node.
+func (s *suite) newNode(t *testing.T, m mode) *node {
 	dir := t.TempDir()
-	n := &node{bin: s.bin, kubeconfig: s.kubeconfig, policyFile: s.policyFile, dir: dir,
-		stateDir: filepath.Join(dir, "state"), cdiDir: filepath.Join(dir, "cdi"), fakeState: filepath.Join(dir, "machine.json")}
+	n := &node{name: m.node(), bin: s.bin, mpsCmd: s.mpsCmd, smiCmd: s.smiCmd, kubeconfig: s.kubeconfig, policyFile: s.policyFile, dir: dir,
+		stateDir: filepath.Join(dir, "state"), cdiDir: filepath.Join(dir, "cdi"), smiDir: filepath.Join(dir, "nvidia-smi"),
+		fakeState: filepath.Join(dir, "machine.json")}
 	for _, p := range []*string{&n.dataDir, &n.regDir} {
 		d, err := os.MkdirTemp("", "c") // unix socket paths stay short
 		require.NoError(t, err)
@@ -230,9 +255,12 @@ func (s *suite) newNode(t *testing.T) *node {
 	t.Setenv(nvgpu.FakeStateEnv, n.fakeState)
 	f, err := nvgpu.NewFake(s.ctx, "dgxh200", nvgpu.Options{})
 	require.NoError(t, err)
-	m, err := f.Machine(s.ctx)
+	machine, err := f.Machine(s.ctx)
 	require.NoError(t, err)
-	for _, g := range m.GPUs[4:] {
+	for _, g := range machine.GPUs[4:] {
+		if m.soft() {
+			break
+		}
 		require.NoError(t, f.SetMIGMode(s.ctx, g.UUID, true))
 	}
 	require.NoError(t, f.Close())
@@ -241,6 +269,8 @@ func (s *suite) newNode(t *testing.T) *node {
 
 type allocatedClaim struct {
 	ref     claimRef
+	mode    mode
+	gpu     string // UUID of the allocated device's GPU
 	wantIDs []string
 }
 
@@ -249,15 +279,19 @@ type allocatedClaim struct {
 func (s *suite) claim(t *testing.T, n *node, r run) allocatedClaim {
 	name := fmt.Sprintf("claim-%d", r.i)
 	w := tt.MakeClaim(name, namespace)
-	if r.mig {
+	switch r.mode {
+	case modeMIG:
 		w = w.Request("req", tiers.ClassMIG).Selector(`device.attributes["gpu.tierra.dev"].migProfile == "3g.71gb"`)
-	} else {
+	case modeExclusive:
 		w = w.Request("req", tiers.ClassGPU)
+	default:
+		w = w.Request("req", tiers.ClassName(r.mode.tier()))
 	}
 	claim := w.Obj()
-	classes, err := tiers.Render(v1alpha1.DefaultTierPolicy())
+	classes, err := tiers.Render(s.policy)
 	require.NoError(t, err)
-	result, err := allocator.NewCluster(s.slices(t, n), classes...).AllocateResult(s.ctx, nodeName, claim)
+	published := s.slices(t, n)
+	result, err := allocator.NewCluster(published, classes...).AllocateResult(s.ctx, n.name, claim)
 	require.NoError(t, err)
 	require.NotNil(t, result, "claim does not fit")
 	claim.UID = ""
@@ -269,19 +303,20 @@ func (s *suite) claim(t *testing.T, n *node, r run) allocatedClaim {
 	require.NoError(t, err)
 	dev := result.Devices.Results[0]
 	uid := string(claim.UID)
-	return allocatedClaim{ref: claimRef{namespace: namespace, name: name, uid: uid},
+	return allocatedClaim{ref: claimRef{namespace: namespace, name: name, uid: uid}, mode: r.mode, gpu: deviceUUID(t, published, dev.Device),
 		wantIDs: []string{v1alpha1.DriverName + "/claim=" + uid + "-" + dev.Request + "-" + dev.Device}}
 }
 
-// slices are the node's published ResourceSlices; the first run's plugin
-// publishes them, and later runs publish the same.
+// slices are the node's published ResourceSlices; the node's first run's
+// plugin publishes them, and later runs publish the same.
 func (s *suite) slices(t *testing.T, n *node) []*resourceapi.ResourceSlice {
-	list, err := s.cs.ResourceV1().ResourceSlices().List(s.ctx, metav1.ListOptions{})
+	opts := metav1.ListOptions{FieldSelector: resourceapi.ResourceSliceSelectorNodeName + "=" + n.name}
+	list, err := s.cs.ResourceV1().ResourceSlices().List(s.ctx, opts)
 	require.NoError(t, err)
 	if len(list.Items) == 0 {
 		n.start(t, "")
 		require.Eventually(t, func() bool {
-			list, err = s.cs.ResourceV1().ResourceSlices().List(s.ctx, metav1.ListOptions{})
+			list, err = s.cs.ResourceV1().ResourceSlices().List(s.ctx, opts)
 			return err == nil && len(list.Items) > 0 && int(list.Items[0].Spec.Pool.ResourceSliceCount) == len(list.Items)
 		}, 30*time.Second, 50*time.Millisecond, "published slices")
 		n.stop(t)

@@ -23,10 +23,13 @@ import (
 
 // node is one run's plugin: its directories and, while it runs, its process.
 type node struct {
-	bin, kubeconfig, policyFile string
-	dir, stateDir, cdiDir       string
-	dataDir, regDir, fakeState  string
-	log                         *os.File
+	name                       string
+	bin, mpsCmd, smiCmd        string
+	kubeconfig, policyFile     string
+	dir, stateDir, cdiDir      string
+	dataDir, regDir, fakeState string
+	smiDir                     string // the nvidia-smi stand-in's time-slices
+	log                        *os.File
 
 	cmd    *exec.Cmd
 	exited chan error
@@ -41,10 +44,11 @@ func (n *node) start(t *testing.T, fp string) {
 	sock := filepath.Join(n.dataDir, "dra.sock")
 	// A killed plugin leaves its socket behind; wait for the new one.
 	require.NoError(t, removeIfExists(sock))
-	n.cmd = exec.Command(n.bin, "--node-name="+nodeName, "--machine=fake:dgxh200",
+	n.cmd = exec.Command(n.bin, "--node-name="+n.name, "--machine=fake:dgxh200",
 		"--state-dir="+n.stateDir, "--cdi-dir="+n.cdiDir, "--plugin-data-dir="+n.dataDir,
-		"--registrar-dir="+n.regDir, "--kubeconfig="+n.kubeconfig, "--tier-policy-file="+n.policyFile, "-v=2")
-	n.cmd.Env = append(os.Environ(), nvgpu.FakeStateEnv+"="+n.fakeState, failpoint.Env+"="+fp)
+		"--registrar-dir="+n.regDir, "--kubeconfig="+n.kubeconfig, "--tier-policy-file="+n.policyFile,
+		"--sharing-runner=exec", "--mps-control-command="+n.mpsCmd, "--nvidia-smi-command="+n.smiCmd, "-v=2")
+	n.cmd.Env = append(os.Environ(), nvgpu.FakeStateEnv+"="+n.fakeState, failpoint.Env+"="+fp, smiDirEnv+"="+n.smiDir)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, n.cmd.Start())

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -19,6 +20,12 @@ type machineState struct {
 
 // nvmlExclusiveProcess is NVML's COMPUTEMODE_EXCLUSIVE_PROCESS.
 const nvmlExclusiveProcess = 3
+
+// What the sharing stand-in (./fakesharing) keeps on disk.
+const (
+	daemonMarker = "fake-mps-daemon"
+	smiDirEnv    = "TIERRA_FAKE_NVIDIA_SMI_DIR"
+)
 
 func (n *node) machine(t *testing.T) machineState {
 	t.Helper()
@@ -67,27 +74,70 @@ func files(t *testing.T, dir string) []string {
 	return out
 }
 
-// assertClean: no MIG instance, every compute mode Default, no CDI spec,
-// no checkpoint record.
+// assertClean: no MIG instance, every compute mode Default, no MPS
+// daemon, every time-slice Default, no CDI spec, no checkpoint record.
 func (n *node) assertClean(t *testing.T, what string) {
 	t.Helper()
 	st := n.machine(t)
 	require.Zero(t, st.migInstances(), "%s: MIG instances leaked", what)
 	require.Zero(t, st.exclusiveGPUs(), "%s: compute mode not restored", what)
+	require.Empty(t, n.daemons(t), "%s: MPS daemons leaked", what)
+	require.Empty(t, n.timeSlices(t), "%s: time-slice not restored", what)
 	require.Empty(t, files(t, n.cdiDir), "%s: CDI specs leaked", what)
 	require.Empty(t, files(t, filepath.Join(n.stateDir, "checkpoint")), "%s: checkpoint records left", what)
 }
 
-// assertPreparedOnce: exactly the claim's hardware change and one CDI spec.
-func (n *node) assertPreparedOnce(t *testing.T, mig bool, what string) {
+// assertPreparedOnce: exactly the claim's change on its GPU and one CDI spec.
+func (n *node) assertPreparedOnce(t *testing.T, c allocatedClaim, what string) {
 	t.Helper()
 	st := n.machine(t)
-	if mig {
-		require.Equal(t, 1, st.migInstances(), "%s: MIG instances", what)
-		require.Zero(t, st.exclusiveGPUs(), "%s: exclusive GPUs", what)
-	} else {
-		require.Zero(t, st.migInstances(), "%s: MIG instances", what)
-		require.Equal(t, 1, st.exclusiveGPUs(), "%s: exclusive GPUs", what)
+	var wantMIG, wantExclusive int
+	wantDaemons, wantSlices := []string{}, map[string]string{}
+	switch c.mode {
+	case modeMIG:
+		wantMIG = 1
+	case modeExclusive:
+		wantExclusive = 1
+	case modeMPS:
+		wantDaemons = []string{c.gpu}
+	case modeTimeSlice:
+		wantSlices[c.gpu] = timeSliceLong
 	}
+	require.Equal(t, wantMIG, st.migInstances(), "%s: MIG instances", what)
+	require.Equal(t, wantExclusive, st.exclusiveGPUs(), "%s: exclusive GPUs", what)
+	require.Equal(t, wantDaemons, n.daemons(t), "%s: MPS daemons", what)
+	require.Equal(t, wantSlices, n.timeSlices(t), "%s: time-slices other than Default", what)
 	require.Len(t, files(t, n.cdiDir), 1, "%s: CDI specs", what)
+}
+
+// daemons are the GPUs whose MPS daemon the stand-in marks running
+// (STATE/mps/<uuid>/pipe/fake-mps-daemon, which holds CUDA_VISIBLE_DEVICES).
+func (n *node) daemons(t *testing.T) []string {
+	t.Helper()
+	markers, err := filepath.Glob(filepath.Join(n.stateDir, "mps", "*", "pipe", daemonMarker))
+	require.NoError(t, err)
+	out := []string{}
+	for _, m := range markers {
+		gpu := filepath.Base(filepath.Dir(filepath.Dir(m)))
+		data, err := os.ReadFile(m)
+		require.NoError(t, err)
+		require.Equal(t, gpu, strings.TrimSpace(string(data)), "the daemon of %s runs on another GPU", gpu)
+		out = append(out, gpu)
+	}
+	return out
+}
+
+// timeSlices are the GPUs whose time-slice the nvidia-smi stand-in last
+// set to other than Default (0), with that value.
+func (n *node) timeSlices(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, f := range files(t, n.smiDir) {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		if v := string(data); v != "0" {
+			out[filepath.Base(f)] = v
+		}
+	}
+	return out
 }
