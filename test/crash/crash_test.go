@@ -33,7 +33,7 @@ import (
 const (
 	namespace = "crash"
 	// extraRuns are the random runs after every (mode, fail point) pair
-	// (41) has run once; TIERRA_CRASH_RUNS overrides the total,
+	// (41) has run once with each follow-up (prepare, unprepare); TIERRA_CRASH_RUNS overrides the total,
 	// TIERRA_CRASH_SEED replays a seed and TIERRA_CRASH_MODES (e.g.
 	// "mps,timeslice") keeps the pairs of those modes only.
 	extraRuns = 4
@@ -59,7 +59,13 @@ func TestCrashAtEveryFailPoint(t *testing.T) {
 		pairs = slices.DeleteFunc(pairs, func(p pair) bool { return !slices.Contains(keep, string(p.mode)) })
 		require.NotEmpty(t, pairs, "TIERRA_CRASH_MODES=%s: want some of %v", v, modes)
 	}
-	seed, runs := uint64(time.Now().UnixNano()), len(pairs)+extraRuns
+	// Every (mode, fail point, follow-up) first, in random order; then
+	// random ones.
+	var cases []run
+	for _, p := range pairs {
+		cases = append(cases, run{mode: p.mode, fp: p.fp}, run{mode: p.mode, fp: p.fp, thenPrepare: true})
+	}
+	seed, runs := uint64(time.Now().UnixNano()), len(cases)+extraRuns
 	if v := os.Getenv("TIERRA_CRASH_SEED"); v != "" {
 		var err error
 		seed, err = strconv.ParseUint(v, 10, 64)
@@ -72,16 +78,14 @@ func TestCrashAtEveryFailPoint(t *testing.T) {
 	}
 	t.Logf("seed %d (replay with TIERRA_CRASH_SEED=%d), %d runs", seed, seed, runs)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	// Every (mode, fail point) first, in random order; then random ones.
-	rng.Shuffle(len(pairs), func(i, j int) { pairs[i], pairs[j] = pairs[j], pairs[i] })
+	rng.Shuffle(len(cases), func(i, j int) { cases[i], cases[j] = cases[j], cases[i] })
 	hits := map[string]int{}
 	for i := range runs {
-		r := run{i: i, thenPrepare: rng.IntN(2) == 0}
-		p := pairs[rng.IntN(len(pairs))]
-		if i < len(pairs) {
-			p = pairs[i]
+		r := cases[rng.IntN(len(cases))]
+		if i < len(cases) {
+			r = cases[i]
 		}
-		r.mode, r.fp = p.mode, p.fp
+		r.i = i
 		hits[string(r.mode)+" "+r.fp]++
 		if !t.Run(r.String(), func(t *testing.T) { s.crashRun(t, r) }) {
 			t.Fatalf("run %d failed: replay with TIERRA_CRASH_SEED=%d", i, seed)
