@@ -165,8 +165,14 @@ func (p *Preparer) undo(ctx context.Context, rec Record) error {
 func (p *Preparer) undoDevice(ctx context.Context, uid string, d RecordDevice) error {
 	if p.opts.Sharer != nil && d.Sharing != string(v1alpha1.SharingExclusive) {
 		last := !p.othersShare(d.GPUUUID, uid)
-		// Not fatal: a failed prepare may never have started what this stops.
+		// Not fatal: a failed prepare may never have started what this
+		// stops. Unless the context ended: then the stop may never have
+		// run, and the record must stay so that a retry (the kubelet's, or
+		// the next start's reconcile) stops the daemon.
 		if err := p.opts.Sharer.Unshare(ctx, d.GPUUUID, v1alpha1.SharingStrategy(d.Sharing), last); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("undo %s on %s: %w", d.Sharing, d.GPUUUID, errors.Join(err, ctx.Err()))
+			}
 			klog.FromContext(ctx).Error(err, "Undo soft sharing", "gpu", d.GPUUUID, "sharing", d.Sharing)
 		}
 	}
