@@ -1,6 +1,9 @@
 package plugin_test
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -50,4 +53,22 @@ func TestUnprepareOnLostGPU(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, un.Claims["uid-train"].Error, "unprepare on a lost GPU")
 	h.assertNothingPrepared(t)
+}
+
+// An MPS daemon no checkpoint record holds (its claim's record was lost)
+// is stopped when the plugin starts.
+func TestRestartStopsOrphanMPSDaemon(t *testing.T) {
+	h := startPlugin(t, v1alpha1.TierDev)
+	gpu := h.gpu(t, 2).UUID
+	require.NoError(t, os.MkdirAll(filepath.Join(h.cfg.StateDir, "mps", gpu, "pipe"), 0o755))
+	h.restart(t)
+	var quit bool
+	for _, c := range h.runner.Commands() {
+		if c.Stdin == "quit\n" && slices.Contains(c.Env, "CUDA_VISIBLE_DEVICES="+gpu) {
+			quit = true
+		}
+	}
+	require.True(t, quit, "no quit sent to the orphan daemon of %s: %v", gpu, h.runner.Commands())
+	_, err := os.Stat(filepath.Join(h.cfg.StateDir, "mps", gpu))
+	require.ErrorIs(t, err, os.ErrNotExist, "the orphan daemon's directory is still there")
 }

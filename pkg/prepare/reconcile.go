@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/slices"
@@ -54,6 +55,7 @@ func (p *Preparer) Reconcile(ctx context.Context, machine inventory.Machine, spe
 			}
 		}
 	}
+	errs = append(errs, p.stopOrphanDaemons(ctx)...)
 	for _, uid := range specs {
 		if records.Has(uid) {
 			continue
@@ -64,6 +66,46 @@ func (p *Preparer) Reconcile(ctx context.Context, machine inventory.Machine, spe
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// daemonStopper is a Sharer that can list and stop the MPS daemons it
+// started (pkg/sharing's Manager).
+type daemonStopper interface {
+	MPSDaemons() ([]string, error)
+	StopMPS(ctx context.Context, gpuUUID string) error
+}
+
+// stopOrphanDaemons stops every MPS daemon no checkpoint record holds: a
+// plugin that lost its record (an older version, a deleted state dir) must
+// not leave a daemon serving a GPU that is no longer shared.
+func (p *Preparer) stopOrphanDaemons(ctx context.Context) []error {
+	s, ok := p.opts.Sharer.(daemonStopper)
+	if !ok {
+		return nil
+	}
+	gpus, err := s.MPSDaemons()
+	if err != nil {
+		return []error{err}
+	}
+	held := sets.New[string]()
+	for _, rec := range p.opts.Store.List() {
+		for _, d := range rec.Devices {
+			if d.Sharing == string(v1alpha1.SharingMPS) {
+				held.Insert(d.GPUUUID)
+			}
+		}
+	}
+	var errs []error
+	for _, gpu := range gpus {
+		if held.Has(gpu) {
+			continue
+		}
+		klog.FromContext(ctx).Info("Stopping an MPS daemon no claim holds", "gpu", gpu)
+		if err := s.StopMPS(ctx, gpu); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 func (p *Preparer) destroyInstance(ctx context.Context, gpu string, inst inventory.MIGInstance) error {

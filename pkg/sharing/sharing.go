@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -125,12 +126,41 @@ func (m *Manager) Unshare(ctx context.Context, gpuUUID string, strategy v1alpha1
 	case v1alpha1.SharingTimeSlicing:
 		return m.SetTimeSlice(ctx, gpuUUID, nvgpu.TimeSliceDefault)
 	case v1alpha1.SharingMPS:
-		cmd := Cmd{Argv: []string{m.opts.MPSControlCommand}, Env: m.mpsEnv(gpuUUID), Stdin: "quit\n"}
-		if err := m.opts.Runner.Run(ctx, cmd); err != nil {
-			return fmt.Errorf("stop MPS daemon of %s: %w", gpuUUID, err)
-		}
+		return m.StopMPS(ctx, gpuUUID)
 	}
 	return nil
+}
+
+// StopMPS stops the GPU's MPS control daemon and removes its directory, so
+// that a directory under MPSDir always means a daemon this plugin started.
+func (m *Manager) StopMPS(ctx context.Context, gpuUUID string) error {
+	cmd := Cmd{Argv: []string{m.opts.MPSControlCommand}, Env: m.mpsEnv(gpuUUID), Stdin: "quit\n"}
+	if err := m.opts.Runner.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("stop MPS daemon of %s: %w", gpuUUID, err)
+	}
+	if err := os.RemoveAll(filepath.Join(m.opts.MPSDir, gpuUUID)); err != nil {
+		return fmt.Errorf("remove MPS directory of %s: %w", gpuUUID, err)
+	}
+	return nil
+}
+
+// MPSDaemons lists the GPUs whose MPS daemon this plugin started and has
+// not stopped (their directory under MPSDir exists).
+func (m *Manager) MPSDaemons() ([]string, error) {
+	entries, err := os.ReadDir(m.opts.MPSDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list MPS daemons: %w", err)
+	}
+	var gpus []string
+	for _, e := range entries {
+		if e.IsDir() {
+			gpus = append(gpus, e.Name())
+		}
+	}
+	return gpus, nil
 }
 
 func (m *Manager) shareMPS(ctx context.Context, gpuUUID string, c *v1alpha1.MPSConfig, first bool) (Edits, error) {
@@ -143,7 +173,9 @@ func (m *Manager) shareMPS(ctx context.Context, gpuUUID string, c *v1alpha1.MPSC
 		}
 		cmd := Cmd{Argv: []string{m.opts.MPSControlCommand, "-d"}, Env: m.mpsEnv(gpuUUID)}
 		if err := m.opts.Runner.Run(ctx, cmd); err != nil {
-			return Edits{}, fmt.Errorf("start MPS daemon of %s: %w", gpuUUID, err)
+			// No daemon: no directory, which would claim one.
+			return Edits{}, errors.Join(fmt.Errorf("start MPS daemon of %s: %w", gpuUUID, err),
+				os.RemoveAll(filepath.Join(m.opts.MPSDir, gpuUUID)))
 		}
 	}
 	e := Edits{

@@ -1,6 +1,7 @@
 package sharing_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -105,4 +106,35 @@ func TestCommandsFromOptions(t *testing.T) {
 		argv0 = append(argv0, c.Argv[0])
 	}
 	assert.Equal(t, []string{"/opt/bin/mps-control", "/opt/bin/mps-control", "/opt/bin/smi"}, argv0)
+}
+
+// A GPU's MPS directory exists exactly while its daemon runs: made when
+// the daemon starts, gone when it stops or fails to start. MPSDaemons
+// lists those GPUs, which is how startup finds daemons no claim holds.
+func TestMPSDaemonsFollowTheDirectories(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	runner := &sharing.FakeRunner{}
+	m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: t.TempDir()})
+	require.NoError(t, err)
+	mps := &v1alpha1.GpuSharing{Strategy: v1alpha1.SharingMPS}
+	for _, gpu := range []string{"GPU-1", "GPU-2"} {
+		_, err = m.Share(ctx, gpu, mps, true)
+		require.NoError(t, err)
+	}
+	daemons, err := m.MPSDaemons()
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"GPU-1", "GPU-2"}, daemons)
+
+	require.NoError(t, m.Unshare(ctx, "GPU-1", v1alpha1.SharingMPS, true))
+	require.NoError(t, m.StopMPS(ctx, "GPU-2"))
+	daemons, err = m.MPSDaemons()
+	require.NoError(t, err)
+	assert.Empty(t, daemons)
+
+	runner.Err = errors.New("no such GPU")
+	_, err = m.Share(ctx, "GPU-3", mps, true)
+	require.ErrorContains(t, err, "start MPS daemon of GPU-3")
+	daemons, err = m.MPSDaemons()
+	require.NoError(t, err)
+	assert.Empty(t, daemons, "a daemon that never started leaves no directory")
 }
