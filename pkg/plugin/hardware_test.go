@@ -1,6 +1,7 @@
 package plugin_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,4 +72,16 @@ func TestRestartStopsOrphanMPSDaemon(t *testing.T) {
 	require.True(t, quit, "no quit sent to the orphan daemon of %s: %v", gpu, h.runner.Commands())
 	_, err := os.Stat(filepath.Join(h.cfg.StateDir, "mps", gpu))
 	require.ErrorIs(t, err, os.ErrNotExist, "the orphan daemon's directory is still there")
+}
+
+// An orphan whose quit fails (no daemon answers) is forgotten, not retried
+// at every start.
+func TestRestartForgetsOrphanThatDoesNotQuit(t *testing.T) {
+	h := startPlugin(t, v1alpha1.TierDev)
+	gpu := h.gpu(t, 1).UUID
+	require.NoError(t, os.MkdirAll(filepath.Join(h.cfg.StateDir, "mps", gpu, "pipe"), 0o755))
+	h.runner.Err = errors.New("no MPS daemon is running")
+	h.restart(t)
+	_, err := os.Stat(filepath.Join(h.cfg.StateDir, "mps", gpu))
+	require.ErrorIs(t, err, os.ErrNotExist)
 }

@@ -73,6 +73,7 @@ func (p *Preparer) Reconcile(ctx context.Context, machine inventory.Machine, spe
 type daemonStopper interface {
 	MPSDaemons() ([]string, error)
 	StopMPS(ctx context.Context, gpuUUID string) error
+	ForgetMPS(gpuUUID string) error
 }
 
 // stopOrphanDaemons stops every MPS daemon no checkpoint record holds: a
@@ -100,9 +101,15 @@ func (p *Preparer) stopOrphanDaemons(ctx context.Context) []error {
 		if held.Has(gpu) {
 			continue
 		}
-		klog.FromContext(ctx).Info("Stopping an MPS daemon no claim holds", "gpu", gpu)
+		logger := klog.FromContext(ctx)
+		logger.Info("Stopping an MPS daemon no claim holds", "gpu", gpu)
 		if err := s.StopMPS(ctx, gpu); err != nil {
-			errs = append(errs, err)
+			// Most likely none runs (a start that crashed, a quit that
+			// already ran): forget it rather than retry at every start.
+			logger.Error(err, "MPS daemon did not quit; forgetting it", "gpu", gpu)
+			if err := s.ForgetMPS(gpu); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errs

@@ -138,6 +138,13 @@ func (m *Manager) StopMPS(ctx context.Context, gpuUUID string) error {
 	if err := m.opts.Runner.Run(ctx, cmd); err != nil {
 		return fmt.Errorf("stop MPS daemon of %s: %w", gpuUUID, err)
 	}
+	return m.ForgetMPS(gpuUUID)
+}
+
+// ForgetMPS removes the GPU's MPS directory without asking a daemon to
+// quit: for a daemon that is not running (a quit that failed because none
+// answers).
+func (m *Manager) ForgetMPS(gpuUUID string) error {
 	if err := os.RemoveAll(filepath.Join(m.opts.MPSDir, gpuUUID)); err != nil {
 		return fmt.Errorf("remove MPS directory of %s: %w", gpuUUID, err)
 	}
