@@ -60,6 +60,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	str(&cfg.NvidiaSMICommand, "nvidia-smi-command", "TIERRA_NVIDIA_SMI_COMMAND", plugin.DefaultNvidiaSMICommand, "nvidia-smi, which sets the time-slice of time-sliced GPUs (compute-policy --set-timeslice); a name on PATH or a path")
 	var runnerS string
 	str(&runnerS, "sharing-runner", "TIERRA_SHARING_RUNNER", string(plugin.SharingRunnerAuto), `how the MPS and nvidia-smi commands run: "auto" records them without running on a fake machine and runs them otherwise, "exec" always runs them, "fake" never does`)
+	str(&cfg.FakeMIGNodes, "fake-mig-nodes", "TIERRA_FAKE_MIG_NODES", "", `DEMO ONLY, fake machines only: a label selector (e.g. tierra.dev/tier=inference); on a node it matches, the fake GPUs are put into MIG mode at start, as an admin would on an inference node`)
 	qps, burst := strconv.Itoa(plugin.DefaultQPS), strconv.Itoa(plugin.DefaultBurst)
 	var qpsS, burstS string
 	str(&qpsS, "kube-api-qps", "TIERRA_KUBE_API_QPS", qps, "API requests per second; each prepare reads its claim (namespaces come from a watch), so keep it above the prepare rate")

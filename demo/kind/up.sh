@@ -41,7 +41,7 @@ log "installing the chart (release ${RELEASE}, namespace ${NAMESPACE}, ${FAKE_MA
 "${HELM}" upgrade --install "${RELEASE}" "${ROOT}/deployments/helm/tierra" \
 	--kube-context "kind-${CLUSTER_NAME}" --namespace "${NAMESPACE}" --create-namespace \
 	--set image.repository="${IMAGE_REPO}" --set image.tag="${IMAGE_TAG}" --set image.pullPolicy=Never \
-	--set plugin.machine="${FAKE_MACHINE}" \
+	--set plugin.machine="${FAKE_MACHINE}" --set-string plugin.fakeMIGNodes="tierra.dev/tier=inference" \
 	--wait --timeout 5m
 
 log "waiting for the tier DeviceClasses (the controller renders them)…"

@@ -9,8 +9,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
 )
 
@@ -87,6 +91,11 @@ type Config struct {
 	NvidiaSMICommand  string
 	// SharingRunner chooses how those commands run; "" means auto.
 	SharingRunner SharingRunner
+	// FakeMIGNodes is a label selector (DEMO ONLY, fake machines only): on
+	// a node it matches, every MIG-capable fake GPU is put into MIG mode
+	// before discovery, as an admin would on an inference node. It lets one
+	// DaemonSet (kind) give its inference nodes MIG.
+	FakeMIGNodes string
 }
 
 // Default fills in unset fields.
@@ -122,7 +131,25 @@ func (c *Config) Validate() error {
 	if c.SharingRunner != "" && !slices.Contains(SharingRunners, c.SharingRunner) {
 		return fmt.Errorf("sharing runner %q (--sharing-runner or TIERRA_SHARING_RUNNER): want auto, exec or fake", c.SharingRunner)
 	}
+	if c.FakeMIGNodes != "" {
+		if !strings.HasPrefix(c.Machine, nvgpu.FakePrefix) {
+			return fmt.Errorf("--fake-mig-nodes (TIERRA_FAKE_MIG_NODES) is for fake machines only (--machine %s<name>), not %q",
+				nvgpu.FakePrefix, c.Machine)
+		}
+		if _, err := labels.Parse(c.FakeMIGNodes); err != nil {
+			return fmt.Errorf("--fake-mig-nodes (TIERRA_FAKE_MIG_NODES) %q: want a label selector such as tierra.dev/tier=inference: %w", c.FakeMIGNodes, err)
+		}
+	}
 	return nil
+}
+
+// fakeMIG reports whether this node's fake GPUs go into MIG mode.
+func (c *Config) fakeMIG(nodeLabels map[string]string) bool {
+	if c.FakeMIGNodes == "" {
+		return false
+	}
+	sel, err := labels.Parse(c.FakeMIGNodes)
+	return err == nil && sel.Matches(labels.Set(nodeLabels))
 }
 
 func (c *Config) checkpointDir() string { return filepath.Join(c.StateDir, "checkpoint") }

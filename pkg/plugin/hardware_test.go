@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/plugin"
 	tt "github.com/tierra-gpu/tierra/pkg/testing"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
@@ -84,4 +85,36 @@ func TestRestartForgetsOrphanThatDoesNotQuit(t *testing.T) {
 	h.restart(t)
 	_, err := os.Stat(filepath.Join(h.cfg.StateDir, "mps", gpu))
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// --fake-mig-nodes (demo only) puts a matching node's fake GPUs into MIG
+// mode at start, so one DaemonSet gives a kind demo's inference node MIG.
+func TestFakeMIGNodes(t *testing.T) {
+	h := startPlugin(t, v1alpha1.TierInference, func(h *harness) {
+		h.cfg.Machine, h.cfg.FakeMIGNodes = "fake:dgxh200", v1alpha1.NodeTierLabel+"="+v1alpha1.TierInference
+	})
+	names := map[string]bool{}
+	for _, s := range h.publishedSlices(t) {
+		for _, d := range s.Spec.Devices {
+			names[d.Name] = true
+		}
+	}
+	require.False(t, names["gpu-0"], "GPU 0 is published whole: it was not put into MIG mode")
+	require.True(t, names["gpu-0-1g-18gb-0"], "GPU 0 publishes MIG slices")
+}
+
+func TestFakeMIGNodesValidation(t *testing.T) {
+	for name, tc := range map[string]struct {
+		cfg  plugin.Config
+		want string
+	}{
+		"real GPUs":    {cfg: plugin.Config{NodeName: "n", FakeMIGNodes: "a=b"}, want: "fake machines only"},
+		"bad selector": {cfg: plugin.Config{NodeName: "n", Machine: "fake:dgxh200", FakeMIGNodes: "a=b=c"}, want: "want a label selector"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.ErrorContains(t, tc.cfg.Validate(), tc.want)
+		})
+	}
+	ok := plugin.Config{NodeName: "n", Machine: "fake:dgxh200", FakeMIGNodes: "tierra.dev/tier in (inference)"}
+	require.NoError(t, ok.Validate())
 }

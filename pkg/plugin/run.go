@@ -118,6 +118,12 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 		}
 		d.close = gpus.Close
 	}
+	if cfg.fakeMIG(node.Labels) {
+		if _, err := nvgpu.EnableMIG(ctx, gpus); err != nil {
+			return nil, fmt.Errorf("enable MIG on fake machine (--fake-mig-nodes): %w", err)
+		}
+		logger.Info("Fake machine in MIG mode", "selector", cfg.FakeMIGNodes)
+	}
 	d.pub = &publisher{nodeName: cfg.NodeName, gpus: gpus, labels: node.Labels, policy: policy}
 	resources, inv, machine, err := d.pub.build(ctx)
 	if err != nil {

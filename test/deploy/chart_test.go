@@ -111,6 +111,8 @@ func TestChartRefusesBadValues(t *testing.T) {
 			wantErr: []string{"/plugin/stateDir", "does not match pattern"}},
 		"unknown value (schema)": {set: []string{"plugin.machnie=fake:dgxh200"},
 			wantErr: []string{"additional properties 'machnie' not allowed"}},
+		"fake MIG on real GPUs": {set: []string{"plugin.fakeMIGNodes=tier"},
+			wantErr: []string{`plugin.fakeMIGNodes "tier" needs a fake machine`}},
 		"two controllers (no leader election)": {set: []string{"controller.replicas=2"},
 			wantErr: []string{"/controller/replicas", "maximum"}},
 	}
