@@ -24,8 +24,6 @@ const (
 	maxConditionMsgBytes = 32 * 1024
 )
 
-// deviceKey names one published device: pool and device name.
-type deviceKey struct{ pool, device string }
 
 // DesiredClasses renders the classes a valid policy asks for. A policy that
 // does not validate renders nothing: the caller keeps the last good classes.

@@ -41,7 +41,7 @@ func TestObserveDescribesAllocatedClaims(t *testing.T) {
 	dev.Status.Allocation = alloc
 	pending := tt.MakeClaim("pending", "research").Request("gpu", "training.gpu.tierra.dev").Obj()
 
-	res := Observe(nodes(), published, []*resourceapi.ResourceClaim{train, dev, pending})
+	res := Observe([]string{"train", "infer", "dev"}, published, []*resourceapi.ResourceClaim{train, dev, pending})
 	require.Len(t, res.Placements, 3)
 	assert.Equal(t, "train", res.Placements[0].Node)
 	assert.Equal(t, []string{"training"}, res.Placements[0].Tiers)
@@ -50,6 +50,8 @@ func TestObserveDescribesAllocatedClaims(t *testing.T) {
 	assert.InDelta(t, 0.25, res.Placements[1].GPUs, 1e-9)
 	assert.Empty(t, res.Placements[2].Node, "an unallocated claim has no node")
 	require.Len(t, res.Nodes, 3)
+	assert.Equal(t, []int{8, 8, 4}, []int{res.Nodes[0].GPUs, res.Nodes[1].GPUs, res.Nodes[2].GPUs},
+		"a node's GPUs are the physical GPUs its slices publish (MIG slices of one GPU count once)")
 	assert.InDelta(t, 4.0, res.Nodes[0].Allocated, 1e-9)
 	assert.InDelta(t, 0.25, res.Nodes[2].Allocated, 1e-9)
 	assert.Positive(t, res.Devices)

@@ -76,7 +76,6 @@ func Run(ctx context.Context, in Input) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render device classes: %w", err)
 	}
-	idx := newDeviceIndex()
 	var all []*resourceapi.ResourceSlice
 	res := &Result{Classes: classes}
 	for _, n := range in.Nodes {
@@ -84,31 +83,36 @@ func Run(ctx context.Context, in Input) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("publish node %s: %w", n.Name, err)
 		}
-		objs := slices.ResourceSlices(n.Name, dr)
-		res.Devices += idx.add(n, objs)
-		all = append(all, objs...)
+		all = append(all, slices.ResourceSlices(n.Name, dr)...)
 		res.Nodes = append(res.Nodes, NodeYield{Node: n.Name, GPUs: len(n.Machine.GPUs)})
 	}
+	idx := slices.Index(all)
+	res.Devices = len(idx)
 	cluster := allocator.NewCluster(all, classes...)
 	for _, claim := range in.Claims {
 		p, err := place(ctx, cluster, in.Nodes, claim, idx)
 		if err != nil {
 			return nil, err
 		}
-		for i := range res.Nodes {
-			if res.Nodes[i].Node == p.Node {
-				res.Nodes[i].Allocated += p.GPUs
-			}
-		}
-		res.Placements = append(res.Placements, p)
+		res.add(p)
 	}
 	return res, nil
+}
+
+// add records a placement and counts its GPUs on its node.
+func (res *Result) add(p Placement) {
+	for i := range res.Nodes {
+		if res.Nodes[i].Node == p.Node {
+			res.Nodes[i].Allocated += p.GPUs
+		}
+	}
+	res.Placements = append(res.Placements, p)
 }
 
 // place tries the claim on every node and keeps the node where its
 // firstAvailable requests got their earliest subrequests, as kube-scheduler
 // 1.37's DynamicResources scoring prefers; ties go to the earlier node.
-func place(ctx context.Context, c *allocator.Cluster, nodes []slices.Node, claim *resourceapi.ResourceClaim, idx *deviceIndex) (Placement, error) {
+func place(ctx context.Context, c *allocator.Cluster, nodes []slices.Node, claim *resourceapi.ResourceClaim, idx map[slices.DeviceKey]slices.Published) (Placement, error) {
 	p := Placement{Claim: claim.Namespace + "/" + claim.Name}
 	var best *resourceapi.AllocationResult
 	bestRank := 0
@@ -134,35 +138,36 @@ func place(ctx context.Context, c *allocator.Cluster, nodes []slices.Node, claim
 
 // describe fills in p from the claim's allocation: devices, classes, tiers,
 // cost and size.
-func describe(p *Placement, claim *resourceapi.ResourceClaim, alloc *resourceapi.AllocationResult, idx *deviceIndex) {
+func describe(p *Placement, claim *resourceapi.ResourceClaim, alloc *resourceapi.AllocationResult, idx map[slices.DeviceKey]slices.Published) {
 	for _, r := range alloc.Devices.Results {
-		d := idx.get(r.Pool, r.Device)
+		d := idx[slices.DeviceKey{Pool: r.Pool, Device: r.Device}]
 		p.Devices = append(p.Devices, r.Device)
 		p.Classes = appendNew(p.Classes, requestClass(claim, r.Request))
-		p.Tiers = appendNew(p.Tiers, d.tier)
-		cost, gpus := d.charge(r.ConsumedCapacity)
-		p.Cost += cost
-		p.GPUs += gpus
+		p.Tiers = appendNew(p.Tiers, d.Tier)
+		p.Cost += v1alpha1.MicroDollars(d.Cost(r.ConsumedCapacity))
+		p.GPUs += float64(d.MilliGPUs(r.ConsumedCapacity)) / slices.ComputeUnitsPerGPU
 	}
 }
 
 // Observe describes a live cluster as Run describes a plan: published are
-// the ResourceSlices the nodes' plugins published, claims the claims as
-// the scheduler allocated them (unallocated ones get no node). Nodes give
-// each node's machine, which sizes MIG devices in GPU-equivalents; a slice
-// of a node not listed counts each device as one GPU.
-func Observe(nodes []slices.Node, published []*resourceapi.ResourceSlice, claims []*resourceapi.ResourceClaim) *Result {
-	idx := newDeviceIndex()
-	res := &Result{}
-	byNode := map[string][]*resourceapi.ResourceSlice{}
-	for _, s := range published {
-		if s.Spec.Driver == slices.DriverName {
-			byNode[s.Spec.Pool.Name] = append(byNode[s.Spec.Pool.Name], s)
-		}
+// the ResourceSlices the nodes' plugins published, claims the claims as the
+// scheduler allocated them (unallocated ones get no node). A node's GPUs
+// are the physical GPUs its slices publish.
+func Observe(nodes []string, published []*resourceapi.ResourceSlice, claims []*resourceapi.ResourceClaim) *Result {
+	idx := slices.Index(published)
+	res := &Result{Devices: len(idx)}
+	gpus := map[slices.DeviceKey]bool{}
+	for _, d := range idx {
+		gpus[d.GPU] = true
 	}
 	for _, n := range nodes {
-		res.Devices += idx.add(n, byNode[n.Name])
-		res.Nodes = append(res.Nodes, NodeYield{Node: n.Name, GPUs: len(n.Machine.GPUs)})
+		y := NodeYield{Node: n}
+		for gpu := range gpus {
+			if gpu.Pool == n {
+				y.GPUs++
+			}
+		}
+		res.Nodes = append(res.Nodes, y)
 	}
 	for _, claim := range claims {
 		p := Placement{Claim: claim.Namespace + "/" + claim.Name}
@@ -170,12 +175,7 @@ func Observe(nodes []slices.Node, published []*resourceapi.ResourceSlice, claims
 			p.Node = alloc.Devices.Results[0].Pool
 			describe(&p, claim, alloc, idx)
 		}
-		for i := range res.Nodes {
-			if res.Nodes[i].Node == p.Node {
-				res.Nodes[i].Allocated += p.GPUs
-			}
-		}
-		res.Placements = append(res.Placements, p)
+		res.add(p)
 	}
 	return res
 }

@@ -15,9 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/plan"
-	tslices "github.com/tierra-gpu/tierra/pkg/slices"
 	"github.com/tierra-gpu/tierra/test/cluster"
 )
 
@@ -25,9 +23,9 @@ import (
 // from the claims as the scheduler allocated them, then the yield per node
 // and per tier as tierra-controller reports it on the TierPolicy.
 func report(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, specs []plan.NodeSpec) error {
-	nodes, err := machines(ctx, specs)
-	if err != nil {
-		return err
+	var nodes []string
+	for _, s := range specs {
+		nodes = append(nodes, s.Name)
 	}
 	published, err := cs.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -59,28 +57,6 @@ func report(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, sp
 		return err
 	}
 	return tierYield(ctx, c)
-}
-
-// machines opens each node's fake machine as its plugin does, for the GPU
-// count and MIG sizes.
-func machines(ctx context.Context, specs []plan.NodeSpec) ([]tslices.Node, error) {
-	var nodes []tslices.Node
-	for _, s := range specs {
-		g, err := nvgpu.New(ctx, nvgpu.Options{Machine: s.Machine})
-		if err != nil {
-			return nil, err
-		}
-		m, err := g.Machine(ctx)
-		if err == nil && s.MIGEnabled {
-			m, err = nvgpu.EnableMIG(ctx, g)
-		}
-		g.Close()
-		if err != nil {
-			return nil, err
-		}
-		nodes = append(nodes, tslices.Node{Name: s.Name, Labels: s.Labels, Machine: m})
-	}
-	return nodes, nil
 }
 
 // tierYield prints the TierPolicy's status per tier, as tierra-controller
