@@ -24,7 +24,6 @@ const (
 	maxConditionMsgBytes = 32 * 1024
 )
 
-
 // DesiredClasses renders the classes a valid policy asks for. A policy that
 // does not validate renders nothing: the caller keeps the last good classes.
 func DesiredClasses(policy *v1alpha1.TierPolicy) ([]*resourceapi.DeviceClass, field.ErrorList, error) {
