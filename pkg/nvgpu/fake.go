@@ -32,8 +32,7 @@ type Fake struct {
 	// lost are the indexes of GPUs LoseGPU took off the bus.
 	lost map[int]bool
 
-	// statePath is Options.FakeState or the FakeStateEnv file; "" keeps the
-	// state in memory.
+	// statePath is the FakeStateEnv file; "" keeps the state in memory.
 	statePath string
 	stateMu   sync.Mutex
 }
@@ -88,11 +87,7 @@ func NewFake(ctx context.Context, name string, opts Options) (*Fake, error) {
 			return nil, fmt.Errorf("prepare fake machine %s: %w", name, err)
 		}
 	}
-	path := opts.FakeState
-	if path == "" {
-		path = os.Getenv(FakeStateEnv)
-	}
-	if path != "" {
+	if path := os.Getenv(FakeStateEnv); path != "" {
 		if err := f.loadState(path); err != nil {
 			return nil, fmt.Errorf("fake machine %s: %w", name, err)
 		}

@@ -47,12 +47,12 @@ func TestFakeStatePersistsAcrossProcesses(t *testing.T) {
 	assert.Greater(t, third.GPUInstanceID, second.GPUInstanceID, "instance ids are not reused")
 }
 
-// Options.FakeState names the file without the environment, and EnableMIG
-// turns on MIG on every capable GPU; the next opener of the file sees it.
-func TestFakeStateOptionAndEnableMIG(t *testing.T) {
+// EnableMIG turns on MIG on every capable GPU; the next opener of the
+// state file sees it.
+func TestEnableMIGPersists(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	t.Setenv(nvgpu.FakeStateEnv, "")
-	opts := nvgpu.Options{Machine: "fake:mixed", FakeState: filepath.Join(t.TempDir(), "state.json")}
+	t.Setenv(nvgpu.FakeStateEnv, filepath.Join(t.TempDir(), "state.json"))
+	opts := nvgpu.Options{Machine: "fake:mixed"}
 	g, err := nvgpu.New(ctx, opts)
 	require.NoError(t, err)
 	m, err := nvgpu.EnableMIG(ctx, g)

@@ -168,10 +168,6 @@ type Options struct {
 	// EventPoll bounds how long one NVML event wait blocks, and so how
 	// quickly Events notices cancellation; 0 means one second.
 	EventPoll time.Duration
-	// FakeState is the file where a fake machine keeps its hardware state
-	// across processes; "" means $TIERRA_FAKE_STATE (FakeStateEnv), and
-	// both empty keep it in memory. Ignored on real GPUs.
-	FakeState string
 }
 
 // EnableMIG puts every MIG-capable GPU of g that is not yet in MIG mode into

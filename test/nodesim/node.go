@@ -18,8 +18,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
-
-	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 )
 
 // leaseDuration and renewEvery follow the kubelet's defaults.
@@ -60,9 +58,6 @@ func Start(ctx context.Context, opts Options) (_ *Node, finalErr error) {
 	if err := n.paths.create(); err != nil {
 		return nil, err
 	}
-	if err := n.prepareMachine(ctx); err != nil {
-		return nil, err
-	}
 	runCtx, cancel := context.WithCancel(klog.NewContext(context.WithoutCancel(ctx),
 		klog.LoggerWithValues(klog.FromContext(ctx), "node", opts.Name)))
 	n.cancel = cancel
@@ -89,20 +84,6 @@ func Start(ctx context.Context, opts Options) (_ *Node, finalErr error) {
 	}
 	fmt.Fprintf(opts.Log, "node %s (%s) ready in %s\n", opts.Name, opts.Machine, time.Since(t0).Round(time.Millisecond))
 	return n, nil
-}
-
-// prepareMachine creates the fake machine's state file, with MIG mode on
-// when asked, before the plugin opens it.
-func (n *Node) prepareMachine(ctx context.Context) error {
-	g, err := nvgpu.New(ctx, nvgpu.Options{Machine: n.opts.Machine, FakeState: n.paths.fakeState})
-	if err != nil {
-		return fmt.Errorf("open %s: %w", n.opts.Machine, err)
-	}
-	defer g.Close()
-	if n.opts.MIGEnabled {
-		_, err = nvgpu.EnableMIG(ctx, g)
-	}
-	return err
 }
 
 // register creates the Node (or updates its labels) and reports it Ready,

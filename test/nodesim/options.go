@@ -17,7 +17,7 @@ type Options struct {
 	Name string
 	// Machine is the fake machine, "fake:<name>" (required).
 	Machine string
-	// MIGEnabled puts every MIG-capable GPU into MIG mode before the plugin
+	// MIGEnabled has the plugin put every MIG-capable GPU into MIG mode as it
 	// starts, as an admin does on an inference node.
 	MIGEnabled bool
 	// Labels are the Node's labels (tier, capacity type...).

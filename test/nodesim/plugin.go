@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
@@ -28,6 +29,10 @@ func (n *Node) pluginCommand() *exec.Cmd {
 		"--plugin-data-dir=" + p.pluginDir, "--registrar-dir=" + p.registry,
 		"--kubeconfig=" + n.opts.Kubeconfig,
 	}, n.opts.PluginArgs...)
+	if n.opts.MIGEnabled {
+		// The plugin's own demo switch: MIG on for this node's fake GPUs.
+		args = append(args, "--fake-mig-nodes="+corev1.LabelHostname+"="+n.opts.Name)
+	}
 	cmd := exec.Command(n.opts.PluginBinary, args...)
 	cmd.Env = append(os.Environ(), nvgpu.FakeStateEnv+"="+p.fakeState)
 	return cmd
