@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -28,6 +27,7 @@ import (
 	tt "github.com/tierra-gpu/tierra/pkg/testing"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 	"github.com/tierra-gpu/tierra/test/cluster"
+	"github.com/tierra-gpu/tierra/test/stack"
 )
 
 const (
@@ -226,10 +226,7 @@ func buildStandIns(t *testing.T) (mps, smi string) {
 
 func goBuild(t *testing.T, dir, pkg, name string) string {
 	bin := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-o", bin, pkg)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "build %s: %s", pkg, out)
+	require.NoError(t, stack.GoBuild(context.Background(), dir, pkg, bin))
 	return bin
 }
 

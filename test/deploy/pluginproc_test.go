@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/tierra-gpu/tierra/test/stack"
 )
 
 // hostDirs maps the DaemonSet's host paths (as mounted in the container)
@@ -194,9 +197,6 @@ func tailLines(s string, n int) string {
 func buildPlugin(t *testing.T, root string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "tierra-kubelet-plugin")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tierra-kubelet-plugin")
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "build the plugin: %s", out)
+	require.NoError(t, stack.GoBuild(context.Background(), root, "./cmd/tierra-kubelet-plugin", bin))
 	return bin
 }

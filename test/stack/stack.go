@@ -61,10 +61,8 @@ func Build(ctx context.Context, dir string, log io.Writer) (Binaries, error) {
 		for _, b := range []struct{ dir, pkg string }{
 			{root, "./cmd/" + pluginBinary}, {root, "./cmd/" + controllerBin}, {filepath.Join(root, "test"), "./cmd/" + nodeBinary},
 		} {
-			cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", b.pkg)
-			cmd.Dir = b.dir
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return Binaries{}, fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
+			if err := GoBuild(ctx, b.dir, b.pkg, dir+"/"); err != nil {
+				return Binaries{}, err
 			}
 		}
 		fmt.Fprintf(log, "built in %s\n", time.Since(t0).Round(time.Millisecond))
@@ -74,6 +72,17 @@ func Build(ctx context.Context, dir string, log io.Writer) (Binaries, error) {
 		Controller: filepath.Join(dir, controllerBin),
 		Node:       filepath.Join(dir, nodeBinary),
 	}, nil
+}
+
+// GoBuild runs `go build -o out pkg` in the module directory dir; the error
+// carries the compiler's output.
+func GoBuild(ctx context.Context, dir, pkg, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = dir
+	if output, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, output)
+	}
+	return nil
 }
 
 // Install applies the TierPolicy CRD, waits until it is served, then the
