@@ -141,9 +141,11 @@ func isZombie(stat []byte) bool {
 }
 
 // stop sends SIGTERM, waits up to stopGrace, then SIGKILL. Stopping a process
-// that is already gone is not an error.
+// that is already gone is not an error. It returns only once the process is
+// gone for good: a process this Go process started must also be reaped, since
+// a zombie still holds its PID (kill(pid, 0) finds it).
 func (p *process) stop() error {
-	if !p.alive() {
+	if p.exited() {
 		return nil
 	}
 	if err := syscall.Kill(p.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -161,7 +163,21 @@ func (p *process) stop() error {
 	return nil
 }
 
+// waitGone waits up to d for p to be gone. A process this Go process started
+// is gone when its reaper has returned from Wait, never merely when it is a
+// zombie; one started by another process (a Cluster loaded from its state
+// file) is polled, and a zombie there is its own parent's to reap.
 func (p *process) waitGone(d time.Duration) bool {
+	if p.done != nil {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		select {
+		case <-p.done:
+			return true
+		case <-timer.C:
+			return false
+		}
+	}
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if !p.alive() {
