@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 )
@@ -83,14 +84,59 @@ func (l *StateLock) Close() error {
 	return nil
 }
 
-func (l *StateLock) flock(how int) error {
+func (l *StateLock) flock(how int) error { return flockRetry(l.f, how) }
+
+// gpuLockDir holds one lock file per GPU inside a state directory.
+const gpuLockDir = "gpus"
+
+// LockGPUs takes an exclusive flock(2) on one file per GPU (dir/gpus/<uuid>),
+// in sorted order, and returns the function that releases them. Every plugin
+// process of the node takes them around a decision about a GPU, so two
+// processes of a surge rollout never decide about one GPU at once. Each call
+// opens its own files, so two holders in one process exclude each other too.
+func (s *Store) LockGPUs(uuids []string) (func(), error) {
+	uuids = slices.Clone(uuids)
+	slices.Sort(uuids)
+	uuids = slices.Compact(uuids)
+	dir := filepath.Join(s.dir, gpuLockDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("GPU locks: %w", err)
+	}
+	held := make([]*os.File, 0, len(uuids))
+	release := func() {
+		for _, f := range slices.Backward(held) {
+			_ = f.Close() // closing the file releases its flock
+		}
+	}
+	for _, uuid := range uuids {
+		if err := validateUID(uuid); err != nil {
+			release()
+			return nil, fmt.Errorf("GPU lock %q: %w", uuid, err)
+		}
+		f, err := os.OpenFile(filepath.Join(dir, uuid), os.O_RDWR|os.O_CREATE, 0o600)
+		if err == nil {
+			err = flockRetry(f, syscall.LOCK_EX)
+		}
+		if err != nil {
+			if f != nil {
+				_ = f.Close()
+			}
+			release()
+			return nil, fmt.Errorf("GPU lock %s: %w", uuid, err)
+		}
+		held = append(held, f)
+	}
+	return release, nil
+}
+
+func flockRetry(f *os.File, how int) error {
 	for {
-		err := syscall.Flock(int(l.f.Fd()), how)
+		err := syscall.Flock(int(f.Fd()), how)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("flock %s: %w", l.f.Name(), err)
+			return fmt.Errorf("flock %s: %w", f.Name(), err)
 		}
 		return nil
 	}

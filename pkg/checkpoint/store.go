@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -137,8 +138,14 @@ func (s *Store) Delete(uid string) error {
 	return nil
 }
 
-// List returns all records, sorted by UID.
+// List returns every record in the directory, sorted by UID: this
+// process's and those another plugin process on the node (the other half of
+// a surge rollout) has written since Open. Records another process deleted
+// are dropped. Decisions about a GPU (tenancy, the first and last claim of a
+// shared GPU) are taken from it, under that GPU's lock (LockGPUs), so both
+// processes decide from the same records.
 func (s *Store) List() []Claim {
+	s.syncFromDisk()
 	s.mu.RLock()
 	out := make([]Claim, 0, len(s.claims))
 	for _, c := range s.claims {
@@ -147,6 +154,55 @@ func (s *Store) List() []Claim {
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Claim) int { return strings.Compare(a.UID, b.UID) })
 	return out
+}
+
+// syncFromDisk reads the records it does not know yet and forgets those no
+// longer on disk. A record's devices and tenant never change after its first
+// write, so a name it knows needs no re-read. On a directory it cannot read
+// it keeps what it has.
+func (s *Store) syncFromDisk() {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	onDisk := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		if name := e.Name(); strings.HasSuffix(name, recordExt) && !strings.HasPrefix(name, tempPrefix) {
+			onDisk[strings.TrimSuffix(name, recordExt)] = true
+		}
+	}
+	s.mu.RLock()
+	var unknown, vanished []string
+	for uid := range onDisk {
+		if _, ok := s.claims[uid]; !ok {
+			unknown = append(unknown, uid)
+		}
+	}
+	for uid := range s.claims {
+		if !onDisk[uid] {
+			vanished = append(vanished, uid)
+		}
+	}
+	s.mu.RUnlock()
+	for _, uid := range unknown {
+		s.readThrough(uid)
+	}
+	for _, uid := range vanished {
+		s.forgetIfGone(uid)
+	}
+}
+
+// forgetIfGone drops the claim from memory when its file is gone; under the
+// claim's lock, so a Put in flight is not undone.
+func (s *Store) forgetIfGone(uid string) {
+	unlock := s.locks.lock(uid)
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(s.dir, uid+recordExt)); !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	s.mu.Lock()
+	delete(s.claims, uid)
+	s.mu.Unlock()
 }
 
 // BootID is the boot id records are written under.

@@ -46,8 +46,19 @@ type Device struct {
 	Device  string `json:"device"`
 	GPUUUID string `json:"gpuUUID"`
 	// Sharing is Exclusive, TimeSlicing or MPS.
-	Sharing string       `json:"sharing"`
-	MIG     *MIGInstance `json:"mig,omitempty"`
+	Sharing string `json:"sharing"`
+	// Mode is how the claim holds the GPU: Whole, MIG or Shared
+	// (tenancy.Mode). Empty in records of older releases: derive it.
+	Mode string `json:"mode,omitempty"`
+	// AdminAccess marks a monitoring device: prepare changed nothing on
+	// the GPU for it, and it holds the GPU against no other claim.
+	AdminAccess bool `json:"adminAccess,omitempty"`
+	// PlannedMIG is the MIG instance prepare is about to create, recorded
+	// before it is created, so that an instance whose MIG record was never
+	// written (a crash, a full disk) is still found and destroyed.
+	PlannedMIG *PlannedMIG `json:"plannedMIG,omitempty"`
+	// MIG is the MIG instance prepare created.
+	MIG *MIGInstance `json:"mig,omitempty"`
 	// PreviousComputeMode is the compute mode to restore on unprepare.
 	PreviousComputeMode string   `json:"previousComputeMode,omitempty"`
 	CDIDeviceIDs        []string `json:"cdiDeviceIDs,omitempty"`
@@ -63,6 +74,12 @@ type MIGInstance struct {
 	GPUInstanceID     int                 `json:"gpuInstanceID"`
 	ComputeInstanceID int                 `json:"computeInstanceID"`
 	UUID              string              `json:"uuid,omitempty"`
+}
+
+// PlannedMIG is a MIG instance to create: profile and placement.
+type PlannedMIG struct {
+	Profile   string              `json:"profile"`
+	Placement inventory.Placement `json:"placement"`
 }
 
 // Options configure Open.
@@ -136,6 +153,10 @@ func (d Device) clone() Device {
 	if d.MIG != nil {
 		m := *d.MIG
 		out.MIG = &m
+	}
+	if d.PlannedMIG != nil {
+		m := *d.PlannedMIG
+		out.PlannedMIG = &m
 	}
 	if d.CDIDeviceIDs != nil {
 		out.CDIDeviceIDs = append([]string(nil), d.CDIDeviceIDs...)

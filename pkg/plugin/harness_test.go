@@ -52,6 +52,13 @@ type harness struct {
 	dynamic dynamic.Interface
 	// hardware, when set, is the GPUs the plugin sees (wrapping gpus).
 	hardware nvgpu.Interface
+	// policy is the fixed TierPolicy; default v1alpha1.DefaultTierPolicy().
+	policy *v1alpha1.TierPolicy
+}
+
+// withPolicy runs the plugin under another fixed TierPolicy.
+func withPolicy(p *v1alpha1.TierPolicy) func(*harness) {
+	return func(h *harness) { h.policy = p }
 }
 
 // namespace labels of the namespaces the tests use.
@@ -91,8 +98,11 @@ func startPlugin(t testing.TB, tier string, opts ...func(*harness)) *harness {
 	for _, o := range opts {
 		o(h)
 	}
+	if h.policy == nil {
+		h.policy = v1alpha1.DefaultTierPolicy()
+	}
 	h.start(t)
-	classes, err := tiers.Render(v1alpha1.DefaultTierPolicy())
+	classes, err := tiers.Render(h.policy)
 	require.NoError(t, err)
 	h.cluster = allocator.NewCluster(h.publishedSlices(t), classes...)
 	return h
@@ -109,7 +119,7 @@ func (h *harness) start(t testing.TB) {
 // startDriver starts a plugin with cfg on the harness's node and returns
 // the function that stops it; it is stopped at the end of the test anyway.
 func (h *harness) startDriver(t testing.TB, cfg plugin.Config) func() {
-	deps := plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: v1alpha1.DefaultTierPolicy(), Runner: h.runner, Caps: prepare.FakeCaps{}}
+	deps := plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: h.policy, Runner: h.runner, Caps: prepare.FakeCaps{}}
 	if h.dynamic != nil {
 		deps.Dynamic, deps.Policy = h.dynamic, nil
 	}

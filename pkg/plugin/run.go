@@ -185,7 +185,7 @@ func (d *Driver) openState(ctx context.Context, cfg Config, deps Deps, node *cor
 		}
 		logger.Info("Dropped a claim prepared before the last reboot", "claim", klog.KRef(c.Namespace, c.Name), "uid", c.UID)
 	}
-	opts.Store, opts.CDI = store, writer
+	opts.Store, opts.CDI, opts.Locks = store, writer, store
 	if d.prep, err = prepare.New(opts); err != nil {
 		return err
 	}

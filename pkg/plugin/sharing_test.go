@@ -12,7 +12,7 @@ import (
 )
 
 func TestPrepareMPSOverSocket(t *testing.T) {
-	h := startPlugin(t, v1alpha1.TierDev)
+	h := startPlugin(t, v1alpha1.TierDev, withPolicy(tt.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS)))
 	const mps = `{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"MPS","mps":{"defaultActiveThreadPercentage":50}}}`
 	claim := h.claim(t, tt.MakeClaim("mps", "team-a").UID("uid-mps").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Config(mps).Obj(), nil)
 

@@ -56,11 +56,20 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 		Env:         []string{"NVIDIA_VISIBLE_DEVICES=" + d.GPU.UUID},
 	}
 	switch {
+	case d.AdminAccess:
+		// Monitoring: the GPU's device nodes, nothing changed on it (no
+		// MIG instance, compute mode or sharing).
 	case d.MIG != nil:
 		t := p.start()
 		mig, err := p.opts.Hardware.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: d.GPU.UUID, Profile: d.MIG.Profile, Placement: d.MIG.Placement})
 		p.done(StepNVML, t)
 		if err != nil {
+			// A create can fail after the instance exists (a state write
+			// behind it, a driver error after the GPU instance): record
+			// what is there, so that undo destroys it.
+			if leaked, ok := p.leakedInstance(ctx, d.GPU.UUID, *rec.Devices[i].PlannedMIG, rec.UID); ok {
+				rec.Devices[i].MIG = &leaked
+			}
 			return CDIDevice{}, fmt.Errorf("create MIG instance %s at %s on %s: %w", d.MIG.Profile, d.MIG.Placement, d.GPU.UUID, err)
 		}
 		hit(FPPrepareMIGCreated)
@@ -100,6 +109,52 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 	return cd, nil
 }
 
+// machineReader is Hardware that can read the live MIG instances
+// (pkg/nvgpu's Interface).
+type machineReader interface {
+	Machine(ctx context.Context) (inventory.Machine, error)
+}
+
+// leakedInstance finds a live instance of the planned profile at the planned
+// placement that no other claim's record owns: one that a failed or
+// interrupted create of claim uid left behind. The caller holds the GPU's
+// lock. An instance another record owns, or one of another profile, is
+// never taken.
+func (p *Preparer) leakedInstance(ctx context.Context, gpu string, planned PlannedMIG, uid string) (MIGInstance, bool) {
+	hw, ok := p.opts.Hardware.(machineReader)
+	if !ok {
+		return MIGInstance{}, false
+	}
+	m, err := hw.Machine(ctx)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Read MIG instances to look for a leaked one", "gpu", gpu)
+		return MIGInstance{}, false
+	}
+	owned := map[int]bool{}
+	for _, r := range p.opts.Store.List() {
+		for _, d := range r.Devices {
+			if r.UID != uid && d.GPUUUID == gpu && d.MIG != nil {
+				owned[d.MIG.GPUInstanceID] = true
+			}
+		}
+	}
+	for _, g := range m.GPUs {
+		if g.UUID != gpu || g.MIG == nil {
+			continue
+		}
+		for _, inst := range g.MIG.Instances {
+			if inst.ProfileName == planned.Profile && inst.Placement == planned.Placement && !owned[inst.GPUInstanceID] {
+				out := MIGInstance{Profile: planned.Profile, Placement: planned.Placement, GPUInstanceID: inst.GPUInstanceID, UUID: inst.UUID}
+				if len(inst.ComputeInstances) > 0 {
+					out.ComputeInstanceID = inst.ComputeInstances[0].ID
+				}
+				return out, true
+			}
+		}
+	}
+	return MIGInstance{}, false
+}
+
 // share sets up time-slicing or MPS; the first claim on the GPU starts it.
 // Without a Sharer the strategy is only recorded.
 func (p *Preparer) share(ctx context.Context, d DevicePlan, uid string) (sharing.Edits, error) {
@@ -133,8 +188,11 @@ func (p *Preparer) othersShare(gpu, uid string) bool {
 // On error the record stays, marked UnprepareStarted, for a retry.
 func (p *Preparer) undo(ctx context.Context, rec Record) error {
 	rec.Phase = PhaseUnprepareStarted
+	// A failed write (a full disk) must not keep the side effects: the
+	// record on disk still says what to undo, and undoing twice is safe,
+	// so undo goes on and the record stays for the retry.
 	if err := p.put(rec); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		klog.FromContext(ctx).Error(err, "Could not record UnprepareStarted; undoing anyway")
 	}
 	hit(FPUnprepareStarted)
 	var errs []error
@@ -163,6 +221,9 @@ func (p *Preparer) undo(ctx context.Context, rec Record) error {
 }
 
 func (p *Preparer) undoDevice(ctx context.Context, uid string, d RecordDevice) error {
+	if d.AdminAccess {
+		return nil // prepare changed nothing for it
+	}
 	if p.opts.Sharer != nil && d.Sharing != string(v1alpha1.SharingExclusive) {
 		last := !p.othersShare(d.GPUUUID, uid)
 		// Not fatal: a failed prepare may never have started what this

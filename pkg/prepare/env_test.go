@@ -41,6 +41,11 @@ func (n namespaces) NamespaceLabels(_ context.Context, ns string) (map[string]st
 // newEnv labels the node for tier (inference: MIG on GPUs 4-7, whole GPUs
 // 0-3; dev: time-sliced shared GPUs).
 func newEnv(t *testing.T, tier string, ns namespaces, mutate ...func(*prepare.Options)) *env {
+	return newEnvPolicy(t, tier, v1alpha1.DefaultTierPolicy(), ns, mutate...)
+}
+
+// newEnvPolicy is newEnv under another policy.
+func newEnvPolicy(t *testing.T, tier string, policy *v1alpha1.TierPolicy, ns namespaces, mutate ...func(*prepare.Options)) *env {
 	_, ctx := ktesting.NewTestContext(t)
 	gpus, err := nvgpu.NewFake(ctx, "dgxh200", nvgpu.Options{})
 	require.NoError(t, err)
@@ -53,7 +58,6 @@ func newEnv(t *testing.T, tier string, ns namespaces, mutate ...func(*prepare.Op
 		m, err = gpus.Machine(ctx)
 		require.NoError(t, err)
 	}
-	policy := v1alpha1.DefaultTierPolicy()
 	dr, err := slices.Build(slices.Node{Name: node, Labels: map[string]string{v1alpha1.NodeTierLabel: tier}, Machine: m}, policy)
 	require.NoError(t, err)
 	classes, err := tiers.Render(policy)

@@ -12,6 +12,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/slices"
+	"github.com/tierra-gpu/tierra/pkg/tenancy"
 )
 
 // Sentinel errors for claims that cannot be prepared; test with errors.Is.
@@ -24,6 +25,8 @@ var (
 	ErrForeignDevice = errors.New("device of another driver or node")
 	// ErrInvalidConfig: the opaque config cannot be applied to the device.
 	ErrInvalidConfig = errors.New("invalid config")
+	// ErrTierNotAllowed: the device is of a tier the claim's tenant may not claim.
+	ErrTierNotAllowed = errors.New("tier not allowed for the tenant")
 )
 
 // Inventory is what this node publishes, indexed for planning: the devices
@@ -73,6 +76,11 @@ type DevicePlan struct {
 	RawConfig             json.RawMessage
 	// Shared is true for a device many claims allocate from.
 	Shared bool
+	// AdminAccess is a monitoring allocation: the device's nodes only, no
+	// change to the GPU, and no hold on it against other claims.
+	AdminAccess bool
+	// Tier is the tier the device is published in.
+	Tier string
 	// MIG is the instance to create; nil for a whole GPU.
 	MIG *MIGPlan
 }
@@ -89,9 +97,22 @@ func (d DevicePlan) Sharing() v1alpha1.SharingStrategy { return d.Config.Sharing
 // SoftShared reports whether the device is time-sliced or under MPS.
 func (d DevicePlan) SoftShared() bool { return d.Sharing() != v1alpha1.SharingExclusive }
 
+// Mode is how the device holds its GPU: a MIG instance, a share of a
+// shared device, else the whole GPU (even with a soft-sharing config: then
+// the claim's own containers share it).
+func (d DevicePlan) Mode() tenancy.Mode {
+	switch {
+	case d.MIG != nil:
+		return tenancy.ModeMIG
+	case d.Shared:
+		return tenancy.ModeShared
+	}
+	return tenancy.ModeWhole
+}
+
 // ExclusiveProcess reports whether prepare sets the GPU's compute mode to
 // ExclusiveProcess: a whole GPU that the claim does not share.
-func (d DevicePlan) ExclusiveProcess() bool { return d.MIG == nil && !d.SoftShared() }
+func (d DevicePlan) ExclusiveProcess() bool { return !d.AdminAccess && d.MIG == nil && !d.SoftShared() }
 
 // Plan maps the claim's allocation results of this driver to devices of
 // this node and resolves their config. It is pure: nothing is changed.
@@ -133,7 +154,9 @@ func (inv *Inventory) planDevice(r resourceapi.DeviceRequestAllocationResult, co
 		return DevicePlan{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	d := DevicePlan{Request: r.Request, Pool: r.Pool, Device: r.Device, ShareID: r.ShareID, Config: cfg, RawConfig: raw,
-		Shared: dev.AllowMultipleAllocations != nil && *dev.AllowMultipleAllocations}
+		Shared:      dev.AllowMultipleAllocations != nil && *dev.AllowMultipleAllocations,
+		AdminAccess: r.AdminAccess != nil && *r.AdminAccess,
+		Tier:        slices.StringAttribute(dev, slices.AttrTier)}
 	uuid := slices.StringAttribute(dev, slices.AttrUUID)
 	if profile := slices.StringAttribute(dev, slices.AttrMIGProfile); profile != "" {
 		uuid = slices.StringAttribute(dev, slices.AttrParentUUID)
@@ -144,11 +167,31 @@ func (inv *Inventory) planDevice(r resourceapi.DeviceRequestAllocationResult, co
 	if d.GPU, ok = inv.gpus[uuid]; !ok {
 		return DevicePlan{}, fmt.Errorf("device %q: GPU %q is not on this node: %w", r.Device, uuid, ErrUnknownDevice)
 	}
-	if d.Shared && !d.SoftShared() {
-		return DevicePlan{}, fmt.Errorf("request %q: device %q is shared, sharing.strategy %s needs %s or %s: %w",
-			r.Request, r.Device, v1alpha1.SharingExclusive, v1alpha1.SharingTimeSlicing, v1alpha1.SharingMPS, ErrInvalidConfig)
+	if err := checkStrategy(d, slices.StringAttribute(dev, slices.AttrSharing)); err != nil {
+		return DevicePlan{}, fmt.Errorf("request %q: device %q: %w: %w", r.Request, r.Device, err, ErrInvalidConfig)
 	}
 	return d, nil
+}
+
+// checkStrategy refuses a sharing strategy the device cannot have. A shared
+// GPU's strategy is its tier's (published as the sharing attribute): a
+// claim cannot switch it, nor take it exclusively. A MIG instance is
+// isolated in hardware: soft sharing on it would start MPS or set a
+// time-slice on the parent GPU, under every other instance.
+func checkStrategy(d DevicePlan, published string) error {
+	strategy := d.Sharing()
+	switch {
+	case d.MIG != nil && d.SoftShared():
+		return fmt.Errorf("sharing.strategy %s is not allowed on a MIG device (MIG is isolated in hardware); use %s",
+			strategy, v1alpha1.SharingExclusive)
+	case d.Shared && published != "" && string(strategy) != published:
+		return fmt.Errorf("sharing.strategy %s conflicts with the GPU's, %s (the tier's); omit it or set %s",
+			strategy, published, published)
+	case d.Shared && !d.SoftShared():
+		return fmt.Errorf("the device is shared, sharing.strategy %s needs %s or %s",
+			v1alpha1.SharingExclusive, v1alpha1.SharingTimeSlicing, v1alpha1.SharingMPS)
+	}
+	return nil
 }
 
 func (inv *Inventory) migPlan(dev resourceapi.Device, uuid, profile string) (*MIGPlan, error) {

@@ -36,6 +36,9 @@ type Options struct {
 	Namespaces NamespaceLabeler
 	// Sharer sets up time-slicing and MPS; nil records them only.
 	Sharer Sharer
+	// Locks locks GPUs across the node's plugin processes (pkg/checkpoint's
+	// Store); nil locks them in this process only.
+	Locks GPULocker
 	// Observe, when set, is told how long each step takes (benchmarks).
 	Observe Observer
 }
@@ -108,7 +111,10 @@ func (p *Preparer) Prepare(ctx context.Context, claim *resourceapi.ResourceClaim
 	if err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
 	}
-	unlock := p.locks.lock(plan.gpus())
+	unlock, err := p.lockGPUs(plan.gpus())
+	if err != nil {
+		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
+	}
 	defer unlock()
 
 	uid := string(claim.UID)
@@ -122,20 +128,10 @@ func (p *Preparer) Prepare(ctx context.Context, claim *resourceapi.ResourceClaim
 			return nil, fmt.Errorf("prepare claim %s/%s: roll back %s: %w", claim.Namespace, claim.Name, rec.Phase, err)
 		}
 	}
-	if err := p.checkTenancy(claim, tenant, plan); err != nil {
+	if err := checkTenancy(v.policy, claim, tenant, plan, p.opts.Store.List()); err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
 	}
-	rec := Record{UID: uid, Namespace: claim.Namespace, Name: claim.Name, Tenant: tenant, Phase: PhasePrepareStarted}
-	for _, d := range plan.Devices {
-		rd := RecordDevice{Request: d.Request, Pool: d.Pool, Device: d.Device,
-			GPUUUID: d.GPU.UUID, Sharing: string(d.Sharing()), Config: d.RawConfig}
-		if d.ExclusiveProcess() {
-			// The mode to restore, recorded before apply changes it; we
-			// hold the GPU's lock, so it is current.
-			rd.PreviousComputeMode = string(p.mode(d.GPU.UUID))
-		}
-		rec.Devices = append(rec.Devices, rd)
-	}
+	rec := p.newRecord(claim, tenant, plan)
 	if err := p.put(rec); err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: checkpoint: %w", claim.Namespace, claim.Name, err)
 	}
@@ -159,7 +155,10 @@ func (p *Preparer) Unprepare(ctx context.Context, uid string) error {
 	}
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "claim", klog.KRef(rec.Namespace, rec.Name), "uid", uid)
 	ctx = klog.NewContext(ctx, logger)
-	unlock := p.locks.lock(recordGPUs(rec))
+	unlock, err := p.lockGPUs(recordGPUs(rec))
+	if err != nil {
+		return fmt.Errorf("unprepare claim %s/%s: %w", rec.Namespace, rec.Name, err)
+	}
 	defer unlock()
 	// Read again under the locks: a concurrent Unprepare may have won.
 	if rec, ok = p.opts.Store.Get(uid); !ok {
@@ -172,6 +171,45 @@ func (p *Preparer) Unprepare(ctx context.Context, uid string) error {
 	return nil
 }
 
+// newRecord is the PrepareStarted record of the claim: written before any
+// side effect, it says what apply is about to do, so that undo can reverse
+// it after a crash at any point (the mode to restore, the MIG instance to
+// destroy even if its creation was never recorded).
+func (p *Preparer) newRecord(claim *resourceapi.ResourceClaim, tenant string, plan Plan) Record {
+	rec := Record{UID: string(claim.UID), Namespace: claim.Namespace, Name: claim.Name, Tenant: tenant, Phase: PhasePrepareStarted}
+	for _, d := range plan.Devices {
+		rd := RecordDevice{Request: d.Request, Pool: d.Pool, Device: d.Device, GPUUUID: d.GPU.UUID,
+			Sharing: string(d.Sharing()), Mode: string(d.Mode()), AdminAccess: d.AdminAccess, Config: d.RawConfig}
+		switch {
+		case d.AdminAccess:
+			// Device nodes only: nothing to restore.
+		case d.MIG != nil:
+			rd.PlannedMIG = &PlannedMIG{Profile: d.MIG.Profile, Placement: d.MIG.Placement}
+		case d.ExclusiveProcess():
+			// The mode to restore, recorded before apply changes it; we
+			// hold the GPU's lock, so it is current.
+			rd.PreviousComputeMode = string(p.mode(d.GPU.UUID))
+		}
+		rec.Devices = append(rec.Devices, rd)
+	}
+	return rec
+}
+
+// lockGPUs locks the GPUs in this process and, with a GPULocker, for every
+// plugin process of the node.
+func (p *Preparer) lockGPUs(uuids []string) (func(), error) {
+	unlock := p.locks.lock(uuids)
+	if p.opts.Locks == nil {
+		return unlock, nil
+	}
+	release, err := p.opts.Locks.LockGPUs(uuids)
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("lock GPUs: %w", err)
+	}
+	return func() { release(); unlock() }, nil
+}
+
 func (p *Preparer) tenant(ctx context.Context, policy *v1alpha1.TierPolicy, namespace string) (string, error) {
 	var nsLabels map[string]string
 	if p.opts.Namespaces != nil {
@@ -181,36 +219,76 @@ func (p *Preparer) tenant(ctx context.Context, policy *v1alpha1.TierPolicy, name
 			return "", fmt.Errorf("tenant of namespace %s: %w", namespace, err)
 		}
 	}
-	return tenancy.Resolve(policy, namespace, nsLabels)
+	return tenancy.Resolve(policy, nsLabels)
 }
 
-// checkTenancy refuses a soft-shared GPU that another tenant's claim holds.
-// The caller holds the GPUs' locks, so the records it reads are current.
-func (p *Preparer) checkTenancy(claim *resourceapi.ResourceClaim, tenant string, plan Plan) error {
-	var others []Record
+// checkTenancy refuses a device of a tier the tenant may not claim, and a
+// GPU whose holders' use conflicts with the claim's (tenancy.CheckGPU): a
+// GPU that holds another tenant's soft-shared claim, a whole GPU in use,
+// MIG beside non-MIG use, another sharing strategy. The caller holds the
+// GPUs' locks and passes the records on disk, so they are current for every
+// plugin process of the node.
+func checkTenancy(policy *v1alpha1.TierPolicy, claim *resourceapi.ResourceClaim, tenant string, plan Plan, records []Record) error {
+	name := claim.Namespace + "/" + claim.Name
 	for _, d := range plan.Devices {
-		if !d.SoftShared() {
+		if d.AdminAccess {
 			continue
 		}
-		if others == nil {
-			others = p.opts.Store.List()
+		if d.Tier != "" && !tenancy.Allowed(policy, tenant, d.Tier) {
+			return fmt.Errorf("claim %s of tenant %q: device %s is of tier %s, which the tenant may not claim: %w",
+				name, tenancy.Display(tenant), d.Device, d.Tier, ErrTierNotAllowed)
 		}
-		var holders []tenancy.Holder
-		for _, o := range others {
-			if o.UID != string(claim.UID) && holdsSoftShared(o, d.GPU.UUID) {
-				holders = append(holders, tenancy.Holder{Claim: o.Namespace + "/" + o.Name, Tenant: o.Tenant})
+		var holders []tenancy.Use
+		for _, r := range records {
+			if r.UID == string(claim.UID) {
+				continue
+			}
+			for _, rd := range r.Devices {
+				if rd.GPUUUID == d.GPU.UUID && !rd.AdminAccess {
+					holders = append(holders, recordUse(r, rd))
+				}
 			}
 		}
-		if err := tenancy.CheckColocation(d.GPU.UUID, claim.Namespace+"/"+claim.Name, tenant, holders); err != nil {
+		if err := tenancy.CheckGPU(d.GPU.UUID, d.use(name, tenant), holders); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// use is how the device holds its GPU, for tenancy.CheckGPU.
+func (d DevicePlan) use(claim, tenant string) tenancy.Use {
+	u := tenancy.Use{Claim: claim, Tenant: tenant, Mode: d.Mode()}
+	if u.Mode == tenancy.ModeShared {
+		u.Strategy = string(d.Sharing())
+	}
+	return u
+}
+
+// recordUse is how a recorded device holds its GPU. Records of releases
+// before Mode are read from what they did: a MIG instance, soft sharing,
+// else the whole GPU.
+func recordUse(r Record, d RecordDevice) tenancy.Use {
+	u := tenancy.Use{Claim: r.Namespace + "/" + r.Name, Tenant: r.Tenant, Mode: tenancy.Mode(d.Mode)}
+	if u.Mode == "" {
+		switch {
+		case d.MIG != nil || d.PlannedMIG != nil:
+			u.Mode = tenancy.ModeMIG
+		case d.Sharing != string(v1alpha1.SharingExclusive):
+			u.Mode = tenancy.ModeShared
+		default:
+			u.Mode = tenancy.ModeWhole
+		}
+	}
+	if u.Mode == tenancy.ModeShared {
+		u.Strategy = d.Sharing
+	}
+	return u
+}
+
 func holdsSoftShared(r Record, gpu string) bool {
 	return slices.ContainsFunc(r.Devices, func(d RecordDevice) bool {
-		return d.GPUUUID == gpu && d.Sharing != string(v1alpha1.SharingExclusive)
+		return d.GPUUUID == gpu && !d.AdminAccess && d.Sharing != string(v1alpha1.SharingExclusive)
 	})
 }
 

@@ -13,6 +13,7 @@ type (
 	Record       = checkpoint.Claim
 	RecordDevice = checkpoint.Device
 	MIGInstance  = checkpoint.MIGInstance
+	PlannedMIG   = checkpoint.PlannedMIG
 	CDIDevice    = cdi.Device
 	CDIMount     = cdi.Mount
 )
@@ -26,4 +27,5 @@ const (
 var (
 	_ Store     = (*checkpoint.Store)(nil)
 	_ CDIWriter = (*cdi.Writer)(nil)
+	_ GPULocker = (*checkpoint.Store)(nil)
 )

@@ -19,6 +19,12 @@ type Store interface {
 	List() []Record
 }
 
+// GPULocker locks GPUs for every plugin process of the node
+// (pkg/checkpoint's Store.LockGPUs); the returned function unlocks them.
+type GPULocker interface {
+	LockGPUs(uuids []string) (func(), error)
+}
+
 // CDIWriter writes and deletes a claim's CDI spec (pkg/cdi). Write returns
 // one CDI device ID per device, in order.
 type CDIWriter interface {

@@ -17,18 +17,21 @@ import (
 
 func TestPrepareSoftSharing(t *testing.T) {
 	tests := map[string]struct {
+		policy        *v1alpha1.TierPolicy
 		config        string
 		wantStart     []string
 		wantStop      []string
 		wantSpecParts []string
 	}{
 		"MPS": {
+			policy:        tt.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS),
 			config:        `{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"MPS","mps":{"defaultActiveThreadPercentage":25}}}`,
 			wantStart:     []string{"nvidia-cuda-mps-control", "-d"},
 			wantStop:      []string{"nvidia-cuda-mps-control"},
 			wantSpecParts: []string{"CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=25"},
 		},
 		"time-slicing, long": {
+			policy:    v1alpha1.DefaultTierPolicy(),
 			config:    `{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"TimeSlicing","timeSlicing":{"interval":"Long"}}}`,
 			wantStart: []string{"nvidia-smi", "compute-policy", "-i", "", "--set-timeslice=3"},
 			wantStop:  []string{"nvidia-smi", "compute-policy", "-i", "", "--set-timeslice=0"},
@@ -39,7 +42,7 @@ func TestPrepareSoftSharing(t *testing.T) {
 			runner := &sharing.FakeRunner{}
 			m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: t.TempDir()})
 			require.NoError(t, err)
-			e := newEnv(t, v1alpha1.TierDev, nil, func(o *prepare.Options) { o.Sharer = m })
+			e := newEnvPolicy(t, v1alpha1.TierDev, tc.policy, nil, func(o *prepare.Options) { o.Sharer = m })
 			class := tiers.ClassName(v1alpha1.TierDev)
 			first := e.allocate(t, tt.MakeClaim("a", "ns").UID("uid-a").Request("gpu", class).Config(tc.config).Obj())
 			second := e.allocate(t, tt.MakeClaim("b", "ns").UID("uid-b").Request("gpu", class).Config(tc.config).Obj())

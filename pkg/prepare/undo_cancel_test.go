@@ -33,7 +33,7 @@ func TestUnprepareCancelledKeepsTheDaemonsRecord(t *testing.T) {
 	runner := &ctxRunner{}
 	m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: t.TempDir()})
 	require.NoError(t, err)
-	e := newEnv(t, v1alpha1.TierDev, nil, func(o *prepare.Options) { o.Sharer = m })
+	e := newEnvPolicy(t, v1alpha1.TierDev, tt.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS), nil, func(o *prepare.Options) { o.Sharer = m })
 	const mps = `{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"MPS"}}`
 	claim := e.allocate(t, tt.MakeClaim("a", "ns").UID("uid-a").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Config(mps).Obj())
 	_, err = e.prep.Prepare(e.ctx, claim)

@@ -1,12 +1,15 @@
-// Package tenancy resolves a claim's tenant from the TierPolicy and enforces
-// the co-location rule: a soft-shared GPU (time-slicing, MPS) serves claims
-// of one tenant at a time. Hardware-isolated modes (exclusive, MIG) may put
-// different tenants on one physical GPU. It is pure.
+// Package tenancy is Tierra's one definition of a tenant, used by admission
+// (the chart's CEL mirrors Resolve), publishing (a tenant slot per tenant
+// of a shared tier) and prepare alike, and the co-location rule: a GPU that
+// holds a soft-shared (time-slicing, MPS) claim of one tenant serves no
+// other tenant's claim, in any mode, until those claims end.
+// Hardware-isolated modes (exclusive, MIG) may put different tenants on one
+// physical GPU. It is pure.
 package tenancy
 
 import (
-	"errors"
 	"fmt"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -14,15 +17,20 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 )
 
-// ErrCrossTenant: a soft-shared GPU already serves another tenant.
-var ErrCrossTenant = errors.New("soft-shared GPU serves another tenant")
+// Open is the tenant of every namespace that no tenant of the policy
+// selects: together they are one tenant, the policy's open tenant, and may
+// soft-share GPUs with each other. It is not a valid tenant name, so no
+// namespace can pass for a named tenant by its name alone, and no named
+// tenant can be the open one.
+const Open = ""
 
-// Resolve returns the tenant of a namespace: the first tenant of the policy
-// whose namespaceSelector matches the namespace's labels, else the
-// namespace's own name (every namespace is a tenant of its own by default).
-func Resolve(policy *v1alpha1.TierPolicy, namespace string, nsLabels map[string]string) (string, error) {
+// Resolve returns the tenant of a namespace from its labels: the first
+// tenant of the policy whose non-empty namespaceSelector matches them, else
+// Open. A namespace's name never makes it a tenant. A nil policy has no
+// tenants.
+func Resolve(policy *v1alpha1.TierPolicy, nsLabels map[string]string) (string, error) {
 	if policy == nil {
-		return namespace, nil
+		return Open, nil
 	}
 	for _, t := range policy.Spec.Tenants {
 		sel, err := metav1.LabelSelectorAsSelector(&t.NamespaceSelector)
@@ -33,25 +41,28 @@ func Resolve(policy *v1alpha1.TierPolicy, namespace string, nsLabels map[string]
 			return t.Name, nil
 		}
 	}
-	return namespace, nil
+	return Open, nil
 }
 
-// Holder is a claim that holds a soft-shared GPU now.
-type Holder struct {
-	// Claim is "namespace/name".
-	Claim  string
-	Tenant string
-}
-
-// CheckColocation refuses a claim of tenant on a soft-shared GPU that one
-// of holders, of another tenant, already uses. The error names both tenants,
-// the holding claim and the GPU.
-func CheckColocation(gpu, claim, tenant string, holders []Holder) error {
-	for _, h := range holders {
-		if h.Tenant != tenant {
-			return fmt.Errorf("claim %s of tenant %q cannot share GPU %s with claim %s of tenant %q: %w",
-				claim, tenant, gpu, h.Claim, h.Tenant, ErrCrossTenant)
+// Allowed reports whether tenant may claim devices of tier. A named tenant
+// may claim its allowedTiers; the open tenant may claim every tier. A nil
+// policy allows everything.
+func Allowed(policy *v1alpha1.TierPolicy, tenant, tier string) bool {
+	if policy == nil || tenant == Open {
+		return true
+	}
+	for _, t := range policy.Spec.Tenants {
+		if t.Name == tenant {
+			return slices.Contains(t.AllowedTiers, tier)
 		}
 	}
-	return nil
+	return false
+}
+
+// Display names a tenant in messages: the open tenant has no name.
+func Display(tenant string) string {
+	if tenant == Open {
+		return "(open: namespaces of no tenant)"
+	}
+	return tenant
 }

@@ -83,3 +83,15 @@ func StandardPolicy() *v1alpha1.TierPolicy {
 		Price(ProductH200, "3.50").Price(ProductB200, "5").Price(ProductA100, "1.20").Price(ProductL4, "0.80").
 		Obj()
 }
+
+// DefaultPolicySharing is v1alpha1.DefaultTierPolicy with the named tier
+// shared under strategy (e.g. the dev tier under MPS).
+func DefaultPolicySharing(tier string, strategy v1alpha1.SharingStrategy) *v1alpha1.TierPolicy {
+	p := v1alpha1.DefaultTierPolicy()
+	for i := range p.Spec.Tiers {
+		if p.Spec.Tiers[i].Name == tier {
+			p.Spec.Tiers[i].Sharing = &v1alpha1.GpuSharing{Strategy: strategy}
+		}
+	}
+	return p
+}
