@@ -45,11 +45,16 @@ func Resolve(policy *v1alpha1.TierPolicy, nsLabels map[string]string) (string, e
 }
 
 // Allowed reports whether tenant may claim devices of tier. A named tenant
-// may claim its allowedTiers; the open tenant may claim every tier. A nil
-// policy allows everything.
+// may claim its allowedTiers, and a tenant the policy does not name none;
+// the open tenant may claim spec.openTenant.allowedTiers, or every tier when
+// the policy leaves openTenant unset. A nil policy allows everything.
 func Allowed(policy *v1alpha1.TierPolicy, tenant, tier string) bool {
-	if policy == nil || tenant == Open {
+	if policy == nil {
 		return true
+	}
+	if tenant == Open {
+		open := policy.Spec.OpenTenant
+		return open == nil || slices.Contains(open.AllowedTiers, tier)
 	}
 	for _, t := range policy.Spec.Tenants {
 		if t.Name == tenant {

@@ -41,13 +41,33 @@ func TestResolveIgnoresTheNamespaceName(t *testing.T) {
 }
 
 func TestAllowed(t *testing.T) {
-	p := v1alpha1.DefaultTierPolicy()
-	p.Spec.Tenants = []v1alpha1.Tenant{{Name: "product", AllowedTiers: []string{"inference"}}}
-	assert.True(t, tenancy.Allowed(p, "product", "inference"))
-	assert.False(t, tenancy.Allowed(p, "product", "training"))
-	assert.False(t, tenancy.Allowed(p, "ghost", "inference"), "a tenant the policy does not name")
-	assert.True(t, tenancy.Allowed(p, tenancy.Open, "training"))
-	assert.True(t, tenancy.Allowed(nil, "product", "training"))
+	policy := func(open *v1alpha1.OpenTenant) *v1alpha1.TierPolicy {
+		p := v1alpha1.DefaultTierPolicy()
+		p.Spec.Tenants = []v1alpha1.Tenant{{Name: "product", AllowedTiers: []string{"inference"}}}
+		p.Spec.OpenTenant = open
+		return p
+	}
+	tests := map[string]struct {
+		policy *v1alpha1.TierPolicy
+		tenant string
+		tier   string
+		want   bool
+	}{
+		"an allowed tier":                   {policy: policy(nil), tenant: "product", tier: "inference", want: true},
+		"a tier the tenant may not claim":   {policy: policy(nil), tenant: "product", tier: "training"},
+		"a tenant the policy does not name": {policy: policy(nil), tenant: "ghost", tier: "inference"},
+		"open tenant, openTenant unset":     {policy: policy(nil), tenant: tenancy.Open, tier: "training", want: true},
+		"open tenant, an allowed tier":      {policy: policy(&v1alpha1.OpenTenant{AllowedTiers: []string{"dev"}}), tenant: tenancy.Open, tier: "dev", want: true},
+		"open tenant, another tier":         {policy: policy(&v1alpha1.OpenTenant{AllowedTiers: []string{"dev"}}), tenant: tenancy.Open, tier: "training"},
+		"open tenant allowed nothing":       {policy: policy(&v1alpha1.OpenTenant{}), tenant: tenancy.Open, tier: "dev"},
+		"openTenant leaves tenants alone":   {policy: policy(&v1alpha1.OpenTenant{}), tenant: "product", tier: "inference", want: true},
+		"no policy":                         {tenant: "product", tier: "training", want: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tc.want, tenancy.Allowed(tc.policy, tc.tenant, tc.tier))
+		})
+	}
 }
 
 func TestCheckGPU(t *testing.T) {

@@ -81,6 +81,25 @@ type TierPolicySpec struct {
 	// +listType=map
 	// +listMapKey=name
 	Tenants []Tenant `json:"tenants,omitempty"`
+	// OpenTenant is what the open tenant may claim: every namespace that no
+	// tenant's namespaceSelector selects belongs to it (see Tenant). Unset,
+	// the open tenant may claim every tier, so policies written before this
+	// field keep working; set, it may claim only its allowedTiers (an empty
+	// list allows no tier). Admission, publishing and prepare all apply it:
+	// a claim in such a namespace is refused a tier class it is not allowed,
+	// kept by its selectors off every other tier's devices whatever its
+	// class, and refused such a device at prepare.
+	// +optional
+	OpenTenant *OpenTenant `json:"openTenant,omitempty"`
+}
+
+// OpenTenant is the policy's rule for namespaces of no tenant.
+type OpenTenant struct {
+	// AllowedTiers lists the tier names the open tenant may claim; each must
+	// be a tier defined in spec.tiers. Empty (or unset) allows none.
+	// +optional
+	// +listType=set
+	AllowedTiers []string `json:"allowedTiers,omitempty"`
 }
 
 // Tier is one class of service.

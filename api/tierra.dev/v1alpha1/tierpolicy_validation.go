@@ -24,6 +24,10 @@ func (p *TierPolicy) Validate() field.ErrorList {
 	errs := validateTiers(p.Spec.Tiers, spec.Child("tiers"))
 	errs = append(errs, p.Spec.PriceBook.Validate(spec.Child("priceBook"))...)
 	errs = append(errs, validateTenants(p.Spec.Tenants, p.TierNames(), spec.Child("tenants"))...)
+	if p.Spec.OpenTenant != nil {
+		errs = append(errs, validateAllowedTiers(p.Spec.OpenTenant.AllowedTiers, p.TierNames(),
+			spec.Child("openTenant", "allowedTiers"))...)
+	}
 	return errs
 }
 
@@ -154,7 +158,6 @@ func validatePrice(s string, fldPath *field.Path) field.ErrorList {
 
 func validateTenants(tenants []Tenant, tierNames []string, fldPath *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	defined := sets.New(tierNames...)
 	seen := sets.New[string]()
 	for i, t := range tenants {
 		p := fldPath.Index(i)
@@ -164,11 +167,18 @@ func validateTenants(tenants []Tenant, tierNames []string, fldPath *field.Path) 
 		}
 		seen.Insert(t.Name)
 		errs = append(errs, validateSelector(&t.NamespaceSelector, p.Child("namespaceSelector"))...)
-		errs = append(errs, validateNames(t.AllowedTiers, p.Child("allowedTiers"))...)
-		for j, name := range t.AllowedTiers {
-			if name != "" && !defined.Has(name) {
-				errs = append(errs, field.NotSupported(p.Child("allowedTiers").Index(j), name, tierNames))
-			}
+		errs = append(errs, validateAllowedTiers(t.AllowedTiers, tierNames, p.Child("allowedTiers"))...)
+	}
+	return errs
+}
+
+// validateAllowedTiers reports empty, repeated and undefined tier names.
+func validateAllowedTiers(allowed, tierNames []string, fldPath *field.Path) field.ErrorList {
+	errs := validateNames(allowed, fldPath)
+	defined := sets.New(tierNames...)
+	for i, name := range allowed {
+		if name != "" && !defined.Has(name) {
+			errs = append(errs, field.NotSupported(fldPath.Index(i), name, tierNames))
 		}
 	}
 	return errs

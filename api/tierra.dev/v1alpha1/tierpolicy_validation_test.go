@@ -138,6 +138,20 @@ func TestTierPolicyValidate(t *testing.T) {
 				`spec.tenants[1].allowedTiers[0]: Unsupported value: "batch": supported values: "training", "inference", "dev"`,
 			},
 		},
+		"open tenant of defined tiers": {
+			mutate: func(p *TierPolicy) { p.Spec.OpenTenant = &OpenTenant{AllowedTiers: []string{TierDev}} },
+		},
+		"open tenant allowed nothing": {
+			mutate: func(p *TierPolicy) { p.Spec.OpenTenant = &OpenTenant{} },
+		},
+		"bad open tenant": {
+			mutate: func(p *TierPolicy) { p.Spec.OpenTenant = &OpenTenant{AllowedTiers: []string{"batch", TierDev, "", TierDev}} },
+			wantErrs: []string{
+				`spec.openTenant.allowedTiers[2]: Required value: must not be empty`,
+				`spec.openTenant.allowedTiers[3]: Duplicate value: "dev"`,
+				`spec.openTenant.allowedTiers[0]: Unsupported value: "batch": supported values: "training", "inference", "dev"`,
+			},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
