@@ -3,9 +3,38 @@ package slices
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	resourceapi "k8s.io/api/resource/v1"
+	"k8s.io/utils/ptr"
 )
+
+// stringAttribute is the attribute holding v, shortened to the API's limit
+// on a string value (resourceapi.DeviceAttributeMaxValueLength bytes, which
+// the apiserver enforces on every ResourceSlice). Every string attribute
+// this package publishes is made here: NVML reports product names,
+// architectures and topology strings of its own choosing, and one over the
+// limit must not get the whole node's slices refused. (Tenant slot names,
+// tenants.go, are DNS labels of at most 63 and need no shortening.) The
+// value keeps its
+// prefix (the most telling part of a product name, e.g. "NVIDIA H200 …"),
+// cut at a UTF-8 character boundary.
+func stringAttribute(v string) resourceapi.DeviceAttribute {
+	return resourceapi.DeviceAttribute{StringValue: ptr.To(truncateValue(v))}
+}
+
+// truncateValue cuts v to at most DeviceAttributeMaxValueLength bytes
+// without splitting a UTF-8 character.
+func truncateValue(v string) string {
+	if len(v) <= resourceapi.DeviceAttributeMaxValueLength {
+		return v
+	}
+	cut := resourceapi.DeviceAttributeMaxValueLength
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut]
+}
 
 // StringAttribute reads a string attribute this package published on a
 // device (name is one of the Attr… constants); "" when the device has none.

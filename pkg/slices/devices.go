@@ -45,11 +45,11 @@ func commonAttributes(pc gpuContext, sharing v1alpha1.SharingStrategy) map[resou
 	g := pc.gpu
 	attrs := map[resourceapi.QualifiedName]resourceapi.DeviceAttribute{
 		AttrIndex:        {IntValue: ptr.To(int64(g.Index))},
-		AttrProductName:  {StringValue: ptr.To(g.ProductName)},
-		AttrArchitecture: {StringValue: ptr.To(g.Architecture)},
-		AttrTier:         {StringValue: ptr.To(pc.tier.Name)},
-		AttrPartitioning: {StringValue: ptr.To(string(pc.tier.Partitioning))},
-		AttrSharing:      {StringValue: ptr.To(string(sharing))},
+		AttrProductName:  stringAttribute(g.ProductName),
+		AttrArchitecture: stringAttribute(g.Architecture),
+		AttrTier:         stringAttribute(pc.tier.Name),
+		AttrPartitioning: stringAttribute(string(pc.tier.Partitioning)),
+		AttrSharing:      stringAttribute(string(sharing)),
 	}
 	setVersion(attrs, AttrCUDAComputeCapability, g.CUDAComputeCapability)
 	driver := g.DriverVersion
@@ -68,7 +68,7 @@ func commonAttributes(pc gpuContext, sharing v1alpha1.SharingStrategy) map[resou
 
 func setString(attrs map[resourceapi.QualifiedName]resourceapi.DeviceAttribute, name resourceapi.QualifiedName, v string) {
 	if v != "" {
-		attrs[name] = resourceapi.DeviceAttribute{StringValue: ptr.To(v)}
+		attrs[name] = stringAttribute(v)
 	}
 }
 
@@ -104,7 +104,7 @@ func gpuDeviceName(index int) string { return fmt.Sprintf("gpu-%d", index) }
 // wholeDevice is the GPU as one exclusive device.
 func wholeDevice(pc gpuContext) resourceapi.Device {
 	attrs := commonAttributes(pc, v1alpha1.SharingExclusive)
-	attrs[AttrUUID] = resourceapi.DeviceAttribute{StringValue: ptr.To(pc.gpu.UUID)}
+	attrs[AttrUUID] = stringAttribute(pc.gpu.UUID)
 	if pc.priced {
 		attrs[AttrCostPerHour] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pc.price))}
 	}
@@ -131,7 +131,7 @@ func sharedDevice(pc gpuContext) (resourceapi.Device, error) {
 		return resourceapi.Device{}, fmt.Errorf("tier %q: Shared partitioning needs sharing MPS or TimeSlicing", pc.tier.Name)
 	}
 	d := wholeDevice(pc)
-	d.Attributes[AttrSharing] = resourceapi.DeviceAttribute{StringValue: ptr.To(string(pc.tier.Sharing.Strategy))}
+	d.Attributes[AttrSharing] = stringAttribute(string(pc.tier.Sharing.Strategy))
 	if pc.priced {
 		d.Attributes[AttrCostPerComputeUnit] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pc.price) / ComputeUnitsPerGPU)}
 	}

@@ -101,8 +101,8 @@ func counter(v int64) resourceapi.Counter {
 
 func migDeviceSpec(pc gpuContext, p inventory.MIGProfile, pl inventory.Placement, computeCounter bool) resourceapi.Device {
 	attrs := commonAttributes(pc, v1alpha1.SharingExclusive)
-	attrs[AttrParentUUID] = resourceapi.DeviceAttribute{StringValue: ptr.To(pc.gpu.UUID)}
-	attrs[AttrMIGProfile] = resourceapi.DeviceAttribute{StringValue: ptr.To(p.Name)}
+	attrs[AttrParentUUID] = stringAttribute(pc.gpu.UUID)
+	attrs[AttrMIGProfile] = stringAttribute(p.Name)
 	attrs[AttrMIGPlacement] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pl.Start))}
 	if pc.priced {
 		cost := int64(pc.price) * int64(p.MemorySlices) / int64(pc.gpu.MIG.MemorySlices)
