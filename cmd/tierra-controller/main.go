@@ -30,6 +30,10 @@ sync with the cluster's TierPolicy:
     stay), observedGeneration, tierCount and, per tier, the devices published
     in ResourceSlices, those allocated to ResourceClaims, and the yield.
 
+With --webhook-addr it also serves a validating admission webhook that refuses
+a ResourceClaim or ResourceClaimTemplate whose GpuConfig (merged with its
+classes' configs) prepare would refuse, with prepare's message.
+
 A deleted TierPolicy leaves the classes it last rendered in place (claims
 that name them keep allocating); recreating it re-renders and prunes.
 
@@ -80,6 +84,10 @@ func parseFlags(args []string, lookup func(string) (string, bool)) (controller.C
 		"burst of queries to the API server above the QPS [TIERRA_KUBE_API_BURST]")
 	fs.DurationVar(&cfg.StatusDelay, "status-delay", parseEnv(&e, "TIERRA_STATUS_DELAY", time.Second, time.ParseDuration),
 		"batches status writes caused by ResourceSlice and ResourceClaim changes: at most one per delay [TIERRA_STATUS_DELAY]")
+	fs.StringVar(&cfg.WebhookAddr, "webhook-addr", e.str("TIERRA_WEBHOOK_ADDR", ""),
+		"serve the ResourceClaim/ResourceClaimTemplate validation webhook (GpuConfig checked as prepare checks it) on this address, e.g. :9443; empty disables it [TIERRA_WEBHOOK_ADDR]")
+	fs.StringVar(&cfg.WebhookCertDir, "webhook-cert-dir", e.str("TIERRA_WEBHOOK_CERT_DIR", ""),
+		"directory with the webhook's tls.crt and tls.key, re-read when they change [TIERRA_WEBHOOK_CERT_DIR]")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

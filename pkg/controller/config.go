@@ -33,6 +33,11 @@ type Config struct {
 	// StatusDelay batches status updates caused by ResourceSlice and
 	// ResourceClaim events: at most one status write per delay. Default 1s.
 	StatusDelay time.Duration
+	// WebhookAddr, when set, serves the claim validation webhook
+	// (pkg/webhook) on this address, e.g. ":9443".
+	WebhookAddr string
+	// WebhookCertDir holds the webhook's tls.crt and tls.key.
+	WebhookCertDir string
 }
 
 func (c *Config) defaults() error {
@@ -55,6 +60,8 @@ func (c *Config) defaults() error {
 		return errors.New("kube-api-qps and kube-api-burst must not be negative")
 	case c.StatusDelay < 0:
 		return errors.New("status delay must not be negative")
+	case c.WebhookAddr != "" && c.WebhookCertDir == "":
+		return errors.New("webhook-addr needs webhook-cert-dir (a directory with tls.crt and tls.key)")
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
+	"github.com/tierra-gpu/tierra/pkg/webhook"
 )
 
 // TierPolicyResource is the TierPolicy CRD's resource.
@@ -59,7 +60,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("dynamic client: %w", err)
 	}
-	return New(cfg, kube, dyn).Run(ctx)
+	c := New(cfg, kube, dyn)
+	if cfg.WebhookAddr == "" {
+		return c.Run(ctx)
+	}
+	return runWithWebhook(ctx, c, webhook.Options{Addr: cfg.WebhookAddr, CertDir: cfg.WebhookCertDir, Classes: classGetter{kube}})
 }
 
 // New wires informers for the policy, the managed DeviceClasses,

@@ -66,3 +66,22 @@ func appliesTo(requests []string, request string) bool {
 	}
 	return slices.Contains(requests, request) || slices.Contains(requests, resourceclaim.BaseRequestRef(request))
 }
+
+// CheckRequestConfigs decodes and resolves the opaque configs of
+// driverName for each request exactly as Plan does at prepare, so that
+// admission (pkg/webhook) refuses a claim with the message its pod would
+// otherwise get on the node. configs are the class configs then the claim's,
+// each with its Source; requests are the request names, "req/sub" for a
+// firstAvailable subrequest. Errors wrap ErrInvalidConfig.
+func CheckRequestConfigs(driverName string, configs []resourceapi.DeviceAllocationConfiguration, requests []string) error {
+	decoded, err := decodeConfigs(driverName, configs)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	for _, r := range requests {
+		if _, _, err := resolveFor(r, decoded); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	return nil
+}
