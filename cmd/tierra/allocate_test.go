@@ -41,7 +41,7 @@ func TestAllocateDemoScenarios(t *testing.T) {
 	assert.Len(t, byClaim["research/llm-pretrain"].Devices, 4)
 	assert.Equal(t, "dgx-h200-infer", byClaim["product/chat-api"].Node)
 	assert.Equal(t, []string{"gpu-0-1g-35gb-6"}, byClaim["product/chat-api"].Devices, "the cheapest slice with 20Gi")
-	assert.Equal(t, []string{"gpu-0-tenant-0"}, byClaim["research/notebook-bob"].Devices, "dev notebooks share one GPU, in research's slot")
+	assert.Equal(t, []string{"gpu-0-tenant-research"}, byClaim["research/notebook-bob"].Devices, "dev notebooks share one GPU, in research's slot")
 	assert.Equal(t, byClaim["research/notebook-alice"].Devices, byClaim["research/notebook-bob"].Devices)
 	assert.EqualValues(t, 80_000, byClaim["research/notebook-bob"].Cost, "a quarter of an L4 at $0.80 less 60% spot")
 	for claim, p := range byClaim {

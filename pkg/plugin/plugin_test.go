@@ -152,8 +152,8 @@ func TestPrepareRefusesCrossTenantTimeSlicing(t *testing.T) {
 	a := h.claim(t, tt.MakeClaim("a", "team-a").UID("uid-a").Request("gpu", class).Obj(), nil)
 	b := h.claim(t, tt.MakeClaim("b", "team-b").UID("uid-b").Request("gpu", class).Obj(), nil)
 	// No tenant slot selector (admission adds it; this claim bypasses it):
-	// the allocator shares GPU 0's first slot between the tenants.
-	require.Equal(t, "gpu-0-tenant-0", b.Status.Allocation.Devices.Results[0].Device, "the allocator shares GPU 0")
+	// the allocator shares GPU 0's first slot (research's) between the tenants.
+	require.Equal(t, "gpu-0-tenant-research", b.Status.Allocation.Devices.Results[0].Device, "the allocator shares GPU 0")
 
 	resp, err := h.prepare(a)
 	require.NoError(t, err)

@@ -1,14 +1,18 @@
 package slices
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"slices"
+	"strings"
 
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/tenancy"
 )
 
 // AttrTenant is the tenant a tenant-scoped shared device serves: a tenant of
@@ -16,28 +20,32 @@ import (
 const AttrTenant = DriverName + "/tenant"
 
 // OpenTenant is AttrTenant of the slot that serves namespaces no tenant of
-// the policy selects.
-const OpenTenant = ""
+// the policy selects: the policy's open tenant.
+const OpenTenant = tenancy.Open
 
 // tenancyCounter is the one counter of a soft-shared GPU's tenancy set:
 // every tenant slot of the GPU consumes all of it.
 const tenancyCounter = "tenant"
 
 // TenantSlots are the tenants a GPU of a Shared tier publishes a slot for:
-// the policy's tenants allowed the tier, in policy order, then OpenTenant.
-// Nil when no tenant is allowed the tier: one shared device then serves
-// every namespace and prepare alone keeps tenants apart.
+// the policy's tenants allowed the tier (tenancy.Allowed), in policy order,
+// then OpenTenant when the open tenant is allowed it too. Nil when no named
+// tenant is allowed the tier: one shared device then serves the open
+// tenant alone, and admission and prepare keep everyone else off it.
 func TenantSlots(policy *v1alpha1.TierPolicy, tier string) []string {
 	var slots []string
 	for _, t := range policy.Spec.Tenants {
-		if slices.Contains(t.AllowedTiers, tier) {
+		if tenancy.Allowed(policy, t.Name, tier) {
 			slots = append(slots, t.Name)
 		}
 	}
 	if slots == nil {
 		return nil
 	}
-	return append(slots, OpenTenant)
+	if tenancy.Allowed(policy, OpenTenant, tier) {
+		slots = append(slots, OpenTenant)
+	}
+	return slots
 }
 
 // tenantDevices splits a soft-shared GPU into one device per tenant slot so
@@ -55,9 +63,9 @@ func tenantDevices(shared resourceapi.Device, index int, slots []string) ([]reso
 		Counters: map[string]resourceapi.Counter{tenancyCounter: {Value: *resource.NewQuantity(1, resource.DecimalSI)}},
 	}
 	devices := make([]resourceapi.Device, 0, len(slots))
-	for i, tenant := range slots {
+	for _, tenant := range slots {
 		d := *shared.DeepCopy()
-		d.Name = tenantDeviceName(index, i, tenant)
+		d.Name = TenantDeviceName(index, tenant)
 		d.Attributes[AttrTenant] = resourceapi.DeviceAttribute{StringValue: ptr.To(tenant)}
 		d.ConsumesCounters = []resourceapi.DeviceCounterConsumption{{
 			CounterSet: set.Name,
@@ -70,14 +78,29 @@ func tenantDevices(shared resourceapi.Device, index int, slots []string) ([]reso
 
 func tenancyCounterSet(index int) string { return fmt.Sprintf("gpu-%d-tenancy", index) }
 
-// tenantDeviceName is gpu-<index>-tenant-<slot>, or gpu-<index>-open for the
-// open slot: tenant names can be as long as a device name may be.
-func tenantDeviceName(index, slot int, tenant string) string {
+// TenantDeviceName names GPU index's slot of tenant: gpu-<index>-open for
+// the open tenant, else gpu-<index>-tenant-<tenant>. It derives from the
+// tenant's name alone, so editing the policy's tenant list (reordering it,
+// adding or removing other tenants) never moves a tenant's claims onto a
+// slot that now names another tenant. A name over the API's device-name
+// limit (a DNS label of 63) keeps as much of the tenant's name as fits and
+// ends in a hash of the whole name, so it stays unique and stable.
+func TenantDeviceName(index int, tenant string) string {
 	if tenant == OpenTenant {
 		return fmt.Sprintf("gpu-%d-open", index)
 	}
-	return fmt.Sprintf("gpu-%d-tenant-%d", index, slot)
+	name := fmt.Sprintf("gpu-%d-tenant-%s", index, tenant)
+	if len(name) <= validation.DNS1123LabelMaxLength {
+		return name
+	}
+	sum := sha256.Sum256([]byte(tenant))
+	suffix := "-" + hex.EncodeToString(sum[:])[:slotHashLength]
+	return strings.TrimRight(name[:validation.DNS1123LabelMaxLength-len(suffix)], "-") + suffix
 }
+
+// slotHashLength is how many hex digits of the tenant name's SHA-256 end a
+// shortened slot name.
+const slotHashLength = 10
 
 // TenantSelector is the CEL selector that keeps a claim to its tenant's
 // slots. Devices without AttrTenant (GPUs of tiers no tenant is allowed,
@@ -85,4 +108,38 @@ func tenantDeviceName(index, slot int, tenant string) string {
 func TenantSelector(tenant string) string {
 	attr := CELAttribute(AttrTenant)
 	return fmt.Sprintf("!has(%s) || %s == %q", attr, attr, tenant)
+}
+
+// TierSelector is the CEL selector that keeps a claim to devices of the
+// given tiers. Devices without AttrTier (other drivers') pass, so it can be
+// added to any request, of any class.
+func TierSelector(tiers []string) string {
+	attr := CELAttribute(AttrTier)
+	quoted := make([]string, len(tiers))
+	for i, t := range tiers {
+		quoted[i] = fmt.Sprintf("%q", t)
+	}
+	return fmt.Sprintf("!has(%s) || %s in [%s]", attr, attr, strings.Join(quoted, ", "))
+}
+
+// AdmissionSelectors are the CEL selectors the chart's tenancy
+// MutatingAdmissionPolicy (templates/map-tenant-slots.yaml) adds to every
+// request and firstAvailable subrequest of a new ResourceClaim, whatever its
+// class, in a namespace of tenant: TenantSelector(tenant), then, when the
+// tenant is restricted to a list of tiers (a named tenant, or the open
+// tenant of a policy that sets openTenant), TierSelector of the policy's
+// tiers that tenancy.Allowed lets it claim, in policy order. The deploy
+// tests hold the chart's CEL to this.
+func AdmissionSelectors(policy *v1alpha1.TierPolicy, tenant string) []string {
+	sels := []string{TenantSelector(tenant)}
+	if policy == nil || (tenant == OpenTenant && policy.Spec.OpenTenant == nil) {
+		return sels
+	}
+	allowed := []string{}
+	for _, t := range policy.Spec.Tiers {
+		if tenancy.Allowed(policy, tenant, t.Name) {
+			allowed = append(allowed, t.Name)
+		}
+	}
+	return append(sels, TierSelector(allowed))
 }
