@@ -23,9 +23,9 @@ func TestRestartKeepsClaimsAndRemovesLeftovers(t *testing.T) {
 	require.NoError(t, err)
 	ids := resp.Claims["uid-infer"].Devices[0].CdiDeviceIds
 
-	// Leftovers of a crash: a MIG instance nobody recorded and a CDI spec
-	// without a record.
-	_, err = h.gpus.CreateMIGInstance(h.ctx, nvgpu.CreateMIGOptions{GPUUUID: h.gpu(t, 5).UUID, Profile: "1g.18gb", Placement: inventory.Placement{Start: 0, Size: 1}})
+	// A MIG instance no record owns or planned (an admin's, kept) and a
+	// CDI spec without a record (a leftover, deleted).
+	admin, err := h.gpus.CreateMIGInstance(h.ctx, nvgpu.CreateMIGOptions{GPUUUID: h.gpu(t, 5).UUID, Profile: "1g.18gb", Placement: inventory.Placement{Start: 0, Size: 1}})
 	require.NoError(t, err)
 	orphan := filepath.Join(h.cfg.CDIDir, "gpu.tierra.dev-claim_uid-orphan.json")
 	spec, err := os.ReadFile(filepath.Join(h.cfg.CDIDir, specFileName(t, h)))
@@ -34,13 +34,18 @@ func TestRestartKeepsClaimsAndRemovesLeftovers(t *testing.T) {
 
 	h.restart(t)
 
-	assert.Empty(t, h.gpu(t, 5).MIG.Instances, "the leaked instance is destroyed")
+	assert.Len(t, h.gpu(t, 5).MIG.Instances, 1, "an instance Tierra did not create is kept")
+	_, err = os.Stat(orphan)
+	assert.ErrorIs(t, err, os.ErrNotExist, "the CDI spec without a record is deleted")
 	assert.Len(t, h.gpu(t, 4).MIG.Instances, 1, "the prepared claim keeps its instance")
 	again, err := h.prepare(claim)
 	require.NoError(t, err)
 	assert.Equal(t, ids, again.Claims["uid-infer"].Devices[0].CdiDeviceIds, "the claim is still prepared after the restart")
 	_, err = h.unprepare(claim)
 	require.NoError(t, err)
+	ref := nvgpu.ComputeInstanceRef{GPUUUID: h.gpu(t, 5).UUID, GPUInstanceID: admin.GPUInstanceID, ComputeInstanceID: admin.ComputeInstances[0].ID}
+	require.NoError(t, h.gpus.DestroyComputeInstance(h.ctx, ref))
+	require.NoError(t, h.gpus.DestroyGPUInstance(h.ctx, ref.GPUUUID, ref.GPUInstanceID))
 	h.assertNothingPrepared(t)
 }
 

@@ -189,18 +189,18 @@ func (d *Driver) openState(ctx context.Context, cfg Config, deps Deps, node *cor
 	if d.prep, err = prepare.New(opts); err != nil {
 		return err
 	}
-	reconcile(ctx, d.prep, machine, writer)
+	reconcile(ctx, d.prep, machine, writer, report.Quarantined)
 	return nil
 }
 
 // reconcile runs prepare's startup reconcile. A failure is logged, not
 // fatal: a leftover that cannot be removed now must not keep the node from
 // serving claims, and the next start tries again.
-func reconcile(ctx context.Context, prep *prepare.Preparer, machine inventory.Machine, writer *cdi.Writer) {
+func reconcile(ctx context.Context, prep *prepare.Preparer, machine inventory.Machine, writer *cdi.Writer, quarantined []string) {
 	logger := klog.FromContext(ctx)
 	specs, err := writer.List()
 	if err == nil {
-		err = prep.Reconcile(ctx, machine, specs)
+		err = prep.Reconcile(ctx, prepare.ReconcileInput{Machine: machine, CDISpecs: specs, Quarantined: quarantined})
 	}
 	if err != nil {
 		logger.Error(err, "Startup reconcile incomplete")

@@ -8,128 +8,160 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 
-	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
-	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/slices"
 )
 
+// ReconcileInput is what the startup reconcile works from.
+type ReconcileInput struct {
+	// Machine is the hardware as discovered now.
+	Machine inventory.Machine
+	// CDISpecs are the claim UIDs of the CDI specs on disk.
+	CDISpecs []string
+	// Quarantined are the corrupt records checkpoint.Open moved aside
+	// (checkpoint.Report.Quarantined). The claims they held are unknown,
+	// so while any is reported nothing a claim could hold is destroyed,
+	// stopped or reset beyond what the readable records say.
+	Quarantined []string
+}
+
 // Reconcile brings the node in line with the checkpoint at startup, before
-// the kubelet is served: unfinished claims are rolled back, MIG instances
-// no prepared claim owns are destroyed on the GPUs this driver publishes
-// MIG devices of, and CDI specs (claim UIDs in specs) without a record are
-// deleted. machine is the hardware as discovered now.
-func (p *Preparer) Reconcile(ctx context.Context, machine inventory.Machine, specs []string) error {
+// the kubelet is served. It never touches what it cannot prove is
+// Tierra's and unused:
+//   - unfinished claims are rolled back; a MIG instance is destroyed only
+//     as part of such a rollback: the record's own instance, or the one
+//     with exactly the profile and placement the record planned that no
+//     other record owns (a crash between create and record);
+//   - MIG instances no record owns or planned are kept (an admin's layout,
+//     or a claim whose record was lost) and logged;
+//   - when no record was quarantined, what no record holds is reset: MPS
+//     daemons this plugin started are stopped, whole published GPUs go
+//     back to the Default compute mode, time-sliced shared GPUs to the
+//     default time-slice, and CDI specs without a record are deleted.
+//
+// A quarantined record may have held any of those, so then only the
+// rollbacks run, and a log line says what was kept.
+func (p *Preparer) Reconcile(ctx context.Context, in ReconcileInput) error {
 	logger := klog.FromContext(ctx)
+	owned, errs := p.rollBack(ctx, in.Machine)
+	records := p.opts.Store.List()
+	p.logForeignInstances(ctx, in.Machine, owned)
+	if len(in.Quarantined) > 0 {
+		logger.Info("Checkpoint records were quarantined: keeping every MPS daemon, compute mode, time-slice, MIG instance and CDI spec no readable record holds, since a lost record may hold it; free them by hand once its claim is gone",
+			"quarantined", in.Quarantined)
+		return errors.Join(errs...)
+	}
+	errs = append(errs, p.stopOrphanDaemons(ctx, records)...)
+	errs = append(errs, p.resetOrphanGPUs(ctx, in.Machine, records)...)
+	errs = append(errs, p.deleteOrphanSpecs(ctx, in.CDISpecs, records)...)
+	return errors.Join(errs...)
+}
+
+// rollBack undoes every record that is not Prepared and returns the MIG
+// instances records owned (including those it destroyed) by instanceKey.
+func (p *Preparer) rollBack(ctx context.Context, machine inventory.Machine) (sets.Set[string], []error) {
+	logger := klog.FromContext(ctx)
+	records := p.opts.Store.List()
+	owned := sets.New[string]()
+	for _, rec := range records {
+		for _, d := range rec.Devices {
+			if d.MIG != nil {
+				owned.Insert(instanceKey(d.GPUUUID, d.MIG.GPUInstanceID))
+			}
+		}
+	}
 	var errs []error
-	for _, rec := range p.opts.Store.List() {
+	for _, rec := range records {
 		if rec.Phase == PhasePrepared {
 			continue
 		}
+		rec = adoptPlanned(ctx, rec, machine, owned)
 		logger.Info("Rolling back an unfinished claim", "claim", klog.KRef(rec.Namespace, rec.Name), "uid", rec.UID, "phase", rec.Phase)
 		if err := p.undo(ctx, rec); err != nil {
 			errs = append(errs, fmt.Errorf("roll back claim %s/%s: %w", rec.Namespace, rec.Name, err))
 		}
 	}
-	owned := sets.New[string]()
-	records := sets.New[string]()
-	for _, rec := range p.opts.Store.List() {
-		records.Insert(rec.UID)
-		for _, d := range rec.Devices {
-			if d.MIG != nil {
-				owned.Insert(fmt.Sprintf("%s/%d", d.GPUUUID, d.MIG.GPUInstanceID))
-			}
+	return owned, errs
+}
+
+// adoptPlanned takes into the record, for each device that planned a MIG
+// instance but never recorded one (the plugin died between creating it and
+// checkpointing it), the live instance of exactly the planned profile and
+// placement that no record owns, so that undo destroys it. The allocator
+// never gives one placement to two live claims, so such an instance is
+// this claim's or a dead claim's. Adopted instances join owned.
+func adoptPlanned(ctx context.Context, rec Record, machine inventory.Machine, owned sets.Set[string]) Record {
+	for i, d := range rec.Devices {
+		if d.PlannedMIG == nil || d.MIG != nil || d.AdminAccess {
+			continue
 		}
-	}
-	for _, g := range machine.GPUs {
-		if g.MIG == nil || !p.view.Load().inv.managesMIG(g.UUID) {
+		g, ok := machine.GPU(d.GPUUUID)
+		if !ok || g.MIG == nil {
 			continue
 		}
 		for _, inst := range g.MIG.Instances {
-			if owned.Has(fmt.Sprintf("%s/%d", g.UUID, inst.GPUInstanceID)) {
+			key := instanceKey(g.UUID, inst.GPUInstanceID)
+			if inst.ProfileName != d.PlannedMIG.Profile || inst.Placement != d.PlannedMIG.Placement || owned.Has(key) {
 				continue
 			}
-			logger.Info("Destroying a MIG instance no claim owns", "gpu", g.UUID, "gpuInstance", inst.GPUInstanceID, "profile", inst.ProfileName)
-			if err := p.destroyInstance(ctx, g.UUID, inst); err != nil {
-				errs = append(errs, err)
+			mig := &MIGInstance{Profile: inst.ProfileName, Placement: inst.Placement, GPUInstanceID: inst.GPUInstanceID, UUID: inst.UUID}
+			if len(inst.ComputeInstances) > 0 {
+				mig.ComputeInstanceID = inst.ComputeInstances[0].ID
 			}
+			rec.Devices[i].MIG = mig
+			owned.Insert(key)
+			klog.FromContext(ctx).Info("Taking the MIG instance an interrupted prepare created into its record, to destroy it",
+				"claim", klog.KRef(rec.Namespace, rec.Name), "gpu", g.UUID, "gpuInstance", inst.GPUInstanceID, "profile", inst.ProfileName)
+			break
 		}
 	}
-	errs = append(errs, p.stopOrphanDaemons(ctx)...)
-	for _, uid := range specs {
-		if records.Has(uid) {
+	return rec
+}
+
+// logForeignInstances says which MIG instances on GPUs this driver
+// publishes MIG devices of it keeps although no record owns them.
+func (p *Preparer) logForeignInstances(ctx context.Context, machine inventory.Machine, owned sets.Set[string]) {
+	logger := klog.FromContext(ctx)
+	inv := p.view.Load().inv
+	for _, g := range machine.GPUs {
+		if g.MIG == nil || !g.MIGEnabled || !inv.managesMIG(g.UUID) {
 			continue
 		}
-		logger.Info("Deleting a CDI spec no claim owns", "uid", uid)
-		if err := p.opts.CDI.Delete(uid); err != nil {
-			errs = append(errs, fmt.Errorf("delete CDI spec of %s: %w", uid, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// daemonStopper is a Sharer that can list and stop the MPS daemons it
-// started (pkg/sharing's Manager).
-type daemonStopper interface {
-	MPSDaemons() ([]string, error)
-	StopMPS(ctx context.Context, gpuUUID string) error
-	ForgetMPS(gpuUUID string) error
-}
-
-// stopOrphanDaemons stops every MPS daemon no checkpoint record holds: a
-// plugin that lost its record (an older version, a deleted state dir) must
-// not leave a daemon serving a GPU that is no longer shared.
-func (p *Preparer) stopOrphanDaemons(ctx context.Context) []error {
-	s, ok := p.opts.Sharer.(daemonStopper)
-	if !ok {
-		return nil
-	}
-	gpus, err := s.MPSDaemons()
-	if err != nil {
-		return []error{err}
-	}
-	held := sets.New[string]()
-	for _, rec := range p.opts.Store.List() {
-		for _, d := range rec.Devices {
-			if d.Sharing == string(v1alpha1.SharingMPS) {
-				held.Insert(d.GPUUUID)
+		for _, inst := range g.MIG.Instances {
+			if owned.Has(instanceKey(g.UUID, inst.GPUInstanceID)) {
+				continue
 			}
+			logger.Info("Keeping a MIG instance no claim record owns or planned: Tierra did not create it (an admin's layout) or its record was lost; its placement cannot be prepared until it is destroyed by hand",
+				"gpu", g.UUID, "gpuInstance", inst.GPUInstanceID, "profile", inst.ProfileName, "placement", inst.Placement)
 		}
+	}
+}
+
+// deleteOrphanSpecs deletes the CDI specs of claims without a record.
+func (p *Preparer) deleteOrphanSpecs(ctx context.Context, specs []string, records []Record) []error {
+	uids := sets.New[string]()
+	for _, r := range records {
+		uids.Insert(r.UID)
 	}
 	var errs []error
-	for _, gpu := range gpus {
-		if held.Has(gpu) {
+	for _, uid := range specs {
+		if uids.Has(uid) {
 			continue
 		}
-		logger := klog.FromContext(ctx)
-		logger.Info("Stopping an MPS daemon no claim holds", "gpu", gpu)
-		if err := s.StopMPS(ctx, gpu); err != nil {
-			// Most likely none runs (a start that crashed, a quit that
-			// already ran): forget it rather than retry at every start.
-			logger.Error(err, "MPS daemon did not quit; forgetting it", "gpu", gpu)
-			if err := s.ForgetMPS(gpu); err != nil {
-				errs = append(errs, err)
-			}
+		klog.FromContext(ctx).Info("Deleting a CDI spec no claim owns", "uid", uid)
+		if err := p.opts.CDI.Delete(uid); err != nil {
+			errs = append(errs, fmt.Errorf("delete CDI spec of %s: %w", uid, err))
 		}
 	}
 	return errs
 }
 
-func (p *Preparer) destroyInstance(ctx context.Context, gpu string, inst inventory.MIGInstance) error {
-	for _, ci := range inst.ComputeInstances {
-		ref := nvgpu.ComputeInstanceRef{GPUUUID: gpu, GPUInstanceID: inst.GPUInstanceID, ComputeInstanceID: ci.ID}
-		if err := p.opts.Hardware.DestroyComputeInstance(ctx, ref); err != nil && !errors.Is(err, nvgpu.ErrNotFound) {
-			return fmt.Errorf("destroy leaked compute instance %d/%d on %s: %w", inst.GPUInstanceID, ci.ID, gpu, err)
-		}
-	}
-	if err := p.opts.Hardware.DestroyGPUInstance(ctx, gpu, inst.GPUInstanceID); err != nil && !errors.Is(err, nvgpu.ErrNotFound) {
-		return fmt.Errorf("destroy leaked GPU instance %d on %s: %w", inst.GPUInstanceID, gpu, err)
-	}
-	return nil
+func instanceKey(gpu string, gpuInstanceID int) string {
+	return fmt.Sprintf("%s/%d", gpu, gpuInstanceID)
 }
 
 // managesMIG reports whether the node publishes MIG devices of the GPU,
-// i.e. whether this driver owns its MIG instances.
+// i.e. whether Tierra may have created MIG instances on it.
 func (inv *Inventory) managesMIG(uuid string) bool {
 	for _, d := range inv.devices {
 		if slices.StringAttribute(d, slices.AttrParentUUID) == uuid {
