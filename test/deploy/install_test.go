@@ -50,7 +50,9 @@ func TestInstalledChart(t *testing.T) {
 	a := newApplier(t, s.cfg)
 	require.NoError(t, ensureNamespace(s.ctx, s.cs, namespace, nil))
 	t0 := time.Now()
-	require.NoError(t, a.install(s.ctx, decode(t, out)), "server-side apply of the rendered chart")
+	objs := decode(t, out)
+	serveWebhook(t, s.ctx, objs, s.cs)
+	require.NoError(t, a.install(s.ctx, objs), "server-side apply of the rendered chart")
 	t.Logf("chart applied in %s", time.Since(t0).Round(time.Millisecond))
 	for _, n := range []string{nodeA, nodeB} {
 		_, err := s.cs.CoreV1().Nodes().Create(s.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
@@ -64,6 +66,7 @@ func TestInstalledChart(t *testing.T) {
 	t.Run("PluginLeastPrivilege", s.testPluginLeastPrivilege)
 	t.Run("ControllerLeastPrivilege", s.testControllerLeastPrivilege)
 	t.Run("TenancyAdmission", s.testTenancy)
+	t.Run("ClaimWebhook", s.testClaimWebhook)
 	t.Run("PluginUpgradeKeepsPrepare", s.testUpgrade)
 }
 
