@@ -97,6 +97,7 @@ func (d *Driver) UnprepareResourceClaims(ctx context.Context, claims []kubeletpl
 		})
 	}
 	wg.Wait()
+	d.pub.claimsEnded(ctx)
 	return results, nil
 }
 

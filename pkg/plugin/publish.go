@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
 	"k8s.io/dynamic-resource-allocation/resourceslice"
 	"k8s.io/klog/v2"
@@ -21,6 +23,13 @@ import (
 // publisher builds the node's ResourceSlices from the hardware, the node's
 // labels and the TierPolicy, and republishes them when one of those
 // changes. The Preparer plans against what was last published.
+//
+// A GPU whose live claims hold a shape the new build no longer publishes
+// (re-tiering: a time-sliced slot, now a whole GPU) is reshaping: all its
+// devices carry the NoSchedule reshaping taint, so the scheduler places
+// nothing new on it, until the last such claim is unprepared; then the
+// plugin republishes it untainted. The old shape is not kept: after a
+// restart it cannot be rebuilt, while the claims' records are on disk.
 type publisher struct {
 	nodeName string
 	gpus     nvgpu.Discoverer
@@ -32,6 +41,13 @@ type publisher struct {
 	mu     sync.Mutex
 	labels map[string]string
 	policy *v1alpha1.TierPolicy
+	// built is the last shape published, before tainting; reshaping the
+	// GPUs tainted in it, with the held devices it no longer publishes.
+	built     resourceslice.DriverResources
+	reshaping map[string][]slices.Held
+	// anyReshaping is len(reshaping) > 0, read without mu after every
+	// unprepare.
+	anyReshaping atomic.Bool
 }
 
 // build discovers the hardware and computes the node's resources and the
@@ -88,11 +104,93 @@ func (p *publisher) republish(ctx context.Context, why string) {
 	resources, inv, _, err := p.build(ctx)
 	if err == nil {
 		p.prep.SetInventory(inv, p.policy)
-		err = p.helper.PublishResources(ctx, resources)
+		err = p.helper.PublishResources(ctx, p.taint(ctx, resources))
 	}
 	if err != nil {
 		logger.Error(err, "Republishing ResourceSlices failed", "reason", why)
 		return
 	}
 	logger.Info("Republished ResourceSlices", "reason", why, "tierPolicy", p.policy.Name)
+}
+
+// tainted is taint for the first publish, before the plugin serves.
+func (p *publisher) tainted(ctx context.Context, resources resourceslice.DriverResources) resourceslice.DriverResources {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.taint(ctx, resources)
+}
+
+// taint keeps resources as the published shape and returns them with the
+// reshaping taint on every GPU whose live claims hold a shape they do not
+// publish; it logs each GPU that starts or stops reshaping. The caller
+// holds mu.
+func (p *publisher) taint(ctx context.Context, resources resourceslice.DriverResources) resourceslice.DriverResources {
+	reshaping := slices.Reshaping(resources, p.prep.HeldDevices())
+	logReshaping(ctx, p.reshaping, reshaping)
+	p.built, p.reshaping = resources, reshaping
+	p.anyReshaping.Store(len(reshaping) > 0)
+	return slices.Taint(resources, sets.KeySet(reshaping), slices.ReshapingTaint())
+}
+
+// serving hands the publisher the helper it republishes through, once the
+// plugin serves; a claim unprepared before then may have ended a GPU's
+// reshaping.
+func (p *publisher) serving(ctx context.Context, helper *kubeletplugin.Helper) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.helper = helper
+	p.recheck(ctx)
+}
+
+// claimsEnded is called after claims were unprepared. It republishes only
+// when that ends (or changes) a GPU's reshaping, and costs nothing while no
+// GPU is reshaping.
+func (p *publisher) claimsEnded(ctx context.Context) {
+	if !p.anyReshaping.Load() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.recheck(ctx)
+}
+
+// recheck republishes when the set of reshaping GPUs of the published shape
+// changed since it was published. The caller holds mu.
+func (p *publisher) recheck(ctx context.Context) {
+	if p.helper == nil || len(p.reshaping) == 0 {
+		return
+	}
+	now := slices.Reshaping(p.built, p.prep.HeldDevices())
+	if sets.KeySet(now).Equal(sets.KeySet(p.reshaping)) {
+		return
+	}
+	p.republish(ctx, "claims on a reshaping GPU ended")
+}
+
+func logReshaping(ctx context.Context, before, after map[string][]slices.Held) {
+	logger := klog.FromContext(ctx)
+	for uuid, gone := range after {
+		if _, ok := before[uuid]; !ok {
+			logger.Info("GPU reshaping: its devices are tainted until the claims on its previous shape end",
+				"gpu", uuid, "taint", slices.ReshapingTaintKey, "held", describeHeld(gone))
+		}
+	}
+	for uuid := range before {
+		if _, ok := after[uuid]; !ok {
+			logger.Info("GPU no longer reshaping: its devices are published untainted", "gpu", uuid)
+		}
+	}
+}
+
+// describeHeld says which claim holds which device that is gone, and how.
+func describeHeld(held []slices.Held) []string {
+	out := make([]string, 0, len(held))
+	for _, h := range held {
+		how := string(h.Mode)
+		if h.Strategy != "" {
+			how += ", " + h.Strategy
+		}
+		out = append(out, fmt.Sprintf("claim %s holds %s (%s)", h.Claim, h.Device, how))
+	}
+	return out
 }

@@ -136,10 +136,10 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 		return nil, err
 	}
 	d.pub.prep = d.prep
-	if err := d.serve(ctx, cfg, deps.Client, resources); err != nil {
+	if err := d.serve(ctx, cfg, deps.Client, d.pub.tainted(ctx, resources)); err != nil {
 		return nil, err
 	}
-	d.pub.helper = d.helper
+	d.pub.serving(ctx, d.helper)
 	if err := d.watch(ctx, cfg, deps, fromAPI); err != nil {
 		return nil, err
 	}
