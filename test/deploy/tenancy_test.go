@@ -12,6 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/plan"
+	tslices "github.com/tierra-gpu/tierra/pkg/slices"
 	tt "github.com/tierra-gpu/tierra/pkg/testing"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
@@ -70,9 +73,10 @@ func (s *suite) testTenancy(t *testing.T) {
 			resourceapi.DeviceSubRequest{Name: "big", DeviceClassName: tiers.ClassName("training")}).Obj(),
 			wantErr: "may not claim DeviceClass training.gpu.tierra.dev"},
 		"an allowed tier":                  {ns: "product", claim: tt.MakeClaim("c3", "product").Request("gpu", tiers.ClassName("inference")).Obj()},
-		"a plain class":                    {ns: "product", claim: tt.MakeClaim("c4", "product").Request("gpu", tiers.ClassGPU).Obj()},
 		"training for a tenant allowed it": {ns: "research", claim: tt.MakeClaim("c5", "research").Request("gpu", tiers.ClassName("training")).Obj()},
-		"a namespace of no tenant":         {ns: "no-tenant", claim: tt.MakeClaim("c6", "no-tenant").Request("gpu", tiers.ClassName("training")).Obj()},
+		// The demo policy sets no openTenant: namespaces of no tenant may
+		// claim every tier.
+		"a namespace of no tenant": {ns: "no-tenant", claim: tt.MakeClaim("c6", "no-tenant").Request("gpu", tiers.ClassName("training")).Obj()},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -87,7 +91,66 @@ func (s *suite) testTenancy(t *testing.T) {
 			assert.Contains(t, err.Error(), "its allowed tiers are: inference, dev")
 		})
 	}
+	t.Run("a plain class reaches only the tenant's tiers", s.testPlainClassRestricted)
 	t.Run("a policy change leaves existing claims deletable", func(t *testing.T) { s.testTierTakenAway(t, a, policy[0]) })
+	t.Run("the chart's CEL and the Go resolver agree", func(t *testing.T) { s.testParity(t, a, policy[0]) })
+}
+
+// testPlainClassRestricted: a claim of the plain class gpu.tierra.dev, which
+// reaches every tier's whole GPUs, is admitted in tenant product's
+// namespace, but mutated: the claim the apiserver stores carries the
+// selectors pkg/slices.AdmissionSelectors says, and through the scheduler's
+// allocator it gets no training GPU (product may not claim training) while
+// the same claim without them would; it still gets an inference GPU.
+func (s *suite) testPlainClassRestricted(t *testing.T) {
+	policy, err := plan.LoadPolicy(filepath.Join(s.root, "demo/tierpolicy.yaml"))
+	require.NoError(t, err)
+	sent := tt.MakeClaim("plain", "product").Request("gpu", tiers.ClassGPU).Obj()
+	sent.UID = ""
+	stored, err := s.cs.ResourceV1().ResourceClaims("product").Create(s.ctx, sent, metav1.CreateOptions{})
+	require.NoError(t, err, "a plain-class claim is admitted")
+	assert.Equal(t, []string{
+		tslices.TenantSelector("product"),
+		`!has(device.attributes["gpu.tierra.dev"].tier) || device.attributes["gpu.tierra.dev"].tier in ["inference", "dev"]`,
+	}, celSelectors(stored.Spec.Devices.Requests[0].Exactly.Selectors))
+	assert.Equal(t, tslices.AdmissionSelectors(policy, "product"), celSelectors(stored.Spec.Devices.Requests[0].Exactly.Selectors))
+
+	h200 := tt.Machine(1, func(i int) inventory.GPU { return tt.H200(i) })
+	var published []*resourceapi.ResourceSlice
+	for node, tier := range map[string]string{"train": "training", "infer": "inference"} {
+		dr, err := tslices.BuildWithOptions(tslices.Node{Name: node, Labels: map[string]string{"tierra.dev/tier": tier}, Machine: h200}, policy, tslices.Options{})
+		require.NoError(t, err)
+		published = append(published, tslices.ResourceSlices(node, dr)...)
+	}
+	classes, err := tiers.Render(policy)
+	require.NoError(t, err)
+	tests := map[string]struct {
+		claim *resourceapi.ResourceClaim
+		node  string
+		want  []string
+	}{
+		"as sent, on a training node":     {claim: sent, node: "train", want: []string{"gpu-0"}},
+		"as stored, on a training node":   {claim: stored, node: "train"},
+		"as stored, on an inference node": {claim: stored, node: "infer", want: []string{"gpu-0"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := tt.NewCluster(published, classes...).Allocate(s.ctx, tc.node, tc.claim)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// celSelectors lists the CEL expressions of selectors.
+func celSelectors(sels []resourceapi.DeviceSelector) []string {
+	var out []string
+	for _, sel := range sels {
+		if sel.CEL != nil {
+			out = append(out, sel.CEL.Expression)
+		}
+	}
+	return out
 }
 
 // testTierTakenAway: when the policy takes a tier away from a tenant, the

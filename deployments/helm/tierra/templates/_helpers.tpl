@@ -45,3 +45,54 @@ system:serviceaccount:{{ .Release.Namespace }}:{{ include "tierra.plugin.name" .
 {{- define "tierra.plugin.fake" -}}
 {{- if hasPrefix "fake:" .Values.plugin.machine -}}true{{- end -}}
 {{- end -}}
+
+{{/*
+The variables both tenancy admission policies (vap-tenancy.yaml,
+map-tenant-slots.yaml) start with: the chart's one CEL definition of a
+namespace's tenant, the twin of pkg/tenancy's Resolve and Allowed (the
+deploy tests run both on the same cases, test/deploy/parity_test.go). The
+parameter is the TierPolicy.
+  labels      the namespace's labels.
+  tenants     the tenants whose namespaceSelector matches them, in policy
+              order. An empty selector matches nothing; matchLabels and
+              matchExpressions (In, NotIn, Exists, DoesNotExist) must all
+              hold, as in metav1.LabelSelectorAsSelector.
+  tenant      the first of them, or '' (tenancy.Open): the open tenant of
+              every namespace no tenant selects. The namespace's name plays
+              no part.
+  restricted  whether the tenant may claim only the tiers it lists: a named
+              tenant always, the open tenant when spec.openTenant is set.
+  allowed     the policy's tiers the tenant may claim, in policy order:
+              every tier when not restricted.
+*/}}
+{{- define "tierra.tenancy.variables" -}}
+- name: labels
+  expression: >-
+    namespaceObject != null && has(namespaceObject.metadata.labels)
+    ? namespaceObject.metadata.labels : {}
+- name: tenants
+  expression: >-
+    !has(params.spec.tenants) ? [] : params.spec.tenants.filter(t,
+      ((has(t.namespaceSelector.matchLabels) && size(t.namespaceSelector.matchLabels) > 0) ||
+       (has(t.namespaceSelector.matchExpressions) && size(t.namespaceSelector.matchExpressions) > 0)) &&
+      (!has(t.namespaceSelector.matchLabels) || t.namespaceSelector.matchLabels.all(k,
+        k in variables.labels && variables.labels[k] == t.namespaceSelector.matchLabels[k])) &&
+      (!has(t.namespaceSelector.matchExpressions) || t.namespaceSelector.matchExpressions.all(e,
+        e.operator == 'In' ? (e.key in variables.labels && has(e.values) && variables.labels[e.key] in e.values) :
+        e.operator == 'NotIn' ? (!(e.key in variables.labels) || !has(e.values) || !(variables.labels[e.key] in e.values)) :
+        e.operator == 'Exists' ? e.key in variables.labels :
+        e.operator == 'DoesNotExist' ? !(e.key in variables.labels) :
+        false)))
+- name: tenant
+  expression: "size(variables.tenants) > 0 ? variables.tenants[0].name : ''"
+- name: restricted
+  expression: "size(variables.tenants) > 0 || has(params.spec.openTenant)"
+- name: allowedList
+  expression: >-
+    size(variables.tenants) > 0
+    ? (has(variables.tenants[0].allowedTiers) ? variables.tenants[0].allowedTiers : [])
+    : (has(params.spec.openTenant) && has(params.spec.openTenant.allowedTiers) ? params.spec.openTenant.allowedTiers : [])
+- name: allowed
+  expression: >-
+    params.spec.tiers.map(t, t.name).filter(n, !variables.restricted || n in variables.allowedList)
+{{- end -}}
