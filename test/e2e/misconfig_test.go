@@ -5,16 +5,19 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/tierra-gpu/tierra/test/manifests"
 )
 
-// A claim whose opaque config misspells a field gets a pod event that names
-// the field, and nothing is prepared.
-func TestMisspeltConfigFieldIsNamedInAnEvent(t *testing.T) {
+// A template whose opaque config misspells a field is refused by the
+// apiserver (tierra-controller's claim webhook), with the message prepare
+// would give: it never gets a claim, let alone a GPU.
+func TestMisspeltConfigFieldIsRefusedAtAdmission(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	t.Cleanup(func() { cleanNamespace(context.WithoutCancel(ctx), t, "research") })
-	before := cdiSpecs(t, "l4-dev")
-	applyYAML(ctx, t, `
+	objs, err := manifests.Decode([]byte(`
 apiVersion: resource.k8s.io/v1
 kind: ResourceClaimTemplate
 metadata: {name: typo, namespace: research}
@@ -35,9 +38,43 @@ spec:
             sharing:
               strategy: TimeSlicing
               timeSlicing: {intervl: Long}
-`+podYAML("research", "typo", "typo"))
-	msg := waitEvent(ctx, t, "research", "typo", "FailedPrepareDynamicResources")
+`))
+	require.NoError(t, err)
+	err = env.apply.Apply(ctx, objs...)
+	require.Error(t, err, "the apiserver admitted a template prepare would refuse")
+	assert.ErrorContains(t, err, `unknown field "sharing.timeSlicing.intervl"`)
+}
+
+// A config that is valid on its own but not on the device it is allocated
+// (MPS on a GPU its tier time-slices) passes admission and is refused at
+// prepare: the pod gets an event naming both strategies, and nothing is
+// prepared.
+func TestConfigTheDeviceCannotHaveIsNamedInAnEvent(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	t.Cleanup(func() { cleanNamespace(context.WithoutCancel(ctx), t, "research") })
+	before := cdiSpecs(t, "l4-dev")
+	applyYAML(ctx, t, `
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaimTemplate
+metadata: {name: mps-on-ts, namespace: research}
+spec:
+  spec:
+    devices:
+      requests:
+      - name: gpu
+        exactly:
+          deviceClassName: dev.gpu.tierra.dev
+          capacity: {requests: {gpu.tierra.dev/compute: "100"}}
+      config:
+      - opaque:
+          driver: gpu.tierra.dev
+          parameters:
+            apiVersion: tierra.dev/v1alpha1
+            kind: GpuConfig
+            sharing: {strategy: MPS}
+`+podYAML("research", "mps-on-ts", "mps-on-ts"))
+	msg := waitEvent(ctx, t, "research", "mps-on-ts", "FailedPrepareDynamicResources")
 	t.Logf("event: %s", msg)
-	assert.Contains(t, msg, `unknown field "sharing.timeSlicing.intervl"`)
+	assert.Contains(t, msg, "sharing.strategy MPS conflicts with the GPU's, TimeSlicing")
 	assert.Equal(t, before, cdiSpecs(t, "l4-dev"), "a refused claim left a CDI spec")
 }

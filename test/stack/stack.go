@@ -115,7 +115,10 @@ func Install(ctx context.Context, c *cluster.Cluster) error {
 	if err := a.ApplyFiles(ctx, filepath.Join(root, Namespaces)); err != nil {
 		return err
 	}
-	return installTenancy(ctx, a, root)
+	if err := installTenancy(ctx, a, root); err != nil {
+		return err
+	}
+	return installClaimWebhook(ctx, a, c, root)
 }
 
 // HelmVersion is the Helm the Makefile builds (make helm).
@@ -156,7 +159,7 @@ func installTenancy(ctx context.Context, a *manifests.Applier, root string) erro
 
 // ControllerArgs are tierra-controller's flags for cluster c.
 func ControllerArgs(c *cluster.Cluster) []string {
-	return []string{"--kubeconfig=" + c.Kubeconfig()}
+	return append([]string{"--kubeconfig=" + c.Kubeconfig()}, webhookArgs(c)...)
 }
 
 // WaitClasses waits until the controller has applied every class the demo's
