@@ -21,11 +21,11 @@ func TestTaintedSlicesPassAPIServerValidation(t *testing.T) {
 		machine inventory.Machine
 		labels  map[string]string
 	}{
-		"MIG DGX H200":       {machine: tt.DGXH200(true)},
-		"whole DGX H200":     {machine: tt.DGXH200(false), labels: training},
-		"shared 4x L4":       {machine: tt.Machine(4, func(i int) inventory.GPU { return tt.L4(i) })},
-		"100 whole H200s":    {machine: tt.Machine(100, func(i int) inventory.GPU { return tt.H200(i) }), labels: training},
-		"MIG 16x H200":       {machine: migMachine(16, tt.H200)},
+		"MIG DGX H200":    {machine: tt.DGXH200(true)},
+		"whole DGX H200":  {machine: tt.DGXH200(false), labels: training},
+		"shared 4x L4":    {machine: tt.Machine(4, func(i int) inventory.GPU { return tt.L4(i) })},
+		"100 whole H200s": {machine: tt.Machine(100, func(i int) inventory.GPU { return tt.H200(i) }), labels: training},
+		"MIG 16x H200":    {machine: migMachine(16, tt.H200)},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
