@@ -18,7 +18,7 @@ import (
 const inferenceTemplates = `
 apiVersion: resource.k8s.io/v1
 kind: ResourceClaimTemplate
-metadata: {name: filler, namespace: product}
+metadata: {name: filler, namespace: research}
 spec:
   spec:
     devices:
@@ -38,7 +38,7 @@ spec:
 ---
 apiVersion: resource.k8s.io/v1
 kind: ResourceClaimTemplate
-metadata: {name: ladder, namespace: product}
+metadata: {name: ladder, namespace: research}
 spec:
   spec:
     devices:
@@ -82,23 +82,23 @@ func migInstanceAt(t *testing.T, node string, gpu, start int64) bool {
 }
 
 // firstAvailable falls from a 1g slice to a 2g slice to a whole GPU as each
-// runs out; deleting the 1g pod destroys its MIG instance and the next pod
+// runs out (research may use the training tier, where the whole GPU is); deleting the 1g pod destroys its MIG instance and the next pod
 // gets the same placement.
 func TestInferenceFirstAvailableMIGThenWhole(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	const infer = "dgx-h200-infer"
-	t.Cleanup(func() { cleanNamespace(context.WithoutCancel(ctx), t, "product") })
+	t.Cleanup(func() { cleanNamespace(context.WithoutCancel(ctx), t, "research") })
 	applyYAML(ctx, t, inferenceTemplates)
-	applyYAML(ctx, t, podYAML("product", "filler", "filler"))
-	waitRunning(ctx, t, "product", "filler")
+	applyYAML(ctx, t, podYAML("research", "filler", "filler"))
+	waitRunning(ctx, t, "research", "filler")
 
 	want := []struct{ pod, request, node string }{
 		{"ladder-1", "gpu/small", infer}, {"ladder-2", "gpu/medium", infer}, {"ladder-3", "gpu/whole", "dgx-h200-train"},
 	}
 	var small string
 	for _, w := range want {
-		applyYAML(ctx, t, podYAML("product", w.pod, "ladder"))
-		claim := podClaim(ctx, t, waitRunning(ctx, t, "product", w.pod))
+		applyYAML(ctx, t, podYAML("research", w.pod, "ladder"))
+		claim := podClaim(ctx, t, waitRunning(ctx, t, "research", w.pod))
 		results := claim.Status.Allocation.Devices.Results
 		require.Len(t, results, 1)
 		assert.Equal(t, w.request, results[0].Request, w.pod)
@@ -116,10 +116,10 @@ func TestInferenceFirstAvailableMIGThenWhole(t *testing.T) {
 
 	d := publishedDevice(ctx, t, infer, small)
 	gpu, start := intAttr(t, d, slices.AttrIndex), intAttr(t, d, slices.AttrMIGPlacement)
-	deletePods(ctx, t, "product", "ladder-1")
+	deletePods(ctx, t, "research", "ladder-1")
 	assert.False(t, migInstanceAt(t, infer, gpu, start), "the deleted pod's MIG instance is still there")
-	applyYAML(ctx, t, podYAML("product", "ladder-4", "ladder"))
-	claim := podClaim(ctx, t, waitRunning(ctx, t, "product", "ladder-4"))
+	applyYAML(ctx, t, podYAML("research", "ladder-4", "ladder"))
+	claim := podClaim(ctx, t, waitRunning(ctx, t, "research", "ladder-4"))
 	assert.Equal(t, small, claim.Status.Allocation.Devices.Results[0].Device, "the freed slice is reused")
 	assert.True(t, migInstanceAt(t, infer, gpu, start), "the next pod's MIG instance was not created")
 }
