@@ -39,8 +39,9 @@ func TestChartDefaults(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int{"CustomResourceDefinition": 1, "ServiceAccount": 2, "ClusterRole": 2,
 		"ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1, "Deployment": 1, "DaemonSet": 1,
-		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2,
-		"MutatingAdmissionPolicy": 1, "MutatingAdmissionPolicyBinding": 1}, kinds,
+		"ValidatingAdmissionPolicy": 3, "ValidatingAdmissionPolicyBinding": 3,
+		"MutatingAdmissionPolicy": 2, "MutatingAdmissionPolicyBinding": 2,
+		"ValidatingWebhookConfiguration": 1, "Service": 1, "Secret": 1}, kinds,
 		"defaults install no TierPolicy and no fake machine")
 
 	var ds appsv1.DaemonSet

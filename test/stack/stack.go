@@ -124,12 +124,15 @@ func Install(ctx context.Context, c *cluster.Cluster) error {
 // HelmVersion is the Helm the Makefile builds (make helm).
 const HelmVersion = "v3.22.0"
 
-// tenancyTemplates are the chart's admission policies for tenancy: refuse a
-// tier the tenant is not allowed, and keep claims to their tenant's slots of
-// soft-shared GPUs.
+// tenancyTemplates are the chart's admission policies for claims: refuse a
+// tier the tenant is not allowed, keep claims to their tenant's slots of
+// soft-shared GPUs, and rewrite (or refuse) capacity names the devices do
+// not publish.
 var tenancyTemplates = []string{
 	"templates/vap-tenancy.yaml", "templates/vap-tenancy-binding.yaml",
 	"templates/map-tenant-slots.yaml", "templates/map-tenant-slots-binding.yaml",
+	"templates/map-capacity-names.yaml", "templates/map-capacity-names-binding.yaml",
+	"templates/vap-capacity-names.yaml", "templates/vap-capacity-names-binding.yaml",
 }
 
 // installTenancy renders the chart's tenancy admission policies with the
