@@ -76,7 +76,7 @@ func TestCapacityNames(t *testing.T) {
 			wantErr: "request gpu (DeviceClass dev.gpu.tierra.dev) asks for capacity vram, which no device of driver gpu.tierra.dev has; " +
 				"the capacity names that exist are: gpu.tierra.dev/memory, gpu.tierra.dev/compute"},
 		"in a fallback subrequest": {
-			claim: tt.MakeClaim("vram-sub", "research").FirstAvailable("gpu", tt.Sub("small", dev), withCapacity(tt.Sub("big", dev), "vram", "1")).Obj(),
+			claim:   tt.MakeClaim("vram-sub", "research").FirstAvailable("gpu", tt.Sub("small", dev), withCapacity(tt.Sub("big", dev), "vram", "1")).Obj(),
 			wantErr: "request gpu/big (DeviceClass dev.gpu.tierra.dev) asks for capacity vram"},
 		"both spellings of memory": {
 			claim:   tt.MakeClaim("twice", "research").Request("gpu", dev).Capacity("memory", "1Gi").Capacity(slices.CapMemory, "1Gi").Obj(),
