@@ -62,6 +62,7 @@ func TestInstalledChart(t *testing.T) {
 
 	t.Run("PluginTokenCarriesItsNode", s.testPluginTokenCarriesItsNode)
 	t.Run("PluginWritesOnlyItsNodeSlices", s.testNodeSlices)
+	t.Run("OnlyThePluginWritesTierraSlices", s.testForeignTierraSlices)
 	t.Run("PluginWritesOnlyItsDriverStatus", s.testClaimStatus)
 	t.Run("PluginLeastPrivilege", s.testPluginLeastPrivilege)
 	t.Run("ControllerLeastPrivilege", s.testControllerLeastPrivilege)
@@ -104,7 +105,7 @@ var vapResource = schema.GroupVersionResource{Group: "admissionregistration.k8s.
 // not fit the objects it reads would otherwise only fail at admission.
 func (s *suite) requireNoTypeWarnings(t *testing.T) {
 	t.Helper()
-	for _, name := range []string{pluginName + "-node-slices", release + "-tenancy"} {
+	for _, name := range []string{pluginName + "-node-slices", release + "-tenancy", release + "-capacity-names"} {
 		var warnings []any
 		err := wait.PollUntilContextTimeout(s.ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 			p, err := s.dyn.Resource(vapResource).Get(ctx, name, metav1.GetOptions{})

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	resourceapi "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,10 +70,15 @@ func (s *suite) testNodeSlices(t *testing.T) {
 	require.Error(t, err, "a slice for all nodes is not the plugin's to publish")
 	assert.Contains(t, err.Error(), "not a slice without a node")
 
-	// A slice of node B that the admin wrote: the plugin on A cannot delete it.
-	_, err = s.cs.ResourceV1().ResourceSlices().Create(s.ctx, slice("b-by-admin", v1alpha1.DriverName, nodeB), metav1.CreateOptions{})
-	require.NoError(t, err)
-	err = slices.Delete(s.ctx, "b-by-admin", metav1.DeleteOptions{})
+	_, err = slices.Create(s.ctx, pool(slice("a-as-b", v1alpha1.DriverName, nodeA), nodeB), metav1.CreateOptions{})
+	require.Error(t, err, "plugin on node A must not publish node B's pool, even on a slice of node A")
+	assert.Contains(t, err.Error(), "the kubelet plugin on node node-a may write only the pool named after its node, not pool node-b")
+
+	// A slice of node B that node B's plugin wrote: the plugin on A cannot delete it.
+	onB := s.identityOf(t, pluginName, s.podOn(t, pluginName, "plugin-slices-on-b", nodeB))
+	_, err = onB.cs.ResourceV1().ResourceSlices().Create(s.ctx, slice("b-by-b", v1alpha1.DriverName, nodeB), metav1.CreateOptions{})
+	require.NoError(t, err, "plugin on node B publishes node B's slice")
+	err = slices.Delete(s.ctx, "b-by-b", metav1.DeleteOptions{})
 	require.Error(t, err, "plugin on node A must not delete node B's slice")
 	assert.Contains(t, err.Error(), "not node node-b")
 	require.NoError(t, slices.Delete(s.ctx, own.Name, metav1.DeleteOptions{}), "plugin on node A deletes its own slice")
@@ -83,6 +90,105 @@ func (s *suite) testNodeSlices(t *testing.T) {
 	_, err = unbound.cs.ResourceV1().ResourceSlices().Create(s.ctx, slice("a-unbound", v1alpha1.DriverName, nodeA), metav1.CreateOptions{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no authentication.kubernetes.io/node-name in the token")
+}
+
+// pool renames a slice's pool.
+func pool(s *resourceapi.ResourceSlice, name string) *resourceapi.ResourceSlice {
+	s.Spec.Pool.Name = name
+	return s
+}
+
+// testForeignTierraSlices: an identity other than the plugin's, with RBAC
+// rights to create ResourceSlices (a tenant's operator, a cluster admin),
+// cannot publish or change devices of driver gpu.tierra.dev; its own
+// driver's slices and deleting a Tierra slice (the kubelet and the garbage
+// collector do) are not this policy's business.
+func (s *suite) testForeignTierraSlices(t *testing.T) {
+	const sa = "slice-publisher"
+	s.grantSliceWriter(t, sa)
+	foreign := s.identityOf(t, sa, nil).cs.ResourceV1().ResourceSlices()
+	tenantUser := "system:serviceaccount:" + namespace + ":" + sa
+	// RBAC takes effect once the authorizer's cache has the binding.
+	err := wait.PollUntilContextTimeout(s.ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := foreign.Create(ctx, slice("other-a", "other.example.com", nodeA), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err == nil, nil
+	})
+	require.NoError(t, err, "the slice writer's RBAC never took effect")
+
+	tests := map[string]struct {
+		write   func(ctx context.Context) error
+		wantErr string
+	}{
+		"a tenant with slice rights publishes fake Tierra devices": {
+			write: func(ctx context.Context) error {
+				_, err := foreign.Create(ctx, slice("fake-a", v1alpha1.DriverName, nodeA), metav1.CreateOptions{})
+				return err
+			},
+			wantErr: "only the kubelet plugin (system:serviceaccount:" + namespace + ":" + pluginName +
+				") may create or update ResourceSlices of driver gpu.tierra.dev, not " + tenantUser},
+		"the cluster admin publishes a Tierra slice": {
+			write: func(ctx context.Context) error {
+				_, err := s.cs.ResourceV1().ResourceSlices().Create(ctx, slice("admin-a", v1alpha1.DriverName, nodeA), metav1.CreateOptions{})
+				return err
+			},
+			wantErr: "may create or update ResourceSlices of driver gpu.tierra.dev, not "},
+		"a tenant adds a device to the plugin's slice": {
+			write: func(ctx context.Context) error {
+				plugin := s.identityOf(t, pluginName, s.podOn(t, pluginName, "plugin-for-update", nodeA))
+				_, err := plugin.cs.ResourceV1().ResourceSlices().Create(ctx, slice("to-update", v1alpha1.DriverName, nodeA), metav1.CreateOptions{})
+				require.NoError(t, err)
+				got, err := foreign.Get(ctx, "to-update", metav1.GetOptions{})
+				require.NoError(t, err)
+				got.Spec.Devices = append(got.Spec.Devices, resourceapi.Device{Name: "gpu-fake"})
+				_, err = foreign.Update(ctx, got, metav1.UpdateOptions{})
+				return err
+			},
+			wantErr: "not " + tenantUser},
+		"its own driver's slice": {
+			write: func(ctx context.Context) error {
+				_, err := foreign.Create(ctx, slice("other-a", "other.example.com", nodeA), metav1.CreateOptions{})
+				return err
+			}},
+		"deleting a Tierra slice (as the kubelet does)": {
+			write: func(ctx context.Context) error {
+				plugin := s.identityOf(t, pluginName, s.podOn(t, pluginName, "plugin-for-delete", nodeA))
+				_, err := plugin.cs.ResourceV1().ResourceSlices().Create(ctx, slice("to-delete", v1alpha1.DriverName, nodeA), metav1.CreateOptions{})
+				require.NoError(t, err)
+				return foreign.Delete(ctx, "to-delete", metav1.DeleteOptions{})
+			}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := tc.write(s.ctx)
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.True(t, apierrors.IsForbidden(err) || apierrors.IsInvalid(err), "refused by admission: %v", err)
+			assert.Contains(t, err.Error(), tc.wantErr)
+		})
+	}
+}
+
+// grantSliceWriter creates a service account in the release namespace that
+// RBAC allows to write every ResourceSlice.
+func (s *suite) grantSliceWriter(t *testing.T, sa string) {
+	t.Helper()
+	_, err := s.cs.CoreV1().ServiceAccounts(namespace).Create(s.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = s.cs.RbacV1().ClusterRoles().Create(s.ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: sa},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"resource.k8s.io"}, Resources: []string{"resourceslices"},
+			Verbs: []string{"get", "list", "create", "update", "delete"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = s.cs.RbacV1().ClusterRoleBindings().Create(s.ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: sa},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: sa},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: namespace}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
 }
 
 // waitRefused retries a dry-run call until admission refuses it (Forbidden
