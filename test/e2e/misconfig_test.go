@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/tierra-gpu/tierra/test/cluster"
 	"github.com/tierra-gpu/tierra/test/manifests"
 )
 
@@ -77,4 +80,28 @@ spec:
 	t.Logf("event: %s", msg)
 	assert.Contains(t, msg, "sharing.strategy MPS conflicts with the GPU's, TimeSlicing")
 	assert.Equal(t, before, cdiSpecs(t, "l4-dev"), "a refused claim left a CDI spec")
+}
+
+// Every object of demo/refused (what `make demo` shows admission keeping
+// out) is refused by the apiserver, for the reason its file names.
+func TestDemoRefusalsAreRefused(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	root, err := cluster.RepoRoot()
+	require.NoError(t, err)
+	want := map[string]string{
+		"mps-hog.yaml":          "must be between 1 and 100",
+		"product-training.yaml": "may not claim DeviceClass training.gpu.tierra.dev",
+	}
+	files, err := filepath.Glob(filepath.Join(root, "demo/refused/*.yaml"))
+	require.NoError(t, err)
+	require.Len(t, files, len(want), "a file of demo/refused without an expected reason here")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		objs, err := manifests.Decode(data)
+		require.NoError(t, err)
+		err = env.apply.Apply(ctx, objs...)
+		require.Error(t, err, "%s was admitted", f)
+		assert.ErrorContains(t, err, want[filepath.Base(f)], f)
+	}
 }

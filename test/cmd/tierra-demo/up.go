@@ -64,6 +64,10 @@ func up(ctx context.Context, o options) error {
 		return err
 	}
 	waitErr := waitPods(ctx, cs, o.wait)
+	step("applying demo/refused: what admission keeps out")
+	if err := showRefusals(ctx, c, root); err != nil {
+		return err
+	}
 	if err := report(ctx, c, cs, specs); err != nil {
 		return err
 	}
