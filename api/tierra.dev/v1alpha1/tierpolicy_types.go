@@ -64,12 +64,18 @@ type TierPolicyList struct {
 	Items []TierPolicy `json:"items"`
 }
 
-// TierPolicySpec describes tiers, prices and tenants.
+// TierPolicySpec describes tiers, prices and tenants. The CEL rules below
+// mirror what Validate checks across fields, so the apiserver refuses what
+// the controller would report in its Ready condition.
+//
+// +kubebuilder:validation:XValidation:rule=`!has(self.tenants) || self.tenants.all(t, t.allowedTiers.all(a, self.tiers.exists(x, x.name == a)))`,message=`every tenant's allowedTiers must name tiers defined in spec.tiers`,fieldPath=`.tenants`,reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule=`!has(self.openTenant) || !has(self.openTenant.allowedTiers) || self.openTenant.allowedTiers.all(a, self.tiers.exists(x, x.name == a))`,message=`allowedTiers must name tiers defined in spec.tiers`,fieldPath=`.openTenant.allowedTiers`,reason=FieldValueInvalid
 type TierPolicySpec struct {
 	// Tiers are matched in order: a GPU serves the first tier whose selector
 	// it matches, and no tier if none matches. Names are unique.
 	// +required
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
 	// +listType=map
 	// +listMapKey=name
 	Tiers []Tier `json:"tiers"`
@@ -78,6 +84,7 @@ type TierPolicySpec struct {
 	PriceBook PriceBook `json:"priceBook,omitempty"`
 	// Tenants group namespaces and say which tiers they may claim.
 	// +optional
+	// +kubebuilder:validation:MaxItems=256
 	// +listType=map
 	// +listMapKey=name
 	Tenants []Tenant `json:"tenants,omitempty"`
@@ -99,10 +106,18 @@ type OpenTenant struct {
 	// be a tier defined in spec.tiers. Empty (or unset) allows none.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
 	AllowedTiers []string `json:"allowedTiers,omitempty"`
 }
 
 // Tier is one class of service.
+//
+// +kubebuilder:validation:XValidation:rule=`!(self.name in ['gpu', 'mig'])`,messageExpression=`'tier name ' + self.name + ' is reserved: ' + self.name + '.gpu.tierra.dev is a plain class of the driver'`,fieldPath=`.name`,reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule=`!has(self.sharing) || (self.partitioning == 'Shared' ? self.sharing.strategy in ['MPS', 'TimeSlicing'] : self.sharing.strategy == 'Exclusive')`,messageExpression=`self.partitioning + ' partitioning needs strategy ' + (self.partitioning == 'Shared' ? '"MPS" or "TimeSlicing"' : '"Exclusive"') + ', not ' + self.sharing.strategy`,fieldPath=`.sharing.strategy`,reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule=`!has(self.sharing) || !has(self.sharing.timeSlicing) || self.sharing.strategy == 'TimeSlicing'`,message=`only allowed when strategy is "TimeSlicing"`,fieldPath=`.sharing.timeSlicing`,reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule=`!has(self.sharing) || !has(self.sharing.mps) || self.sharing.strategy == 'MPS'`,message=`only allowed when strategy is "MPS"`,fieldPath=`.sharing.mps`,reason=FieldValueForbidden
 type Tier struct {
 	// Name is a DNS label; the tier's DeviceClass is <name>.gpu.tierra.dev.
 	// +required
@@ -133,10 +148,13 @@ type GPUSelector struct {
 	// Products are product names as NVML reports them, e.g. "NVIDIA H200 141GB HBM3e".
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:items:MinLength=1
 	Products []string `json:"products,omitempty"`
 	// MinMemory is the least GPU memory, a quantity such as "80Gi".
 	// +optional
 	// +kubebuilder:validation:Pattern=`^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$`
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule=`!isQuantity(self) || !quantity(self).isLessThan(quantity('0'))`,message=`must not be negative`
 	MinMemory string `json:"minMemory,omitempty"`
 }
 
@@ -147,15 +165,19 @@ type PriceBook struct {
 	// Default is the price of a GPU whose product has no entry.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]{1,6})?$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule=`self.matches('^0*([0-9]{1,9}|1000000000)([.][0-9]*)?$')`,message=`out of range (at most 1000000000 dollars)`
 	Default string `json:"default,omitempty"`
 	// Products maps product names to their price per GPU-hour.
 	// +optional
+	// +kubebuilder:validation:MaxItems=128
 	// +listType=map
 	// +listMapKey=product
 	Products []ProductPrice `json:"products,omitempty"`
 	// Overrides replace prices on nodes matching a label selector (e.g.
 	// spot capacity). The first matching override wins.
 	// +optional
+	// +kubebuilder:validation:MaxItems=32
 	// +listType=map
 	// +listMapKey=name
 	Overrides []PriceOverride `json:"overrides,omitempty"`
@@ -170,6 +192,8 @@ type ProductPrice struct {
 	// PerGPUHour is a decimal dollar amount such as "2.75".
 	// +required
 	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]{1,6})?$`
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule=`self.matches('^0*([0-9]{1,9}|1000000000)([.][0-9]*)?$')`,message=`out of range (at most 1000000000 dollars)`
 	PerGPUHour string `json:"perGPUHour"`
 }
 
@@ -192,6 +216,7 @@ type PriceOverride struct {
 	Discount int32 `json:"discount,omitempty"`
 	// Products, when set, replace the listed prices outright (no discount).
 	// +optional
+	// +kubebuilder:validation:MaxItems=128
 	// +listType=map
 	// +listMapKey=product
 	Products []ProductPrice `json:"products,omitempty"`
@@ -213,6 +238,9 @@ type Tenant struct {
 	// a tier defined in spec.tiers.
 	// +required
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
 	AllowedTiers []string `json:"allowedTiers"`
 }
 
