@@ -41,8 +41,8 @@ func TestChartDefaults(t *testing.T) {
 		"ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1, "Deployment": 1, "DaemonSet": 1,
 		"ValidatingAdmissionPolicy": 3, "ValidatingAdmissionPolicyBinding": 3,
 		"MutatingAdmissionPolicy": 2, "MutatingAdmissionPolicyBinding": 2,
-		"ValidatingWebhookConfiguration": 1, "Service": 1, "Secret": 1}, kinds,
-		"defaults install no TierPolicy and no fake machine")
+		"ValidatingWebhookConfiguration": 1, "Service": 1, "Secret": 1, "TierPolicy": 1}, kinds,
+		"defaults install the starting TierPolicy and no fake machine")
 
 	var ds appsv1.DaemonSet
 	require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(find(t, objs, "DaemonSet", pluginName).Object, &ds))
