@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"k8s.io/klog/v2"
 
@@ -65,6 +66,8 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	var qpsS, burstS string
 	str(&qpsS, "kube-api-qps", "TIERRA_KUBE_API_QPS", qps, "API requests per second; each prepare reads its claim (namespaces come from a watch), so keep it above the prepare rate")
 	str(&burstS, "kube-api-burst", "TIERRA_KUBE_API_BURST", burst, "API request burst")
+	var gcS string
+	str(&gcS, "claim-gc-interval", "TIERRA_CLAIM_GC_INTERVAL", plugin.DefaultClaimGCInterval.String(), "how often to check prepared claims against the API and unprepare those deleted, re-created or deallocated there in two passes in a row (the kubelet never unprepares a force-deleted claim); the first check runs 30s after start; negative (e.g. -1s) disables it")
 	var fsyncS string
 	str(&fsyncS, "checkpoint-fsync", "TIERRA_CHECKPOINT_FSYNC", "false", "fsync every checkpoint write; not needed for safety: records are tied to the boot id, so a host crash (a reboot) makes them stale anyway, and writes are atomic against a plugin crash")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
@@ -85,6 +88,9 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	}
 	cfg.QPS = float32(q)
 	cfg.SharingRunner = plugin.SharingRunner(runnerS)
+	if cfg.ClaimGCInterval, err = time.ParseDuration(gcS); err != nil {
+		return cfg, fmt.Errorf("--claim-gc-interval %q: want a duration such as 5m, or a negative one to disable: %w", gcS, err)
+	}
 	if cfg.CheckpointFsync, err = strconv.ParseBool(fsyncS); err != nil {
 		return cfg, fmt.Errorf("--checkpoint-fsync %q: %w", fsyncS, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,29 +24,37 @@ func TestParse(t *testing.T) {
 			args: []string{"--node-name=n1"},
 			want: plugin.Config{NodeName: "n1", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
 				PluginDataDir: "/var/lib/kubelet/plugins/gpu.tierra.dev", RegistrarDir: "/var/lib/kubelet/plugins_registry",
-				TierPolicy: "default", QPS: 500, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi", SharingRunner: "auto"},
+				TierPolicy: "default", QPS: 500, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi", SharingRunner: "auto", ClaimGCInterval: plugin.DefaultClaimGCInterval},
 		},
 		"environment": {
 			env: map[string]string{"TIERRA_NODE_NAME": "n2", "TIERRA_MACHINE": "fake:dgxh200", "TIERRA_KUBE_API_QPS": "800"},
 			want: plugin.Config{NodeName: "n2", Machine: "fake:dgxh200", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
-				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 800, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi", SharingRunner: "auto"},
+				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 800, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi", SharingRunner: "auto", ClaimGCInterval: plugin.DefaultClaimGCInterval},
 		},
 		"flag beats environment": {
 			args: []string{"--node-name=n3"},
 			env:  map[string]string{"TIERRA_NODE_NAME": "n2"},
 			want: plugin.Config{NodeName: "n3", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
-				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 500, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi", SharingRunner: "auto"},
+				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 500, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi", SharingRunner: "auto", ClaimGCInterval: plugin.DefaultClaimGCInterval},
 		},
 		"sharing commands": {
 			args: []string{"--node-name=n4", "--mps-control-command=/opt/mps", "--sharing-runner=exec"},
 			env:  map[string]string{"TIERRA_NVIDIA_SMI_COMMAND": "/opt/smi", "TIERRA_SHARING_RUNNER": "fake"},
 			want: plugin.Config{NodeName: "n4", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
 				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 500, Burst: 1000,
-				MPSControlCommand: "/opt/mps", NvidiaSMICommand: "/opt/smi", SharingRunner: plugin.SharingRunnerExec},
+				MPSControlCommand: "/opt/mps", NvidiaSMICommand: "/opt/smi", SharingRunner: plugin.SharingRunnerExec, ClaimGCInterval: plugin.DefaultClaimGCInterval},
 		},
 		"bad sharing runner": {args: []string{"--node-name=n", "--sharing-runner=docker"}, wantErr: `"docker" (--sharing-runner or TIERRA_SHARING_RUNNER): want auto, exec or fake`},
 		"no node name":       {wantErr: "TIERRA_NODE_NAME"},
 		"bad qps":            {args: []string{"--node-name=n", "--kube-api-qps=lots"}, wantErr: "--kube-api-qps"},
+		"claim GC disabled": {
+			args: []string{"--node-name=n5"},
+			env:  map[string]string{"TIERRA_CLAIM_GC_INTERVAL": "-1s"},
+			want: plugin.Config{NodeName: "n5", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
+				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 500, Burst: 1000,
+				MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi", SharingRunner: "auto", ClaimGCInterval: -time.Second},
+		},
+		"bad claim GC interval": {args: []string{"--node-name=n", "--claim-gc-interval=often"}, wantErr: `--claim-gc-interval "often": want a duration`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

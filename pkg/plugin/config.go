@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -96,6 +97,10 @@ type Config struct {
 	// before discovery, as an admin would on an inference node. It lets one
 	// DaemonSet (kind) give its inference nodes MIG.
 	FakeMIGNodes string
+	// ClaimGCInterval is the time between two passes that unprepare claims
+	// deleted from the API while prepared (claimGC); 0 means
+	// DefaultClaimGCInterval, negative disables them.
+	ClaimGCInterval time.Duration
 }
 
 // Default fills in unset fields.
@@ -120,6 +125,9 @@ func (c *Config) Default() {
 	}
 	if c.Burst == 0 {
 		c.Burst = DefaultBurst
+	}
+	if c.ClaimGCInterval == 0 {
+		c.ClaimGCInterval = DefaultClaimGCInterval
 	}
 }
 

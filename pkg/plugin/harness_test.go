@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2/ktesting"
 	drapb "k8s.io/kubelet/pkg/apis/dra/v1"
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
+	"k8s.io/utils/clock"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/allocator"
@@ -54,6 +55,8 @@ type harness struct {
 	hardware nvgpu.Interface
 	// policy is the fixed TierPolicy; default v1alpha1.DefaultTierPolicy().
 	policy *v1alpha1.TierPolicy
+	// clock, when set, drives the plugin's periodic claim pass.
+	clock clock.Clock
 }
 
 // withPolicy runs the plugin under another fixed TierPolicy.
@@ -119,7 +122,7 @@ func (h *harness) start(t testing.TB) {
 // startDriver starts a plugin with cfg on the harness's node and returns
 // the function that stops it; it is stopped at the end of the test anyway.
 func (h *harness) startDriver(t testing.TB, cfg plugin.Config) func() {
-	deps := plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: h.policy, Runner: h.runner, Caps: prepare.FakeCaps{}}
+	deps := plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: h.policy, Runner: h.runner, Caps: prepare.FakeCaps{}, Clock: h.clock}
 	if h.dynamic != nil {
 		deps.Dynamic, deps.Policy = h.dynamic, nil
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
 	"k8s.io/dynamic-resource-allocation/resourceslice"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/cdi"
@@ -43,6 +44,9 @@ type Deps struct {
 	// Observe, when set, is told how long each prepare step takes
 	// (benchmarks).
 	Observe prepare.Observer
+	// Clock drives the periodic pass over claims deleted from the API; nil
+	// means the real clock.
+	Clock clock.Clock
 }
 
 // Run starts the plugin with clients built from the Config and serves
@@ -143,6 +147,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 	if err := d.watch(ctx, cfg, deps, fromAPI); err != nil {
 		return nil, err
 	}
+	d.startClaimGC(ctx, cfg, deps, node)
 	logger.Info("Kubelet plugin started", "gpus", len(machine.GPUs), "tierPolicy", policy.Name)
 	return d, nil
 }
