@@ -145,7 +145,9 @@ func TestTierPolicyValidate(t *testing.T) {
 			mutate: func(p *TierPolicy) { p.Spec.OpenTenant = &OpenTenant{} },
 		},
 		"bad open tenant": {
-			mutate: func(p *TierPolicy) { p.Spec.OpenTenant = &OpenTenant{AllowedTiers: []string{"batch", TierDev, "", TierDev}} },
+			mutate: func(p *TierPolicy) {
+				p.Spec.OpenTenant = &OpenTenant{AllowedTiers: []string{"batch", TierDev, "", TierDev}}
+			},
 			wantErrs: []string{
 				`spec.openTenant.allowedTiers[2]: Required value: must not be empty`,
 				`spec.openTenant.allowedTiers[3]: Duplicate value: "dev"`,
