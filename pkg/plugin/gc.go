@@ -51,6 +51,9 @@ type claimGC struct {
 	// gone is when each claim (by UID) was first found gone, in an
 	// unbroken run of passes that found it so.
 	gone map[string]time.Time
+	// ended is told after each pass: a freed claim may end a GPU's
+	// reshaping (publisher.claimsEnded).
+	ended func(context.Context)
 }
 
 // startClaimGC starts the periodic pass until ctx ends; a negative
@@ -66,7 +69,7 @@ func (d *Driver) startClaimGC(ctx context.Context, cfg Config, deps Deps, node *
 		clk = clock.RealClock{}
 	}
 	gc := &claimGC{prep: d.prep, lock: d.lock, client: deps.Client, node: node, pool: cfg.NodeName,
-		clock: clk, every: cfg.ClaimGCInterval, gone: map[string]time.Time{}}
+		clock: clk, every: cfg.ClaimGCInterval, gone: map[string]time.Time{}, ended: d.pub.claimsEnded}
 	d.wg.Go(func() { gc.run(klog.NewContext(ctx, klog.LoggerWithName(logger, "claim-gc"))) })
 }
 
@@ -111,6 +114,9 @@ func (g *claimGC) pass(ctx context.Context) {
 		}
 	}
 	g.gone = gone
+	if g.ended != nil {
+		g.ended(ctx)
+	}
 }
 
 // check says why the record's claim is gone, or "" while it is live.

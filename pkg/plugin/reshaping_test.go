@@ -10,8 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/plugin"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
 	tt "github.com/tierra-gpu/tierra/pkg/testing"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
@@ -147,4 +149,20 @@ func TestRelabelBackEndsReshaping(t *testing.T) {
 	h.waitDevice(t, "gpu-0", reshaping, "training shape: gpu-0 tainted")
 	h.relabel(t, v1alpha1.TierDev)
 	require.Eventually(t, func() bool { return len(h.taintedDevices(t)) == 0 }, waitFor, tick, "dev shape again: nothing tainted")
+}
+
+// A claim the periodic claim pass frees (deleted from the API, never
+// unprepared by the kubelet) ends the GPU's reshaping too.
+func TestClaimPassEndsReshaping(t *testing.T) {
+	clk := testingclock.NewFakeClock(time.Now())
+	h := startPlugin(t, v1alpha1.TierDev, func(h *harness) { h.clock = clk })
+	ts := h.timeSliced(t, "ts")
+	h.relabel(t, v1alpha1.TierTraining)
+	h.waitDevice(t, "gpu-0", reshaping, "training shape: gpu-0 tainted")
+	deleteClaim(t, h, ts)
+
+	claimPass(t, clk, plugin.ClaimGCFirstPass)
+	assert.Equal(t, []string{"gpu-0"}, h.taintedDevices(t), "gone only once: still held")
+	claimPass(t, clk, plugin.DefaultClaimGCInterval)
+	require.Eventually(t, func() bool { return len(h.taintedDevices(t)) == 0 }, waitFor, tick, "gpu-0 untainted once the pass freed the claim")
 }
