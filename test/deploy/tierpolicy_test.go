@@ -66,7 +66,7 @@ func testInvalidPolicies(t *testing.T, s *suite) {
 			wantField: "spec.tiers[1]", wantMsg: "Duplicate value", goAgrees: true},
 		"a reserved tier name": {
 			policy:    tt.MakePolicy().Tier("mig", v1alpha1.PartitioningMIG).Obj(),
-			wantField: "spec.tiers[0].name", wantMsg: "tier name mig is reserved: mig.gpu.tierra.dev is a plain class of the driver"},
+			wantField: "spec.tiers[0].name", wantMsg: "tier name mig is reserved: mig.gpu.tierra.dev is a plain class of the driver", goAgrees: true},
 		"a Shared tier that is exclusive": {
 			policy:    tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingExclusive).Obj(),
 			wantField: "spec.tiers[0].sharing.strategy", wantMsg: `Shared partitioning needs strategy "MPS" or "TimeSlicing", not Exclusive`, goAgrees: true},

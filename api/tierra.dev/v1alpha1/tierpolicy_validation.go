@@ -40,6 +40,10 @@ func validateTiers(tiers []Tier, fldPath *field.Path) field.ErrorList {
 	for i := range tiers {
 		p := fldPath.Index(i)
 		errs = append(errs, validateDNSLabel(tiers[i].Name, p.Child("name"))...)
+		if name := tiers[i].Name; name == "gpu" || name == "mig" {
+			errs = append(errs, field.Invalid(p.Child("name"), name,
+				fmt.Sprintf("tier name %s is reserved: %s.%s is a plain class of the driver", name, name, DriverName)))
+		}
 		if seen.Has(tiers[i].Name) {
 			errs = append(errs, field.Duplicate(p.Child("name"), tiers[i].Name))
 		}

@@ -34,6 +34,10 @@ func TestTierPolicyValidate(t *testing.T) {
 				`spec.tenants[1].allowedTiers[0]: Unsupported value: "inference": supported values: "Training", "dev", "dev"`,
 			},
 		},
+		"reserved tier name": {
+			mutate: func(p *TierPolicy) { p.Spec.Tiers[2].Name = "mig"; p.Spec.Tenants = nil },
+			wantErrs: []string{`spec.tiers[2].name: Invalid value: "mig": tier name mig is reserved: mig.gpu.tierra.dev is a plain class of the driver`},
+		},
 		"empty tier name": {
 			mutate:   func(p *TierPolicy) { p.Spec.Tiers[2].Name = ""; p.Spec.Tenants = nil },
 			wantErrs: []string{`spec.tiers[2].name: Required value: a DNS label (lower case letters, digits and '-')`},
