@@ -35,7 +35,7 @@ func TestTierPolicyValidate(t *testing.T) {
 			},
 		},
 		"reserved tier name": {
-			mutate: func(p *TierPolicy) { p.Spec.Tiers[2].Name = "mig"; p.Spec.Tenants = nil },
+			mutate:   func(p *TierPolicy) { p.Spec.Tiers[2].Name = "mig"; p.Spec.Tenants = nil },
 			wantErrs: []string{`spec.tiers[2].name: Invalid value: "mig": tier name mig is reserved: mig.gpu.tierra.dev is a plain class of the driver`},
 		},
 		"empty tier name": {
