@@ -65,3 +65,18 @@ func TestLockGPUsExcludesTheOtherProcess(t *testing.T) {
 	_, err = a.LockGPUs([]string{"../escape"})
 	require.ErrorIs(t, err, checkpoint.ErrInvalidClaim, "a GPU name that is no file name")
 }
+
+func TestHoldingReturnsTheGPUsRecordsOnly(t *testing.T) {
+	a, b := openTwo(t)
+	for uid, gpu := range map[string]string{"uid-0": "GPU-0", "uid-1": "GPU-1", "uid-2": "GPU-0"} {
+		require.NoError(t, a.Put(checkpoint.Claim{UID: uid, Namespace: "ns", Name: uid, Phase: checkpoint.PhasePrepared,
+			Devices: []checkpoint.Device{{Request: "gpu", Pool: "node", Device: "d", GPUUUID: gpu, Sharing: "Exclusive"}}}))
+	}
+	var uids []string
+	for _, c := range b.Holding("GPU-0") {
+		uids = append(uids, c.UID)
+	}
+	assert.ElementsMatch(t, []string{"uid-0", "uid-2"}, uids, "from the other process's writes")
+	assert.Len(t, b.Holding("GPU-0", "GPU-1"), 3)
+	assert.Empty(t, b.Holding("GPU-7"))
+}

@@ -156,18 +156,35 @@ func (s *Store) List() []Claim {
 	return out
 }
 
+// Holding returns the records, on disk as List reads them, with a device on
+// one of the GPUs, in no particular order. It copies only those: the
+// decisions prepare takes under a GPU's lock need nothing else, and a node
+// holding a thousand claims must not pay for all of them at every prepare.
+func (s *Store) Holding(gpuUUIDs ...string) []Claim {
+	s.syncFromDisk()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Claim
+	for _, c := range s.claims {
+		if slices.ContainsFunc(c.Devices, func(d Device) bool { return slices.Contains(gpuUUIDs, d.GPUUUID) }) {
+			out = append(out, c.Clone())
+		}
+	}
+	return out
+}
+
 // syncFromDisk reads the records it does not know yet and forgets those no
 // longer on disk. A record's devices and tenant never change after its first
 // write, so a name it knows needs no re-read. On a directory it cannot read
 // it keeps what it has.
 func (s *Store) syncFromDisk() {
-	entries, err := os.ReadDir(s.dir)
+	names, err := readNames(s.dir)
 	if err != nil {
 		return
 	}
-	onDisk := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		if name := e.Name(); strings.HasSuffix(name, recordExt) && !strings.HasPrefix(name, tempPrefix) {
+	onDisk := make(map[string]bool, len(names))
+	for _, name := range names {
+		if strings.HasSuffix(name, recordExt) && !strings.HasPrefix(name, tempPrefix) {
 			onDisk[strings.TrimSuffix(name, recordExt)] = true
 		}
 	}
@@ -190,6 +207,16 @@ func (s *Store) syncFromDisk() {
 	for _, uid := range vanished {
 		s.forgetIfGone(uid)
 	}
+}
+
+// readNames lists a directory's names unsorted (cheaper than os.ReadDir).
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }
 
 // forgetIfGone drops the claim from memory when its file is gone; under the

@@ -131,7 +131,7 @@ func (p *Preparer) leakedInstance(ctx context.Context, gpu string, planned Plann
 		return MIGInstance{}, false
 	}
 	owned := map[int]bool{}
-	for _, r := range p.opts.Store.List() {
+	for _, r := range p.opts.Store.Holding(gpu) {
 		for _, d := range r.Devices {
 			if r.UID != uid && d.GPUUUID == gpu && d.MIG != nil {
 				owned[d.MIG.GPUInstanceID] = true
@@ -175,7 +175,7 @@ func (p *Preparer) share(ctx context.Context, d DevicePlan, uid string) (sharing
 // othersShare reports whether a claim other than uid soft-shares the GPU.
 // The caller holds the GPU's lock.
 func (p *Preparer) othersShare(gpu, uid string) bool {
-	for _, r := range p.opts.Store.List() {
+	for _, r := range p.opts.Store.Holding(gpu) {
 		if r.UID != uid && holdsSoftShared(r, gpu) {
 			return true
 		}

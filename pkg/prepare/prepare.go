@@ -128,7 +128,7 @@ func (p *Preparer) Prepare(ctx context.Context, claim *resourceapi.ResourceClaim
 			return nil, fmt.Errorf("prepare claim %s/%s: roll back %s: %w", claim.Namespace, claim.Name, rec.Phase, err)
 		}
 	}
-	if err := checkTenancy(v.policy, claim, tenant, plan, p.opts.Store.List()); err != nil {
+	if err := checkTenancy(v.policy, claim, tenant, plan, p.opts.Store.Holding(plan.gpus()...)); err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
 	}
 	rec := p.newRecord(claim, tenant, plan)

@@ -17,6 +17,8 @@ type Store interface {
 	Get(uid string) (Record, bool)
 	Delete(uid string) error
 	List() []Record
+	// Holding returns the records with a device on one of the GPUs.
+	Holding(gpuUUIDs ...string) []Record
 }
 
 // GPULocker locks GPUs for every plugin process of the node
