@@ -52,6 +52,14 @@ func (w *ClaimWrapper) Count(n int64) *ClaimWrapper {
 	return w
 }
 
+// AdminAccess makes the last request an admin-access (monitoring) request:
+// the namespace needs resource.kubernetes.io/admin-access=true.
+func (w *ClaimWrapper) AdminAccess() *ClaimWrapper {
+	yes := true
+	w.last().AdminAccess = &yes
+	return w
+}
+
 // Selector adds a CEL selector to the last request.
 func (w *ClaimWrapper) Selector(cel string) *ClaimWrapper {
 	r := w.last()

@@ -72,15 +72,22 @@ func TestControllerFollowsPolicy(t *testing.T) {
 	assert.Equal(t, 100/published[v1alpha1.TierTraining], p.Status.Tiers[0].YieldPercent)
 
 	before := listManaged(ctx, t, cs)
-	updatePolicy(ctx, t, dyn, policy.Name, func(s *v1alpha1.TierPolicySpec) {
+	// What the CRD's rules can say, the apiserver refuses outright.
+	err = tryUpdatePolicy(ctx, t, dyn, policy.Name, func(s *v1alpha1.TierPolicySpec) {
 		s.Tenants[0].AllowedTiers = append(s.Tenants[0].AllowedTiers, v1alpha1.TierDev)
+	})
+	require.ErrorContains(t, err, "allowedTiers must name tiers defined in spec.tiers")
+	// What only Validate sees (a label selector the schema cannot check)
+	// is reported as Ready=False, and the last good classes stay.
+	updatePolicy(ctx, t, dyn, policy.Name, func(s *v1alpha1.TierPolicySpec) {
+		s.Tiers[0].GPUs.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"not a key!": "x"}}
 	})
 	p = waitPolicy(ctx, t, dyn, policy.Name, "never Ready=False", func(p *v1alpha1.TierPolicy) bool {
 		return apimeta.IsStatusConditionFalse(p.Status.Conditions, controller.ConditionReady)
 	})
 	cond := apimeta.FindStatusCondition(p.Status.Conditions, controller.ConditionReady)
 	assert.Equal(t, controller.ReasonInvalidPolicy, cond.Reason)
-	assert.Contains(t, cond.Message, "spec.tenants[0].allowedTiers[2]")
+	assert.Contains(t, cond.Message, "spec.tiers[0].gpus.nodeSelector")
 	assert.Equal(t, p.Generation, p.Status.ObservedGeneration)
 	time.Sleep(500 * time.Millisecond) // a wrong prune or apply would land by now
 	assert.Equal(t, before, listManaged(ctx, t, cs), "an invalid policy must leave the classes untouched")

@@ -100,14 +100,20 @@ func getPolicy(ctx context.Context, t *testing.T, dyn dynamic.Interface, name st
 // time of the update, from which the test measures the controller.
 func updatePolicy(ctx context.Context, t *testing.T, dyn dynamic.Interface, name string, edit func(*v1alpha1.TierPolicySpec)) time.Time {
 	t.Helper()
+	t0 := time.Now()
+	require.NoError(t, tryUpdatePolicy(ctx, t, dyn, name, edit))
+	return t0
+}
+
+// tryUpdatePolicy is updatePolicy that returns the apiserver's answer.
+func tryUpdatePolicy(ctx context.Context, t *testing.T, dyn dynamic.Interface, name string, edit func(*v1alpha1.TierPolicySpec)) error {
+	t.Helper()
 	p := getPolicy(ctx, t, dyn, name)
 	edit(&p.Spec)
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(p)
 	require.NoError(t, err)
-	t0 := time.Now()
 	_, err = policies(dyn).Update(ctx, &unstructured.Unstructured{Object: u}, metav1.UpdateOptions{})
-	require.NoError(t, err)
-	return t0
+	return err
 }
 
 // waitPolicy waits until the policy's status satisfies cond.

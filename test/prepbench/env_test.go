@@ -140,13 +140,15 @@ func newEnv() (*env, error) {
 	return e, e.allocator()
 }
 
-// objects creates the node (inference tier) and the namespace (tenant research).
+// objects creates the node (inference tier) and the namespace (tenant
+// research, allowed admin-access claims for the monitoring claims it holds).
 func (e *env) objects() error {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName, Labels: map[string]string{v1alpha1.NodeTierLabel: v1alpha1.TierInference}}}
 	if _, err := e.cs.CoreV1().Nodes().Create(e.ctx, node, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create node: %w", err)
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace, Labels: map[string]string{v1alpha1.TenantLabel: "research"}}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace, Labels: map[string]string{
+		v1alpha1.TenantLabel: "research", "resource.kubernetes.io/admin-access": "true"}}}
 	if _, err := e.cs.CoreV1().Namespaces().Create(e.ctx, ns, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create namespace: %w", err)
 	}

@@ -27,9 +27,10 @@ type mode struct {
 	// distinct is how many claims the node can hold at once in this mode;
 	// more are allocated to the same devices again (see dup).
 	distinct int
-	// dup says whether claims beyond distinct may share a device: true for
-	// whole GPUs (the plugin does not check, the scheduler would), false
-	// for MIG, whose placements exclude each other.
+	// dup says whether claims beyond distinct may share a device: true
+	// for admin-access (monitoring) claims, which hold no GPU; false for
+	// claims that need the device to themselves (prepare refuses a second
+	// claim on a whole GPU, MIG placements exclude each other).
 	dup bool
 	// allocs names the allocations the mode uses; "" is its own.
 	allocs string
@@ -43,8 +44,14 @@ func (m mode) allocKey() string {
 }
 
 var (
-	exclusive = mode{name: "exclusive", distinct: 4, dup: true, claim: func(name string) *resourceapi.ResourceClaim {
+	exclusive = mode{name: "exclusive", distinct: 4, claim: func(name string) *resourceapi.ResourceClaim {
 		return tt.MakeClaim(name, namespace).Request("gpu", tiers.ClassGPU).Obj()
+	}}
+	// monitor claims are what a node holds besides the measured claims: a
+	// record and a CDI spec each, on the same GPUs, as monitoring agents'
+	// claims are.
+	monitor = mode{name: "held", distinct: 4, dup: true, claim: func(name string) *resourceapi.ResourceClaim {
+		return tt.MakeClaim(name, namespace).Request("gpu", tiers.ClassGPU).AdminAccess().Obj()
 	}}
 	mig1g = mode{name: "mig-1g", distinct: 28, claim: func(name string) *resourceapi.ResourceClaim {
 		return tt.MakeClaim(name, namespace).Request("mig", tiers.ClassMIG).
@@ -85,11 +92,9 @@ func (e *env) claims(m mode, n int) ([]claimRef, error) {
 	return have[:n], nil
 }
 
-// hold leaves exactly n exclusive claims prepared besides the measured ones.
+// hold leaves exactly n monitoring claims prepared besides the measured ones.
 func (e *env) hold(ctx context.Context, c drapb.DRAPluginClient, n int) error {
-	held := exclusive
-	held.name, held.allocs = "held", exclusive.name
-	refs, err := e.claims(held, max(n, len(e.held)))
+	refs, err := e.claims(monitor, max(n, len(e.held)))
 	if err != nil {
 		return err
 	}
