@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,3 +229,41 @@ func applyErr(ctx context.Context, doc string) error {
 	}
 	return env.apply.Apply(ctx, objs...)
 }
+
+// templateYAML is a ResourceClaimTemplate with one request "gpu" of class;
+// request is the request's further YAML under `exactly` (capacity,
+// selectors), indented by 10 spaces, and sharing, when set, the GpuConfig's
+// sharing (flow style) as the claim's config.
+func templateYAML(ns, name, class, request, sharing string) string {
+	doc := fmt.Sprintf(`
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaimTemplate
+metadata: {name: %s, namespace: %s}
+spec:
+  spec:
+    devices:
+      requests:
+      - name: gpu
+        exactly:
+          deviceClassName: %s
+%s`, name, ns, class, request)
+	if sharing != "" {
+		doc += fmt.Sprintf(`      config:
+      - opaque:
+          driver: gpu.tierra.dev
+          parameters:
+            apiVersion: tierra.dev/v1alpha1
+            kind: GpuConfig
+            sharing: %s
+`, sharing)
+	}
+	return doc
+}
+
+// Request lines for templateYAML.
+const (
+	notebookRequest = `          capacity: {requests: {gpu.tierra.dev/compute: "250", gpu.tierra.dev/memory: 4Gi}}
+`
+	computeRequest = `          capacity: {requests: {gpu.tierra.dev/compute: "100"}}
+`
+)

@@ -20,28 +20,8 @@ import (
 func TestMisspeltConfigFieldIsRefusedAtAdmission(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	t.Cleanup(func() { cleanNamespace(context.WithoutCancel(ctx), t, "research") })
-	objs, err := manifests.Decode([]byte(`
-apiVersion: resource.k8s.io/v1
-kind: ResourceClaimTemplate
-metadata: {name: typo, namespace: research}
-spec:
-  spec:
-    devices:
-      requests:
-      - name: gpu
-        exactly:
-          deviceClassName: dev.gpu.tierra.dev
-          capacity: {requests: {gpu.tierra.dev/compute: "100"}}
-      config:
-      - opaque:
-          driver: gpu.tierra.dev
-          parameters:
-            apiVersion: tierra.dev/v1alpha1
-            kind: GpuConfig
-            sharing:
-              strategy: TimeSlicing
-              timeSlicing: {intervl: Long}
-`))
+	objs, err := manifests.Decode([]byte(templateYAML("research", "typo", "dev.gpu.tierra.dev", computeRequest,
+		"{strategy: TimeSlicing, timeSlicing: {intervl: Long}}")))
 	require.NoError(t, err)
 	err = env.apply.Apply(ctx, objs...)
 	require.Error(t, err, "the apiserver admitted a template prepare would refuse")
@@ -56,26 +36,7 @@ func TestConfigTheDeviceCannotHaveIsNamedInAnEvent(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	t.Cleanup(func() { cleanNamespace(context.WithoutCancel(ctx), t, "research") })
 	before := cdiSpecs(t, "l4-dev")
-	applyYAML(ctx, t, `
-apiVersion: resource.k8s.io/v1
-kind: ResourceClaimTemplate
-metadata: {name: mps-on-ts, namespace: research}
-spec:
-  spec:
-    devices:
-      requests:
-      - name: gpu
-        exactly:
-          deviceClassName: dev.gpu.tierra.dev
-          capacity: {requests: {gpu.tierra.dev/compute: "100"}}
-      config:
-      - opaque:
-          driver: gpu.tierra.dev
-          parameters:
-            apiVersion: tierra.dev/v1alpha1
-            kind: GpuConfig
-            sharing: {strategy: MPS}
-`+podYAML("research", "mps-on-ts", "mps-on-ts"))
+	applyYAML(ctx, t, templateYAML("research", "mps-on-ts", "dev.gpu.tierra.dev", computeRequest, "{strategy: MPS}")+podYAML("research", "mps-on-ts", "mps-on-ts"))
 	msg := waitEvent(ctx, t, "research", "mps-on-ts", "FailedPrepareDynamicResources")
 	t.Logf("event: %s", msg)
 	assert.Contains(t, msg, "sharing.strategy MPS conflicts with the GPU's, TimeSlicing")

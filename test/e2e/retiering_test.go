@@ -78,6 +78,10 @@ func waitUnschedulable(ctx context.Context, t *testing.T, ns, name string) {
 	})
 }
 
+// l4Selector opens a selector line for templateYAML; callers close it.
+const l4Selector = `          selectors:
+          - cel: {expression: 'device.attributes["gpu.tierra.dev"].productName == "NVIDIA L4"`
+
 // An admin relabels the dev node for inference while a notebook
 // time-slices its GPU 0. The node republishes GPU 0 whole, tainted: a new
 // pod that wants exactly that GPU stays unschedulable (instead of being
@@ -96,19 +100,7 @@ func TestRetieringKeepsNewClaimsOffAGPUWithLiveClaims(t *testing.T) {
 			return !ok, err
 		})
 	})
-	applyYAML(ctx, t, `
-apiVersion: resource.k8s.io/v1
-kind: ResourceClaimTemplate
-metadata: {name: notebook, namespace: research}
-spec:
-  spec:
-    devices:
-      requests:
-      - name: gpu
-        exactly:
-          deviceClassName: dev.gpu.tierra.dev
-          capacity: {requests: {gpu.tierra.dev/compute: "250", gpu.tierra.dev/memory: 4Gi}}
-`+podYAML("research", "notebook", "notebook"))
+	applyYAML(ctx, t, templateYAML("research", "notebook", "dev.gpu.tierra.dev", notebookRequest, "")+podYAML("research", "notebook", "notebook"))
 	notebook := podClaim(ctx, t, waitRunning(ctx, t, "research", "notebook"))
 	held := notebook.Status.Allocation.Devices.Results[0]
 	require.Equal(t, node, held.Pool)
@@ -119,33 +111,9 @@ spec:
 	gpu1 := publishedDevice(ctx, t, node, "gpu-1")
 	assert.False(t, hasReshapingTaint(gpu1), "only GPU 0 reshapes")
 
-	applyYAML(ctx, t, `
-apiVersion: resource.k8s.io/v1
-kind: ResourceClaimTemplate
-metadata: {name: l4-gpu-0, namespace: research}
-spec:
-  spec:
-    devices:
-      requests:
-      - name: gpu
-        exactly:
-          deviceClassName: inference.gpu.tierra.dev
-          selectors:
-          - cel: {expression: 'device.attributes["gpu.tierra.dev"].productName == "NVIDIA L4" && device.attributes["gpu.tierra.dev"].index == 0'}
----
-apiVersion: resource.k8s.io/v1
-kind: ResourceClaimTemplate
-metadata: {name: l4-any, namespace: research}
-spec:
-  spec:
-    devices:
-      requests:
-      - name: gpu
-        exactly:
-          deviceClassName: inference.gpu.tierra.dev
-          selectors:
-          - cel: {expression: 'device.attributes["gpu.tierra.dev"].productName == "NVIDIA L4"'}
-`+podYAML("research", "wants-gpu-0", "l4-gpu-0")+podYAML("research", "any-l4", "l4-any"))
+	applyYAML(ctx, t, templateYAML("research", "l4-gpu-0", "inference.gpu.tierra.dev", l4Selector+` && device.attributes["gpu.tierra.dev"].index == 0'}
+`, "")+"---"+templateYAML("research", "l4-any", "inference.gpu.tierra.dev", l4Selector+`'}
+`, "")+podYAML("research", "wants-gpu-0", "l4-gpu-0")+podYAML("research", "any-l4", "l4-any"))
 	anyL4 := podClaim(ctx, t, waitRunning(ctx, t, "research", "any-l4"))
 	got := anyL4.Status.Allocation.Devices.Results[0]
 	assert.Equal(t, node, got.Pool)

@@ -48,19 +48,7 @@ func TestTenantsNeverShareASoftSharedGPU(t *testing.T) {
 	shared := alice.Status.Allocation.Devices.Results[0]
 	assert.Equal(t, shared.Device, bob.Status.Allocation.Devices.Results[0].Device, "one tenant's notebooks share a GPU")
 
-	applyYAML(ctx, t, `
-apiVersion: resource.k8s.io/v1
-kind: ResourceClaimTemplate
-metadata: {name: notebook, namespace: product}
-spec:
-  spec:
-    devices:
-      requests:
-      - name: gpu
-        exactly:
-          deviceClassName: dev.gpu.tierra.dev
-          capacity: {requests: {gpu.tierra.dev/compute: "250", gpu.tierra.dev/memory: 4Gi}}
-`+podYAML("product", "intruder", "notebook"))
+	applyYAML(ctx, t, templateYAML("product", "notebook", "dev.gpu.tierra.dev", notebookRequest, "")+podYAML("product", "intruder", "notebook"))
 	intruder := podClaim(ctx, t, waitRunning(ctx, t, "product", "intruder"))
 	got := intruder.Status.Allocation.Devices.Results[0]
 	other := publishedDevice(ctx, t, got.Pool, got.Device)
