@@ -18,13 +18,7 @@ import (
 // the zombie state, or kill(pid, 0) still finds the PID after stop returns
 // (the flake seen in TestSchedulerAllocatesClaim, about 2 runs in 7).
 func TestStopReturnsOnlyOnceReaped(t *testing.T) {
-	bin, err := exec.LookPath("sleep")
-	require.NoError(t, err)
-	bin, err = filepath.EvalSymlinks(bin)
-	require.NoError(t, err)
-
-	cmd := exec.Command(bin, "60")
-	require.NoError(t, cmd.Start())
+	bin, cmd := startSleep(t)
 	p := &process{Name: "sleep", Path: bin, PID: cmd.Process.Pid, done: make(chan struct{})}
 	reapDelay := 500 * time.Millisecond
 	go func() {
@@ -48,13 +42,7 @@ func TestStopReturnsOnlyOnceReaped(t *testing.T) {
 // process (a Cluster loaded from its state file) cannot be reaped here, so
 // its zombie state is as gone as it gets.
 func TestStopOfAForeignProcessAcceptsItsZombie(t *testing.T) {
-	bin, err := exec.LookPath("sleep")
-	require.NoError(t, err)
-	bin, err = filepath.EvalSymlinks(bin)
-	require.NoError(t, err)
-
-	cmd := exec.Command(bin, "60")
-	require.NoError(t, cmd.Start())
+	bin, cmd := startSleep(t)
 	t.Cleanup(func() { _ = cmd.Wait() })
 	p := &process{Name: "sleep", Path: bin, PID: cmd.Process.Pid} // no done: not ours
 	require.True(t, p.alive())
@@ -65,4 +53,17 @@ func TestStopOfAForeignProcessAcceptsItsZombie(t *testing.T) {
 func zombie(pid int) bool {
 	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	return err == nil && isZombie(stat)
+}
+
+// startSleep starts `sleep 60` and returns its resolved binary path (what
+// /proc/<pid>/exe shows) and the command.
+func startSleep(t *testing.T) (string, *exec.Cmd) {
+	t.Helper()
+	bin, err := exec.LookPath("sleep")
+	require.NoError(t, err)
+	bin, err = filepath.EvalSymlinks(bin)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, "60")
+	require.NoError(t, cmd.Start())
+	return bin, cmd
 }

@@ -20,11 +20,7 @@ const RefusedDir = "demo/refused"
 // apiserver's refusal. A file that is admitted is an error: the demo would
 // otherwise claim a protection it does not have.
 func showRefusals(ctx context.Context, c *cluster.Cluster, root string) error {
-	rest, err := c.RESTConfig()
-	if err != nil {
-		return err
-	}
-	a, err := manifests.New(rest)
+	a, err := applier(c)
 	if err != nil {
 		return err
 	}

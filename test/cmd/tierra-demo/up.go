@@ -153,15 +153,20 @@ func waitNode(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, 
 }
 
 func applyScenarios(ctx context.Context, c *cluster.Cluster, root string) error {
-	rest, err := c.RESTConfig()
-	if err != nil {
-		return err
-	}
-	a, err := manifests.New(rest)
+	a, err := applier(c)
 	if err != nil {
 		return err
 	}
 	return a.ApplyFiles(ctx, filepath.Join(root, stack.ScenariosDir))
+}
+
+// applier applies manifests to cluster c as its admin.
+func applier(c *cluster.Cluster) (*manifests.Applier, error) {
+	rest, err := c.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return manifests.New(rest)
 }
 
 // waitPods waits until every pod of the demo runs, printing progress; it
