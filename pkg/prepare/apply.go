@@ -73,11 +73,9 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 			return CDIDevice{}, fmt.Errorf("create MIG instance %s at %s on %s: %w", d.MIG.Profile, d.MIG.Placement, d.GPU.UUID, err)
 		}
 		hit(FPPrepareMIGCreated)
-		inst := &MIGInstance{Profile: d.MIG.Profile, Placement: d.MIG.Placement, GPUInstanceID: mig.GPUInstanceID, UUID: mig.UUID}
-		if len(mig.ComputeInstances) > 0 {
-			inst.ComputeInstanceID = mig.ComputeInstances[0].ID
-		}
-		rec.Devices[i].MIG = inst
+		inst := recordedInstance(mig)
+		inst.Profile, inst.Placement = d.MIG.Profile, d.MIG.Placement
+		rec.Devices[i].MIG = &inst
 		if err := p.put(*rec); err != nil {
 			return CDIDevice{}, fmt.Errorf("checkpoint MIG instance: %w", err)
 		}
@@ -138,21 +136,7 @@ func (p *Preparer) leakedInstance(ctx context.Context, gpu string, planned Plann
 			}
 		}
 	}
-	for _, g := range m.GPUs {
-		if g.UUID != gpu || g.MIG == nil {
-			continue
-		}
-		for _, inst := range g.MIG.Instances {
-			if inst.ProfileName == planned.Profile && inst.Placement == planned.Placement && !owned[inst.GPUInstanceID] {
-				out := MIGInstance{Profile: planned.Profile, Placement: planned.Placement, GPUInstanceID: inst.GPUInstanceID, UUID: inst.UUID}
-				if len(inst.ComputeInstances) > 0 {
-					out.ComputeInstanceID = inst.ComputeInstances[0].ID
-				}
-				return out, true
-			}
-		}
-	}
-	return MIGInstance{}, false
+	return plannedInstance(m, gpu, planned, func(id int) bool { return owned[id] })
 }
 
 // share sets up time-slicing or MPS; the first claim on the GPU starts it.

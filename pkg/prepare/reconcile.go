@@ -95,25 +95,16 @@ func adoptPlanned(ctx context.Context, rec Record, machine inventory.Machine, ow
 		if d.PlannedMIG == nil || d.MIG != nil || d.AdminAccess {
 			continue
 		}
-		g, ok := machine.GPU(d.GPUUUID)
-		if !ok || g.MIG == nil {
+		inst, ok := plannedInstance(machine, d.GPUUUID, *d.PlannedMIG, func(id int) bool {
+			return owned.Has(instanceKey(d.GPUUUID, id))
+		})
+		if !ok {
 			continue
 		}
-		for _, inst := range g.MIG.Instances {
-			key := instanceKey(g.UUID, inst.GPUInstanceID)
-			if inst.ProfileName != d.PlannedMIG.Profile || inst.Placement != d.PlannedMIG.Placement || owned.Has(key) {
-				continue
-			}
-			mig := &MIGInstance{Profile: inst.ProfileName, Placement: inst.Placement, GPUInstanceID: inst.GPUInstanceID, UUID: inst.UUID}
-			if len(inst.ComputeInstances) > 0 {
-				mig.ComputeInstanceID = inst.ComputeInstances[0].ID
-			}
-			rec.Devices[i].MIG = mig
-			owned.Insert(key)
-			klog.FromContext(ctx).Info("Taking the MIG instance an interrupted prepare created into its record, to destroy it",
-				"claim", klog.KRef(rec.Namespace, rec.Name), "gpu", g.UUID, "gpuInstance", inst.GPUInstanceID, "profile", inst.ProfileName)
-			break
-		}
+		rec.Devices[i].MIG = &inst
+		owned.Insert(instanceKey(d.GPUUUID, inst.GPUInstanceID))
+		klog.FromContext(ctx).Info("Taking the MIG instance an interrupted prepare created into its record, to destroy it",
+			"claim", klog.KRef(rec.Namespace, rec.Name), "gpu", d.GPUUUID, "gpuInstance", inst.GPUInstanceID, "profile", inst.Profile)
 	}
 	return rec
 }
