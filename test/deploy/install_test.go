@@ -43,17 +43,7 @@ func (w logWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len
 // refuses, and that a plugin upgrade keeps prepare working. One control
 // plane serves every subtest (they run in order).
 func TestInstalledChart(t *testing.T) {
-	ch := newChart(t)
-	s := setup(t)
-	out, err := ch.template()
-	require.NoError(t, err)
-	a := newApplier(t, s.cfg)
-	require.NoError(t, ensureNamespace(s.ctx, s.cs, namespace, nil))
-	t0 := time.Now()
-	objs := decode(t, out)
-	serveWebhook(t, s.ctx, objs, s.cs)
-	require.NoError(t, a.install(s.ctx, objs), "server-side apply of the rendered chart")
-	t.Logf("chart applied in %s", time.Since(t0).Round(time.Millisecond))
+	s := installChart(t, func(s *suite, objs []*unstructured.Unstructured) { serveWebhook(t, s.ctx, objs, s.cs) })
 	for _, n := range []string{nodeA, nodeB} {
 		_, err := s.cs.CoreV1().Nodes().Create(s.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
 		require.NoError(t, err)
@@ -69,6 +59,27 @@ func TestInstalledChart(t *testing.T) {
 	t.Run("TenancyAdmission", s.testTenancy)
 	t.Run("ClaimWebhook", s.testClaimWebhook)
 	t.Run("PluginUpgradeKeepsPrepare", s.testUpgrade)
+}
+
+// installChart starts a control plane and applies the chart rendered by the
+// real Helm with its default values; before, when set, sees the objects
+// first (to point the claim webhook at loopback).
+func installChart(t *testing.T, before func(s *suite, objs []*unstructured.Unstructured)) *suite {
+	t.Helper()
+	ch := newChart(t)
+	s := setup(t)
+	out, err := ch.template()
+	require.NoError(t, err)
+	a := newApplier(t, s.cfg)
+	require.NoError(t, ensureNamespace(s.ctx, s.cs, namespace, nil))
+	t0 := time.Now()
+	objs := decode(t, out)
+	if before != nil {
+		before(s, objs)
+	}
+	require.NoError(t, a.install(s.ctx, objs), "server-side apply of the rendered chart")
+	t.Logf("chart applied in %s", time.Since(t0).Round(time.Millisecond))
+	return s
 }
 
 func setup(t *testing.T) *suite {

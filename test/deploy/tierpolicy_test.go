@@ -28,19 +28,13 @@ var tierPolicyResource = schema.GroupVersionResource{Group: v1alpha1.GroupName, 
 // policies fail closed: with the TierPolicy gone, a tenant's claim is
 // refused instead of admitted unchecked, and admitted again once it is back.
 func TestTierPolicyAdmission(t *testing.T) {
-	ch := newChart(t)
-	s := setup(t)
-	out, err := ch.template()
-	require.NoError(t, err)
-	a := newApplier(t, s.cfg)
-	require.NoError(t, ensureNamespace(s.ctx, s.cs, namespace, nil))
-	require.NoError(t, a.install(s.ctx, decode(t, out)), "server-side apply of the rendered chart")
+	s := installChart(t, nil)
 	policies := s.dyn.Resource(tierPolicyResource)
-	_, err = policies.Get(s.ctx, "default", metav1.GetOptions{})
+	_, err := policies.Get(s.ctx, "default", metav1.GetOptions{})
 	require.NoError(t, err, "the chart installs a TierPolicy by default")
 
 	t.Run("invalid policies are refused", func(t *testing.T) { testInvalidPolicies(t, s) })
-	t.Run("admission fails closed without a policy", func(t *testing.T) { testFailClosed(t, s, a) })
+	t.Run("admission fails closed without a policy", func(t *testing.T) { testFailClosed(t, s, newApplier(t, s.cfg)) })
 }
 
 func testInvalidPolicies(t *testing.T, s *suite) {
