@@ -2,10 +2,10 @@ package sim
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 
+	"github.com/tierra-gpu/tierra/pkg/score"
 	"github.com/tierra-gpu/tierra/pkg/slices"
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -34,23 +34,23 @@ type claimKey struct {
 }
 
 // claimClass is one claim shape: the ResourceClaim handed to the
-// allocator, and what it consumes on each GPU shape (mirroring the
-// allocator's rounding, for the prefilter and the scorers).
+// allocator, and its one device request as pkg/score sees it: what it
+// consumes on each GPU shape (mirroring the allocator's rounding), nil
+// for the shapes its gpu_spec rules out.
 type claimClass struct {
-	key     claimKey
-	claim   *resourceapi.ResourceClaim
-	allowed []bool    // per shape: may this claim use it (gpu_spec)
-	need    [][]int64 // per shape: consumed milli-units per dim
+	key      claimKey
+	claim    *resourceapi.ResourceClaim
+	requests []score.Request
 }
 
 // claimClasses builds and caches claim classes for one published cluster.
 type claimClasses struct {
-	shapes  []shape
+	shapes  []score.Shape
 	byKey   map[claimKey]*claimClass
 	counter int
 }
 
-func newClaimClasses(shapes []shape) *claimClasses {
+func newClaimClasses(shapes []score.Shape) *claimClasses {
 	return &claimClasses{shapes: shapes, byKey: map[claimKey]*claimClass{}}
 }
 
@@ -79,25 +79,27 @@ func (c *claimClasses) build(key claimKey, spec []string) (*claimClass, error) {
 	cc := &claimClass{key: key}
 	ref := c.shapes[0]
 	requests := map[resourceapi.QualifiedName]resource.Quantity{}
-	for k, d := range ref.dims {
-		var milli int64
-		if k == ref.compute {
-			milli = ceilDiv(d.capacity*key.milli, 1000)
+	milli := map[resourceapi.QualifiedName]int64{}
+	for k, d := range ref.Dims {
+		var m int64
+		if k == ref.Compute {
+			m = score.CeilDiv(d.Capacity*key.milli, 1000)
 		}
-		requests[d.name] = *resource.NewMilliQuantity(milli, resource.DecimalSI)
+		requests[d.Name] = *resource.NewMilliQuantity(m, resource.DecimalSI)
+		milli[d.Name] = m
 	}
+	sreq := score.Request{Count: key.numGPU, Share: key.milli}
 	for _, sh := range c.shapes {
-		if sh.dims[sh.compute].capacity != ref.dims[ref.compute].capacity || sh.dims[sh.compute].name != ref.dims[ref.compute].name {
-			return nil, fmt.Errorf("GPU products %q and %q publish different compute capacities; one claim cannot ask both for the same share", ref.product, sh.product)
+		if sh.Dims[sh.Compute].Capacity != ref.Dims[ref.Compute].Capacity || sh.Dims[sh.Compute].Name != ref.Dims[ref.Compute].Name {
+			return nil, fmt.Errorf("GPU products %q and %q publish different compute capacities; one claim cannot ask both for the same share", ref.Product, sh.Product)
 		}
-		need := make([]int64, len(sh.dims))
-		for k, d := range sh.dims {
-			q := requests[d.name]
-			need[k] = consumedMilli(q.MilliValue(), d)
+		var need []int64
+		if len(spec) == 0 || containsProduct(spec, sh.Product) {
+			need = sh.Need(milli)
 		}
-		cc.need = append(cc.need, need)
-		cc.allowed = append(cc.allowed, len(spec) == 0 || containsProduct(spec, sh.product))
+		sreq.Need = append(sreq.Need, need)
 	}
+	cc.requests = []score.Request{sreq}
 	req := resourceapi.ExactDeviceRequest{
 		DeviceClassName: ClassName,
 		AllocationMode:  resourceapi.DeviceAllocationModeExactCount,
@@ -134,45 +136,4 @@ func containsProduct(spec []string, product string) bool {
 		}
 	}
 	return false
-}
-
-// consumedMilli mirrors how the allocator turns a requested amount into a
-// consumed amount under the capacity's request policy (round up to the
-// range's step or to the next valid value).
-func consumedMilli(req int64, d dim) int64 {
-	p := d.policy
-	switch {
-	case p == nil:
-		return req
-	case p.ValidRange != nil && p.ValidRange.Min != nil:
-		lo := p.ValidRange.Min.MilliValue()
-		if req < lo {
-			return lo
-		}
-		if p.ValidRange.Step == nil {
-			return req
-		}
-		step := p.ValidRange.Step.MilliValue()
-		return lo + ceilDiv(req-lo, step)*step
-	case len(p.ValidValues) > 0:
-		for _, v := range p.ValidValues {
-			if req <= v.MilliValue() {
-				return v.MilliValue()
-			}
-		}
-	}
-	return req
-}
-
-func ceilDiv(a, b int64) int64 {
-	if b <= 0 {
-		return a
-	}
-	if a <= 0 {
-		return 0
-	}
-	if a > math.MaxInt64-b {
-		return a / b
-	}
-	return (a + b - 1) / b
 }

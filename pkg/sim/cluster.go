@@ -2,8 +2,6 @@ package sim
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/score"
 	"github.com/tierra-gpu/tierra/pkg/slices"
 )
 
@@ -38,42 +37,18 @@ func SharedPolicy() *v1alpha1.TierPolicy {
 	}
 }
 
-// dim is one consumable capacity of a GPU device, in milli-units.
-type dim struct {
-	name     resourceapi.QualifiedName
-	capacity int64
-	policy   *resourceapi.CapacityRequestPolicy
-}
-
-// shape is the capacity layout shared by GPUs of one product.
-type shape struct {
-	product string
-	model   string
-	dims    []dim
-	// compute indexes the compute-share capacity in dims.
-	compute int
-}
-
-// gpu is the simulation's mirror of one published device.
-type gpu struct {
-	id    structured.DeviceID
-	shape int
-	free  []int64
-}
-
-// nodeState is one node: its published slices, what is used, and the
-// allocated state the scheduler would hand the allocator.
+// nodeState is one node: its published slices, what is used (the scorer's
+// view, score.Node), and the allocated state the scheduler would hand the
+// allocator.
 type nodeState struct {
-	trace            *Node
-	node             *v1.Node
-	slices           []*resourceapi.ResourceSlice
-	cpuUsed, memUsed int64
-	gpus             []gpu
-	byName           map[string]int
-	alloc            structured.AllocatedState
-	// frag caches the node's expected fragmentation; valid when fragOK.
-	frag   float64
-	fragOK bool
+	score.Node
+	trace  *Node
+	node   *v1.Node
+	slices []*resourceapi.ResourceSlice
+	// ids[j] is the device of GPU j.
+	ids    []structured.DeviceID
+	byName map[string]int
+	alloc  structured.AllocatedState
 }
 
 // published is what publishing the node list yields, shared read-only by
@@ -81,7 +56,7 @@ type nodeState struct {
 type published struct {
 	nodes  []Node
 	slices [][]*resourceapi.ResourceSlice
-	shapes []shape
+	shapes []score.Shape
 	// gpuShape[n][i] is the shape of node n's i-th device, in slice order.
 	gpuShape [][]int
 	gpuIDs   [][]structured.DeviceID
@@ -105,11 +80,11 @@ func publish(nodes []Node, pub Publisher) (*published, error) {
 		var ids []structured.DeviceID
 		for _, s := range sl {
 			for _, d := range s.Spec.Devices {
-				sh, err := deviceShape(d, n.Model)
+				sh, err := score.SharedShapeOf(d)
 				if err != nil {
-					return nil, fmt.Errorf("node %s device %s: %w", n.Name, d.Name, err)
+					return nil, fmt.Errorf("node %s device %s: %w; the simulation needs the Shared partitioning", n.Name, d.Name, err)
 				}
-				key := fmt.Sprintf("%s/%v", sh.product, sh.dims)
+				key := sh.Key()
 				idx, ok := shapeIdx[key]
 				if !ok {
 					idx = len(p.shapes)
@@ -131,47 +106,19 @@ func publish(nodes []Node, pub Publisher) (*published, error) {
 	return p, nil
 }
 
-// deviceShape reads a device's consumable capacities. The simulation needs
-// a shared device (allowMultipleAllocations) with a compute capacity.
-func deviceShape(d resourceapi.Device, model string) (shape, error) {
-	if d.AllowMultipleAllocations == nil || !*d.AllowMultipleAllocations {
-		return shape{}, fmt.Errorf("device is not shared (allowMultipleAllocations unset); the simulation needs the Shared partitioning")
-	}
-	sh := shape{model: model, compute: -1}
-	sh.product = slices.StringAttribute(d, slices.AttrProductName)
-	names := make([]string, 0, len(d.Capacity))
-	for n := range d.Capacity {
-		names = append(names, string(n))
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		c := d.Capacity[resourceapi.QualifiedName(n)]
-		if strings.Contains(strings.ToLower(n), "compute") {
-			sh.compute = len(sh.dims)
-		}
-		sh.dims = append(sh.dims, dim{name: resourceapi.QualifiedName(n), capacity: c.Value.MilliValue(), policy: c.RequestPolicy})
-	}
-	if sh.compute < 0 {
-		return shape{}, fmt.Errorf("no compute capacity among %v", names)
-	}
-	return sh, nil
-}
-
 // newNodeStates builds the mutable per-seed state from the published view.
 func newNodeStates(p *published) []nodeState {
 	states := make([]nodeState, len(p.nodes))
 	for i := range p.nodes {
 		s := &states[i]
 		s.trace = &p.nodes[i]
+		s.MilliCPU, s.Memory = s.trace.MilliCPU, s.trace.MemoryMiB<<20
 		s.node = &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.trace.Name, Labels: map[string]string{"kubernetes.io/hostname": s.trace.Name}}}
 		s.slices = p.slices[i]
 		s.byName = map[string]int{}
 		for j, sh := range p.gpuShape[i] {
-			free := make([]int64, len(p.shapes[sh].dims))
-			for k, d := range p.shapes[sh].dims {
-				free[k] = d.capacity
-			}
-			s.gpus = append(s.gpus, gpu{id: p.gpuIDs[i][j], shape: sh, free: free})
+			s.GPUs = append(s.GPUs, score.GPU{Shape: sh, Free: p.shapes[sh].Full()})
+			s.ids = append(s.ids, p.gpuIDs[i][j])
 			s.byName[p.gpuIDs[i][j].Device.String()] = j
 		}
 		s.alloc = structured.AllocatedState{
@@ -185,30 +132,35 @@ func newNodeStates(p *published) []nodeState {
 
 // apply records an allocation result the way the scheduler's assume cache
 // does: shared devices by share ID plus consumed capacity, others as used.
-func (s *nodeState) apply(p Pod, res resourceapi.AllocationResult, shapes []shape) error {
+func (s *nodeState) apply(p Pod, res resourceapi.AllocationResult, shapes []score.Shape) error {
 	for _, r := range res.Devices.Results {
 		j, ok := s.byName[r.Device]
 		if !ok {
 			return fmt.Errorf("allocator chose unknown device %s/%s on %s", r.Pool, r.Device, s.trace.Name)
 		}
-		g := &s.gpus[j]
+		g, id := &s.GPUs[j], s.ids[j]
 		if r.ShareID == nil {
-			s.alloc.AllocatedDevices.Insert(g.id)
-			clear(g.free)
+			s.alloc.AllocatedDevices.Insert(id)
+			clear(g.Free)
 			continue
 		}
-		s.alloc.AllocatedSharedDeviceIDs.Insert(structured.MakeSharedDeviceID(g.id, r.ShareID))
-		s.alloc.AggregatedCapacity.Insert(structured.NewDeviceConsumedCapacity(g.id, r.ConsumedCapacity))
-		for k, d := range shapes[g.shape].dims {
-			q, ok := r.ConsumedCapacity[d.name]
+		s.alloc.AllocatedSharedDeviceIDs.Insert(structured.MakeSharedDeviceID(id, r.ShareID))
+		s.alloc.AggregatedCapacity.Insert(structured.NewDeviceConsumedCapacity(id, r.ConsumedCapacity))
+		for k, d := range shapes[g.Shape].Dims {
+			q, ok := r.ConsumedCapacity[d.Name]
 			if !ok {
 				continue
 			}
-			g.free[k] -= q.MilliValue()
+			g.Free[k] -= q.MilliValue()
 		}
 	}
-	s.cpuUsed += p.MilliCPU
-	s.memUsed += p.MemoryMiB
-	s.fragOK = false
+	s.addHost(p)
 	return nil
+}
+
+// addHost books the pod's cpu and memory on the node.
+func (s *nodeState) addHost(p Pod) {
+	s.UsedMilliCPU += p.MilliCPU
+	s.UsedMemory += p.MemoryMiB << 20
+	s.Changed()
 }

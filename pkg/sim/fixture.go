@@ -128,11 +128,11 @@ func (f *Fixture) Follow(ctx context.Context, pods []Pod, placed []string, score
 		e.collect(p, cc)
 		ch := Choice{Chosen: -1, Best: -1}
 		for _, c := range e.cands {
-			if c.r.primary > ch.Best {
-				ch.Best, ch.BestNode = c.r.primary, f.pub.nodes[c.node].Name
+			if c.r.Primary > ch.Best {
+				ch.Best, ch.BestNode = c.r.Primary, f.pub.nodes[c.node].Name
 			}
 			if placed[i] != "" && c.node == index[placed[i]] {
-				ch.Chosen = c.r.primary
+				ch.Chosen = c.r.Primary
 			}
 		}
 		if placed[i] == "" {
@@ -144,9 +144,7 @@ func (f *Fixture) Follow(ctx context.Context, pods []Pod, placed []string, score
 		out[i] = ch
 		st := &e.states[index[placed[i]]]
 		if cc == nil {
-			st.cpuUsed += p.MilliCPU
-			st.memUsed += p.MemoryMiB
-			st.fragOK = false
+			st.addHost(p)
 			continue
 		}
 		res, err := e.allocate(ctx, st, cc)

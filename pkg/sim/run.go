@@ -12,6 +12,7 @@ import (
 	"k8s.io/dynamic-resource-allocation/cel"
 
 	"github.com/tierra-gpu/tierra/pkg/allocator"
+	"github.com/tierra-gpu/tierra/pkg/score"
 	"k8s.io/dynamic-resource-allocation/structured"
 )
 
@@ -24,8 +25,8 @@ var Features = allocator.SchedulerFeatures
 type env struct {
 	pub     *published
 	states  []nodeState
-	shapes  []shape
-	classes []fragClass
+	shapes  []score.Shape
+	classes []score.Class
 	claims  *claimClasses
 	lister  allocator.ClassLister
 	cache   *cel.Cache
@@ -33,7 +34,7 @@ type env struct {
 	rng     *rand.Rand
 	verify  bool
 	fbuf    []int64
-	pbuf    []int
+	pbuf    []score.Pick
 	cands   []scored
 	start   int
 	stats   SeedResult
@@ -44,14 +45,15 @@ type env struct {
 
 type scored struct {
 	node   int
-	r      rank
+	r      score.Rank
 	tie    uint64
-	picked []int
+	picked []score.Pick
 }
 
-func newEnv(pub *published, classes []fragClass, scorer Scorer, seed int64, verify bool) *env {
+func newEnv(pub *published, classes []score.Class, scorer Scorer, seed int64, verify bool) *env {
 	return &env{
 		pub: pub, states: newNodeStates(pub), shapes: pub.shapes, classes: classes,
+		fbuf: make([]int64, 0, 64), pbuf: make([]score.Pick, 0, 16),
 		claims: newClaimClasses(pub.shapes), lister: allocator.NewClassLister(deviceClass()),
 		cache:  allocator.NewCELCache(64, Features),
 		scorer: scorer, rng: rand.New(rand.NewPCG(uint64(seed), 0x7469657272)), verify: verify,
@@ -63,20 +65,21 @@ func (e *env) collect(p Pod, cc *claimClass) {
 	e.cands = e.cands[:0]
 	n := len(e.states)
 	want := n
-	if s, ok := e.scorer.(nodeSampler); ok {
-		want = s.nodesToFind(n)
+	if s, ok := e.scorer.(score.Sampler); ok {
+		want = s.NodesToFind(n)
 	}
+	sp := scorePod(p, cc)
 	visited := 0
 	for k := 0; k < n && len(e.cands) < want; k++ {
 		i := (e.start + k) % n
 		visited++
 		s := &e.states[i]
-		picked, ok := s.feasible(p, cc, e.pbuf)
+		picked, ok := s.feasible(sp, e.pbuf)
 		if !ok {
 			continue
 		}
-		c := candidate{s: s, pod: p, cc: cc, picked: picked, env: e}
-		e.cands = append(e.cands, scored{node: i, r: e.scorer.score(&c), tie: e.rng.Uint64(), picked: append([]int(nil), picked...)})
+		c := score.Candidate{Node: &s.Node, Pod: sp, Picks: picked, Shapes: e.shapes, Classes: e.classes, Buf: e.fbuf}
+		e.cands = append(e.cands, scored{node: i, r: e.scorer.Score(&c), tie: e.rng.Uint64(), picked: append([]score.Pick(nil), picked...)})
 	}
 	if want < n {
 		e.start = (e.start + visited) % n
@@ -91,7 +94,7 @@ func (e *env) best() (scored, bool) {
 	b := 0
 	for i := 1; i < len(e.cands); i++ {
 		c, o := e.cands[i], e.cands[b]
-		if o.r.less(c.r) || (c.r == o.r && c.tie > o.tie) {
+		if o.r.Less(c.r) || (c.r == o.r && c.tie > o.tie) {
 			b = i
 		}
 	}
@@ -139,9 +142,7 @@ func (e *env) place(ctx context.Context, p Pod) (bool, error) {
 		}
 		s := &e.states[c.node]
 		if cc == nil {
-			s.cpuUsed += p.MilliCPU
-			s.memUsed += p.MemoryMiB
-			s.fragOK = false
+			s.addHost(p)
 			e.last = c.node
 			return true, nil
 		}
@@ -165,16 +166,17 @@ func (e *env) place(ctx context.Context, p Pod) (bool, error) {
 // verifyPrefilter runs the allocator on every node that passes the host
 // filter and counts the nodes where it disagrees with the prefilter.
 func (e *env) verifyPrefilter(ctx context.Context, p Pod, cc *claimClass) error {
+	sp := scorePod(p, cc)
 	for i := range e.states {
 		s := &e.states[i]
-		if !s.fitsHost(p) {
+		if !score.FitsHost(&s.Node, sp) {
 			continue
 		}
 		res, err := e.allocate(ctx, s, cc)
 		if err != nil {
 			return err
 		}
-		if (res != nil) != (s.fitsGPU(cc, e.pbuf) != nil) {
+		if _, fits := score.FirstFit(&s.Node, sp, e.pbuf); (res != nil) != fits {
 			e.stats.Divergence++
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/tierra-gpu/tierra/pkg/score"
 )
 
 // Options configure a simulation run.
@@ -66,7 +68,7 @@ type SeedResult struct {
 }
 
 // runSeed replays one grown workload with one scorer.
-func runSeed(ctx context.Context, pub *published, tr *Trace, classes []fragClass, scorer Scorer, seed int64, o Options) (SeedResult, error) {
+func runSeed(ctx context.Context, pub *published, tr *Trace, classes []score.Class, scorer Scorer, seed int64, o Options) (SeedResult, error) {
 	t0 := time.Now()
 	e := newEnv(pub, classes, scorer, seed, o.Verify)
 	capacity := int64(pub.gpus) * 1000
@@ -124,9 +126,9 @@ func (e *env) fragRatio() float64 {
 	var frag, idle float64
 	for i := range e.states {
 		s := &e.states[i]
-		frag += s.nodeFrag(e.classes, e.shapes, e.fbuf)
-		for j := range s.gpus {
-			idle += float64(s.freeMilli(j, e.shapes))
+		frag += s.Frag(e.classes, e.shapes, e.fbuf)
+		for j := range s.GPUs {
+			idle += float64(s.FreeMilli(j, e.shapes))
 		}
 	}
 	if idle == 0 {

@@ -46,8 +46,8 @@ func usedMilli(e *env) map[string][]int64 {
 	out := map[string][]int64{}
 	for i := range e.states {
 		s := &e.states[i]
-		for j := range s.gpus {
-			out[s.trace.Name] = append(out[s.trace.Name], 1000-s.freeMilli(j, e.shapes))
+		for j := range s.GPUs {
+			out[s.trace.Name] = append(out[s.trace.Name], 1000-s.FreeMilli(j, e.shapes))
 		}
 	}
 	return out

@@ -1,0 +1,165 @@
+package score
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
+
+// Typical is one pod shape of the target workload FGD measures
+// fragmentation against.
+type Typical struct {
+	MilliCPU int64 `json:"milliCPU"`
+	// Milli is the share of each GPU in thousandths; Num how many GPUs.
+	Milli int64 `json:"gpuMilli"`
+	Num   int   `json:"numGPU"`
+	// Products are the GPU products the pod may use; empty means any.
+	Products []string `json:"products,omitempty"`
+	// Weight is how often the workload asks for this shape.
+	Weight float64 `json:"weight"`
+	// Spec breaks ties between equally popular shapes (the trace's
+	// gpu_spec); it need not be set.
+	Spec string `json:"-"`
+}
+
+// Popularity settings of FGD's typical pods: the most frequent GPU request
+// shapes, taken 10 at a time until they cover 60% of the GPU pods.
+const (
+	TypicalPopularity = 0.60
+	TypicalStep       = 10
+)
+
+// MostPopular is FGD's target workload: the pods (weight 1 where unset) grouped by
+// (cpu, share, count, spec), the most popular covering 60% of them, weights
+// renormalised to sum to 1. CPU-only pods are left out as in FGD.
+func MostPopular(pods []Typical) []Typical {
+	type key struct {
+		cpu, milli int64
+		num        int
+		spec       string
+	}
+	counts := map[key]float64{}
+	first := map[key]Typical{}
+	var total float64
+	for _, p := range pods {
+		if p.Num == 0 {
+			continue
+		}
+		k := key{p.MilliCPU, p.Milli, p.Num, p.Spec}
+		if _, ok := first[k]; !ok {
+			first[k] = p
+		}
+		w := p.Weight
+		if w <= 0 {
+			w = 1
+		}
+		counts[k] += w
+		total += w
+	}
+	keys := make([]key, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.num, b.num), cmp.Compare(a.milli, b.milli), cmp.Compare(a.cpu, b.cpu), strings.Compare(a.spec, b.spec))
+	})
+	var out []Typical
+	var covered float64
+	for i := 0; i < len(keys) && covered < TypicalPopularity*total; {
+		for end := min(i+TypicalStep, len(keys)); i < end; i++ {
+			t := first[keys[i]]
+			t.Weight = counts[keys[i]]
+			out = append(out, t)
+			covered += counts[keys[i]]
+		}
+	}
+	for i := range out {
+		out[i].Weight /= covered
+	}
+	return out
+}
+
+// Class is a typical pod resolved against a shape table.
+type Class struct {
+	Typical
+	// Allowed[s] says whether the pod may use a GPU of shape s.
+	Allowed []bool
+}
+
+// NewClasses resolves typical pods against the shape table.
+func NewClasses(typical []Typical, shapes []Shape) []Class {
+	out := make([]Class, len(typical))
+	for i, t := range typical {
+		out[i] = Class{Typical: t, Allowed: make([]bool, len(shapes))}
+		for s, sh := range shapes {
+			out[i].Allowed[s] = len(t.Products) == 0 || slices.Contains(t.Products, sh.Product)
+		}
+	}
+	return out
+}
+
+// fragOf is FGD's expected GPU fragmentation of one node (in thousandths
+// of a GPU): for each typical pod, the idle GPU share it could not use —
+// every idle share when the pod cannot land on the node at all, otherwise
+// the idle share of the GPUs it cannot use (too little left, or a product
+// it does not run on).
+func fragOf(classes []Class, cpuLeft int64, frees []int64, gpus []GPU) float64 {
+	var total int64
+	for _, f := range frees {
+		total += f
+	}
+	if total == 0 {
+		return 0
+	}
+	var frag float64
+	for i := range classes {
+		c := &classes[i]
+		if cpuLeft < c.MilliCPU {
+			frag += c.Weight * float64(total)
+			continue
+		}
+		fit, small := 0, int64(0)
+		for j, f := range frees {
+			if c.Allowed[gpus[j].Shape] && f >= c.Milli {
+				fit++
+			} else {
+				small += f
+			}
+		}
+		if fit >= c.Num {
+			frag += c.Weight * float64(small)
+		} else {
+			frag += c.Weight * float64(total)
+		}
+	}
+	return frag
+}
+
+// Frag is the node's expected fragmentation, cached until Changed.
+func (n *Node) Frag(classes []Class, shapes []Shape, buf []int64) float64 {
+	if n.fragOK {
+		return n.frag
+	}
+	n.frag = n.FragWith(classes, shapes, buf, 0, nil)
+	n.fragOK = true
+	return n.frag
+}
+
+// FragWith is the node's fragmentation after hypothetically adding cpu and
+// the picks.
+func (n *Node) FragWith(classes []Class, shapes []Shape, buf []int64, cpu int64, picks []Pick) float64 {
+	if len(n.GPUs) == 0 {
+		return 0
+	}
+	buf = buf[:0]
+	for j := range n.GPUs {
+		buf = append(buf, n.FreeMilli(j, shapes))
+	}
+	for _, p := range picks {
+		buf[p.GPU] = max(0, buf[p.GPU]-p.Take)
+	}
+	return fragOf(classes, n.MilliCPU-n.UsedMilliCPU-cpu, buf, n.GPUs)
+}
