@@ -36,8 +36,10 @@ type Request struct {
 	// Need[s] is what one device of shape s gives up to the request, nil
 	// when the request cannot use that shape.
 	Need [][]int64
-	// Share is the thousandths of a GPU each taken device loses.
+	// Share is the thousandths of a GPU each taken device loses; Takes,
+	// when set, overrides it per shape.
 	Share int64
+	Takes []int64
 	// Match, when set, also has to accept the device (the node's j-th GPU):
 	// selectors a shape cannot express.
 	Match func(j int) bool
@@ -74,7 +76,11 @@ func FirstFit(n *Node, p *Pod, buf []Pick) (picks []Pick, ok bool) {
 			if need == nil || !covers(g.Free, need) || taken(picks, j) || (req.Match != nil && !req.Match(j)) {
 				continue
 			}
-			picks = append(picks, Pick{GPU: j, Take: req.Share})
+			take := req.Share
+			if req.Takes != nil {
+				take = req.Takes[g.Shape]
+			}
+			picks = append(picks, Pick{GPU: j, Take: take})
 			got++
 		}
 		if got < req.Count {
