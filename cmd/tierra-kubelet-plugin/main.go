@@ -22,6 +22,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == mpsDaemonCommand {
+		if err := runMPSDaemon(ctx, os.Args[2:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "tierra-kubelet-plugin mps-daemon:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cfg, err := parse(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -59,6 +66,11 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	str(&cfg.PodUID, "pod-uid", "TIERRA_POD_UID", "", "UID of the plugin's own pod (downward API); set it so a DaemonSet rollout can run the new pod beside the old one without a gap in prepare")
 	str(&cfg.MPSControlCommand, "mps-control-command", "TIERRA_MPS_CONTROL_COMMAND", plugin.DefaultMPSControlCommand, "command that starts (-d) and stops (quit) a GPU's MPS control daemon; a name on PATH or a path")
 	str(&cfg.NvidiaSMICommand, "nvidia-smi-command", "TIERRA_NVIDIA_SMI_COMMAND", plugin.DefaultNvidiaSMICommand, "nvidia-smi, which sets the time-slice of time-sliced GPUs (compute-policy --set-timeslice); a name on PATH or a path")
+	str(&cfg.MPSDaemonImage, "mps-daemon-image", "TIERRA_MPS_DAEMON_IMAGE", "", "image of the MPS daemon pods (this plugin's image); when set, each GPU's MPS control daemon runs in a pod of its own that outlives the plugin, otherwise the plugin runs it itself")
+	str(&cfg.MPSDaemonCommand, "mps-daemon-command", "TIERRA_MPS_DAEMON_COMMAND", plugin.DefaultMPSDaemonCommand, "the MPS daemon's supervisor in --mps-daemon-image (words split on spaces)")
+	str(&cfg.MPSDaemonPriorityClass, "mps-daemon-priority-class", "TIERRA_MPS_DAEMON_PRIORITY_CLASS", plugin.DefaultMPSDaemonPriorityClass, "PriorityClass of the MPS daemon pods; empty for none")
+	str(&cfg.MPSDaemonRuntimeClass, "mps-daemon-runtime-class", "TIERRA_MPS_DAEMON_RUNTIME_CLASS", "", "RuntimeClass of the MPS daemon pods that injects the NVIDIA driver (e.g. nvidia); empty for the node's default")
+	str(&cfg.Namespace, "namespace", "TIERRA_NAMESPACE", "", "the plugin's namespace (downward API): where the MPS daemon pods go")
 	var runnerS string
 	str(&runnerS, "sharing-runner", "TIERRA_SHARING_RUNNER", string(plugin.SharingRunnerAuto), `how the MPS and nvidia-smi commands run: "auto" records them without running on a fake machine and runs them otherwise, "exec" always runs them, "fake" never does`)
 	str(&cfg.FakeMIGNodes, "fake-mig-nodes", "TIERRA_FAKE_MIG_NODES", "", `DEMO ONLY, fake machines only: a label selector (e.g. tierra.dev/tier=inference); on a node it matches, the fake GPUs are put into MIG mode at start, as an admin would on an inference node`)
@@ -109,6 +121,7 @@ placement, an MPS daemon or a time-slice interval, and a per-claim CDI spec.
 Every flag can also be set by the environment variable named in its help.
 
 Usage: tierra-kubelet-plugin --node-name NODE [flags]
+       tierra-kubelet-plugin mps-daemon --help   (the MPS daemon pods' main process)
 
 Flags:
 `)

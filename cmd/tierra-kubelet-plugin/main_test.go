@@ -11,7 +11,22 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierra-gpu/tierra/pkg/plugin"
+	"github.com/tierra-gpu/tierra/pkg/sharing"
 )
+
+// defaults is the Config of --node-name=node and nothing else.
+func defaults(node string) plugin.Config {
+	return plugin.Config{NodeName: node, StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
+		PluginDataDir: "/var/lib/kubelet/plugins/gpu.tierra.dev", RegistrarDir: "/var/lib/kubelet/plugins_registry",
+		TierPolicy: "default", QPS: 500, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi",
+		SharingRunner: "auto", ClaimGCInterval: plugin.DefaultClaimGCInterval,
+		MPSDaemonCommand: "/usr/bin/tierra-kubelet-plugin mps-daemon", MPSDaemonPriorityClass: "system-node-critical"}
+}
+
+func with(c plugin.Config, edit func(*plugin.Config)) plugin.Config {
+	edit(&c)
+	return c
+}
 
 func TestParse(t *testing.T) {
 	tests := map[string]struct {
@@ -20,39 +35,38 @@ func TestParse(t *testing.T) {
 		want    plugin.Config
 		wantErr string
 	}{
-		"defaults": {
-			args: []string{"--node-name=n1"},
-			want: plugin.Config{NodeName: "n1", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
-				PluginDataDir: "/var/lib/kubelet/plugins/gpu.tierra.dev", RegistrarDir: "/var/lib/kubelet/plugins_registry",
-				TierPolicy: "default", QPS: 500, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi", SharingRunner: "auto", ClaimGCInterval: plugin.DefaultClaimGCInterval},
-		},
+		"defaults": {args: []string{"--node-name=n1"}, want: defaults("n1")},
 		"environment": {
-			env: map[string]string{"TIERRA_NODE_NAME": "n2", "TIERRA_MACHINE": "fake:dgxh200", "TIERRA_KUBE_API_QPS": "800"},
-			want: plugin.Config{NodeName: "n2", Machine: "fake:dgxh200", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
-				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 800, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi", SharingRunner: "auto", ClaimGCInterval: plugin.DefaultClaimGCInterval},
+			env:  map[string]string{"TIERRA_NODE_NAME": "n2", "TIERRA_MACHINE": "fake:dgxh200", "TIERRA_KUBE_API_QPS": "800"},
+			want: with(defaults("n2"), func(c *plugin.Config) { c.Machine, c.QPS = "fake:dgxh200", 800 }),
 		},
 		"flag beats environment": {
 			args: []string{"--node-name=n3"},
 			env:  map[string]string{"TIERRA_NODE_NAME": "n2"},
-			want: plugin.Config{NodeName: "n3", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
-				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 500, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi", SharingRunner: "auto", ClaimGCInterval: plugin.DefaultClaimGCInterval},
+			want: defaults("n3"),
 		},
 		"sharing commands": {
 			args: []string{"--node-name=n4", "--mps-control-command=/opt/mps", "--sharing-runner=exec"},
 			env:  map[string]string{"TIERRA_NVIDIA_SMI_COMMAND": "/opt/smi", "TIERRA_SHARING_RUNNER": "fake"},
-			want: plugin.Config{NodeName: "n4", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
-				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 500, Burst: 1000,
-				MPSControlCommand: "/opt/mps", NvidiaSMICommand: "/opt/smi", SharingRunner: plugin.SharingRunnerExec, ClaimGCInterval: plugin.DefaultClaimGCInterval},
+			want: with(defaults("n4"), func(c *plugin.Config) {
+				c.MPSControlCommand, c.NvidiaSMICommand, c.SharingRunner = "/opt/mps", "/opt/smi", plugin.SharingRunnerExec
+			}),
 		},
-		"bad sharing runner": {args: []string{"--node-name=n", "--sharing-runner=docker"}, wantErr: `"docker" (--sharing-runner or TIERRA_SHARING_RUNNER): want auto, exec or fake`},
-		"no node name":       {wantErr: "TIERRA_NODE_NAME"},
-		"bad qps":            {args: []string{"--node-name=n", "--kube-api-qps=lots"}, wantErr: "--kube-api-qps"},
+		"MPS daemon pods": {
+			args: []string{"--node-name=n6", "--mps-daemon-image=tierra:1", "--mps-daemon-priority-class="},
+			env:  map[string]string{"TIERRA_NAMESPACE": "tierra-system", "TIERRA_MPS_DAEMON_RUNTIME_CLASS": "nvidia"},
+			want: with(defaults("n6"), func(c *plugin.Config) {
+				c.MPSDaemonImage, c.Namespace, c.MPSDaemonRuntimeClass, c.MPSDaemonPriorityClass = "tierra:1", "tierra-system", "nvidia", ""
+			}),
+		},
+		"MPS daemon pods need the namespace": {args: []string{"--node-name=n", "--mps-daemon-image=tierra:1"}, wantErr: "namespace is required with --mps-daemon-image"},
+		"bad sharing runner":                 {args: []string{"--node-name=n", "--sharing-runner=docker"}, wantErr: `"docker" (--sharing-runner or TIERRA_SHARING_RUNNER): want auto, exec or fake`},
+		"no node name":                       {wantErr: "TIERRA_NODE_NAME"},
+		"bad qps":                            {args: []string{"--node-name=n", "--kube-api-qps=lots"}, wantErr: "--kube-api-qps"},
 		"claim GC disabled": {
 			args: []string{"--node-name=n5"},
 			env:  map[string]string{"TIERRA_CLAIM_GC_INTERVAL": "-1s"},
-			want: plugin.Config{NodeName: "n5", StateDir: plugin.DefaultStateDir, CDIDir: plugin.DefaultCDIDir,
-				PluginDataDir: plugin.DefaultPluginDataDir, RegistrarDir: plugin.DefaultRegistrarDir, TierPolicy: "default", QPS: 500, Burst: 1000,
-				MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi", SharingRunner: "auto", ClaimGCInterval: -time.Second},
+			want: with(defaults("n5"), func(c *plugin.Config) { c.ClaimGCInterval = -time.Second }),
 		},
 		"bad claim GC interval": {args: []string{"--node-name=n", "--claim-gc-interval=often"}, wantErr: `--claim-gc-interval "often": want a duration`},
 	}
@@ -75,7 +89,8 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	require.ErrorIs(t, err, flag.ErrHelp)
 	for _, s := range []string{"-node-name", "TIERRA_NODE_NAME", "-machine", "fake:<name>", "-state-dir", "-cdi-dir",
 		"-plugin-data-dir", "-registrar-dir", "-kubeconfig", "in-cluster", "-tier-policy", "-tier-policy-file", "-kube-api-qps", "-kube-api-burst",
-		"-mps-control-command", "TIERRA_MPS_CONTROL_COMMAND", "-nvidia-smi-command", "TIERRA_NVIDIA_SMI_COMMAND", "-sharing-runner", "TIERRA_SHARING_RUNNER"} {
+		"-mps-control-command", "TIERRA_MPS_CONTROL_COMMAND", "-nvidia-smi-command", "TIERRA_NVIDIA_SMI_COMMAND", "-sharing-runner", "TIERRA_SHARING_RUNNER",
+		"-mps-daemon-image", "TIERRA_MPS_DAEMON_IMAGE", "-namespace", "TIERRA_NAMESPACE", "mps-daemon --help"} {
 		assert.Contains(t, out.String(), s)
 	}
 	help := out.String()
@@ -83,4 +98,33 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	assert.Less(t, strings.Index(help, "-node-name"), strings.Index(help, "Logging flags (klog):"),
 		"our flags come before klog's")
 	assert.Greater(t, strings.Index(help, "-v value"), strings.Index(help, "Logging flags (klog):"))
+}
+
+func TestParseMPSDaemon(t *testing.T) {
+	o, probe, err := parseMPSDaemon([]string{"--gpu=GPU-1", "--dir=/var/lib/tierra/mps/GPU-1", "--control-command=/opt/mps",
+		"--active-thread-percentage=30", "--pinned-device-memory-mib=2048"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.False(t, probe)
+	assert.Equal(t, "GPU-1", o.Daemon.GPUUUID)
+	assert.Equal(t, "/opt/mps", o.ControlCommand)
+	assert.Equal(t, sharing.MPSLimits{ActiveThreadPercentage: 30, PinnedDeviceMemoryMiB: 2048}, o.Daemon.Limits)
+
+	// What the plugin puts in the pod is what the command reads.
+	d := sharing.Daemon{GPUUUID: "GPU-2", Dir: "/d", Limits: sharing.MPSLimits{ActiveThreadPercentage: 10}}
+	o, probe, err = parseMPSDaemon(sharing.SupervisorArgs(d, "nvidia-cuda-mps-control", true), &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.True(t, probe)
+	assert.Equal(t, "GPU-2", o.Daemon.GPUUUID)
+	o, _, err = parseMPSDaemon(sharing.SupervisorArgs(d, "nvidia-cuda-mps-control", false), &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, d, o.Daemon)
+
+	_, _, err = parseMPSDaemon([]string{"--active-thread-percentage=150"}, &bytes.Buffer{})
+	for _, want := range []string{"--gpu is required", "--dir is required", "--active-thread-percentage 150: want 1-100"} {
+		assert.ErrorContains(t, err, want)
+	}
+	var help bytes.Buffer
+	_, _, err = parseMPSDaemon([]string{"--help"}, &help)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.Contains(t, help.String(), "outlives plugin restarts")
 }

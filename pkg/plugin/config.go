@@ -33,6 +33,12 @@ const (
 	// The default MPS control and nvidia-smi commands, found on PATH.
 	DefaultMPSControlCommand = sharing.DefaultMPSControlCommand
 	DefaultNvidiaSMICommand  = sharing.DefaultNvidiaSMICommand
+	// DefaultMPSDaemonCommand runs the MPS daemon's supervisor in the
+	// plugin's image.
+	DefaultMPSDaemonCommand = "/usr/bin/tierra-kubelet-plugin mps-daemon"
+	// DefaultMPSDaemonPriorityClass keeps the daemons of running claims
+	// from being preempted or evicted before them.
+	DefaultMPSDaemonPriorityClass = "system-node-critical"
 )
 
 // SharingRunner says how the plugin runs the MPS control daemon and
@@ -92,6 +98,19 @@ type Config struct {
 	NvidiaSMICommand  string
 	// SharingRunner chooses how those commands run; "" means auto.
 	SharingRunner SharingRunner
+	// MPSDaemonImage, when set, runs each GPU's MPS control daemon in a
+	// pod of its own (a Deployment in Namespace, pinned to the node) from
+	// this image, so that it outlives the plugin; MPSDaemonCommand is its
+	// supervisor there (split on spaces). Unset, the plugin runs the
+	// daemons itself through the sharing runner.
+	MPSDaemonImage   string
+	MPSDaemonCommand string
+	// MPSDaemonPriorityClass and MPSDaemonRuntimeClass are those of the
+	// daemon pods ("" for none).
+	MPSDaemonPriorityClass string
+	MPSDaemonRuntimeClass  string
+	// Namespace is the plugin's namespace (the daemon pods go there).
+	Namespace string
 	// FakeMIGNodes is a label selector (DEMO ONLY, fake machines only): on
 	// a node it matches, every MIG-capable fake GPU is put into MIG mode
 	// before discovery, as an admin would on an inference node. It lets one
@@ -117,6 +136,7 @@ func (c *Config) Default() {
 	set(&c.TierPolicy, DefaultTierPolicy)
 	set(&c.MPSControlCommand, DefaultMPSControlCommand)
 	set(&c.NvidiaSMICommand, DefaultNvidiaSMICommand)
+	set(&c.MPSDaemonCommand, DefaultMPSDaemonCommand)
 	if c.SharingRunner == "" {
 		c.SharingRunner = SharingRunnerAuto
 	}
@@ -138,6 +158,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SharingRunner != "" && !slices.Contains(SharingRunners, c.SharingRunner) {
 		return fmt.Errorf("sharing runner %q (--sharing-runner or TIERRA_SHARING_RUNNER): want auto, exec or fake", c.SharingRunner)
+	}
+	if c.MPSDaemonImage != "" && c.Namespace == "" {
+		return errors.New("namespace is required with --mps-daemon-image: the MPS daemon pods go there (--namespace or TIERRA_NAMESPACE)")
 	}
 	if c.FakeMIGNodes != "" {
 		if !strings.HasPrefix(c.Machine, nvgpu.FakePrefix) {

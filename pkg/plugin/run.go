@@ -111,7 +111,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 			return nil, err
 		}
 	}
-	sharer, err := newSharer(cfg, deps.Runner)
+	sharer, err := newSharer(cfg, deps.Client, node, deps.Runner)
 	if err != nil {
 		return nil, err
 	}
@@ -212,12 +212,25 @@ func reconcile(ctx context.Context, prep *prepare.Preparer, machine inventory.Ma
 	}
 }
 
-func newSharer(cfg Config, runner sharing.Runner) (*sharing.Manager, error) {
+func newSharer(cfg Config, client kubernetes.Interface, node *corev1.Node, runner sharing.Runner) (*sharing.Manager, error) {
 	if runner == nil {
 		runner = configRunner(cfg)
 	}
-	m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: filepath.Join(cfg.StateDir, "mps"),
-		MPSControlCommand: cfg.MPSControlCommand, NvidiaSMICommand: cfg.NvidiaSMICommand})
+	opts := sharing.Options{Runner: runner, MPSDir: filepath.Join(cfg.StateDir, "mps"),
+		MPSControlCommand: cfg.MPSControlCommand, NvidiaSMICommand: cfg.NvidiaSMICommand}
+	if cfg.MPSDaemonImage != "" {
+		pods, err := sharing.NewPodDaemons(sharing.PodOptions{
+			Client: client, Namespace: cfg.Namespace, Node: node.Name, NodeUID: string(node.UID),
+			Image: cfg.MPSDaemonImage, SupervisorCommand: strings.Fields(cfg.MPSDaemonCommand),
+			ControlCommand: cfg.MPSControlCommand, PriorityClassName: cfg.MPSDaemonPriorityClass,
+			RuntimeClassName: cfg.MPSDaemonRuntimeClass,
+		})
+		if err != nil {
+			return nil, err
+		}
+		opts.Daemons = pods
+	}
+	m, err := sharing.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("sharing: %w", err)
 	}

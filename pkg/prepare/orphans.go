@@ -21,7 +21,7 @@ func (p *Preparer) Records() []Record { return p.opts.Store.List() }
 // daemonStopper is a Sharer that can list and stop the MPS daemons it
 // started (pkg/sharing's Manager).
 type daemonStopper interface {
-	MPSDaemons() ([]string, error)
+	MPSDaemons(ctx context.Context) ([]string, error)
 	StopMPS(ctx context.Context, gpuUUID string) error
 	ForgetMPS(gpuUUID string) error
 }
@@ -35,7 +35,7 @@ func (p *Preparer) stopOrphanDaemons(ctx context.Context, records []Record) []er
 	if !ok {
 		return nil
 	}
-	gpus, err := s.MPSDaemons()
+	gpus, err := s.MPSDaemons(ctx)
 	if err != nil {
 		return []error{err}
 	}

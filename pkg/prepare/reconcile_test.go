@@ -141,7 +141,7 @@ func TestReconcileQuarantinedKeepsWhatALostRecordMayHold(t *testing.T) {
 			claim:  tt.MakeClaim("lost", "ns").UID("uid-lost").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Obj(),
 			kept: func(t *testing.T, r *restartEnv, gpu string, cmds []sharing.Cmd) {
 				assert.Empty(t, quits(cmds), "no MPS daemon is stopped")
-				daemons, err := r.mps.MPSDaemons()
+				daemons, err := r.mps.MPSDaemons(t.Context())
 				require.NoError(t, err)
 				assert.Equal(t, []string{gpu}, daemons)
 			},

@@ -1,6 +1,7 @@
 package prepare_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,6 +21,7 @@ func TestPrepareSoftSharing(t *testing.T) {
 		policy        *v1alpha1.TierPolicy
 		config        string
 		wantStart     []string
+		setupCmds     int // commands run by the GPU's first claim
 		wantStop      []string
 		wantSpecParts []string
 	}{
@@ -27,6 +29,7 @@ func TestPrepareSoftSharing(t *testing.T) {
 			policy:        tt.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS),
 			config:        `{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"MPS","mps":{"defaultActiveThreadPercentage":25}}}`,
 			wantStart:     []string{"nvidia-cuda-mps-control", "-d"},
+			setupCmds:     2, // -d, then the limit on the control pipe
 			wantStop:      []string{"nvidia-cuda-mps-control"},
 			wantSpecParts: []string{"CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=25"},
 		},
@@ -34,6 +37,7 @@ func TestPrepareSoftSharing(t *testing.T) {
 			policy:    v1alpha1.DefaultTierPolicy(),
 			config:    `{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"TimeSlicing","timeSlicing":{"interval":"Long"}}}`,
 			wantStart: []string{"nvidia-smi", "compute-policy", "-i", "", "--set-timeslice=3"},
+			setupCmds: 1,
 			wantStop:  []string{"nvidia-smi", "compute-policy", "-i", "", "--set-timeslice=0"},
 		},
 	}
@@ -54,7 +58,7 @@ func TestPrepareSoftSharing(t *testing.T) {
 			require.NoError(t, err)
 			_, err = e.prep.Prepare(e.ctx, second)
 			require.NoError(t, err)
-			require.Len(t, runner.Commands(), 1, "set up once per GPU")
+			require.Len(t, runner.Commands(), tc.setupCmds, "set up once per GPU")
 			assert.Equal(t, tc.wantStart, runner.Commands()[0].Argv)
 			for _, uid := range []string{"uid-a", "uid-b"} {
 				spec, err := os.ReadFile(filepath.Join(e.cdi.Dir(), "gpu.tierra.dev-claim_"+uid+".json"))
@@ -65,10 +69,10 @@ func TestPrepareSoftSharing(t *testing.T) {
 			}
 
 			require.NoError(t, e.prep.Unprepare(e.ctx, "uid-a"))
-			require.Len(t, runner.Commands(), 1, "the second claim still shares the GPU")
+			require.Len(t, runner.Commands(), tc.setupCmds, "the second claim still shares the GPU")
 			require.NoError(t, e.prep.Unprepare(e.ctx, "uid-b"))
-			require.Len(t, runner.Commands(), 2)
-			assert.Equal(t, tc.wantStop, runner.Commands()[1].Argv, "torn down with the last claim")
+			require.Len(t, runner.Commands(), tc.setupCmds+1)
+			assert.Equal(t, tc.wantStop, runner.Commands()[tc.setupCmds].Argv, "torn down with the last claim")
 			e.assertNothingPrepared(t)
 		})
 	}
@@ -81,4 +85,30 @@ func fillGPU(argv []string, uuid string) {
 			argv[i] = uuid
 		}
 	}
+}
+
+// A GPU's MPS daemon enforces one set of limits for all its clients: a
+// claim of other limits is refused on that GPU (and leaves nothing behind)
+// instead of silently getting the first claim's.
+func TestPrepareMPSRefusesOtherLimitsOnOneGPU(t *testing.T) {
+	runner := &sharing.FakeRunner{}
+	m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: t.TempDir()})
+	require.NoError(t, err)
+	e := newEnvPolicy(t, v1alpha1.TierDev, tt.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS), nil, func(o *prepare.Options) { o.Sharer = m })
+	class := tiers.ClassName(v1alpha1.TierDev)
+	mps := func(pct int) string {
+		return fmt.Sprintf(`{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"MPS","mps":{"defaultActiveThreadPercentage":%d}}}`, pct)
+	}
+	first := e.allocate(t, tt.MakeClaim("a", "ns").UID("uid-a").Request("gpu", class).Config(mps(50)).Obj())
+	second := e.allocate(t, tt.MakeClaim("b", "ns").UID("uid-b").Request("gpu", class).Config(mps(20)).Obj())
+	require.Equal(t, uuidOf(t, e, first), uuidOf(t, e, second), "both on one GPU")
+
+	_, err = e.prep.Prepare(e.ctx, first)
+	require.NoError(t, err)
+	_, err = e.prep.Prepare(e.ctx, second)
+	require.ErrorIs(t, err, sharing.ErrMPSLimitsDiffer)
+	assert.ErrorContains(t, err, "enforces defaultActiveThreadPercentage=50 for every client and this claim asks for defaultActiveThreadPercentage=20")
+	assert.NoFileExists(t, filepath.Join(e.cdi.Dir(), "gpu.tierra.dev-claim_uid-b.json"))
+	require.NoError(t, e.prep.Unprepare(e.ctx, "uid-a"))
+	e.assertNothingPrepared(t)
 }

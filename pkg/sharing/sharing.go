@@ -1,24 +1,21 @@
 // Package sharing sets up the soft-sharing strategies of a GPU: the
 // time-slice of time-sliced GPUs (nvidia-smi compute-policy) and one MPS
-// control daemon per GPU (nvidia-cuda-mps-control). Processes run through a
-// Runner, so tests record the commands instead of running them.
+// control daemon per GPU (nvidia-cuda-mps-control) that enforces the MPS
+// limits for every client. A daemon runs in its own pod (PodDaemons, which
+// outlives plugin restarts and rollouts, supervised by Supervise) or as a
+// host process (HostDaemons). Processes run through a Runner, so tests
+// record the commands instead of running them.
 package sharing
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 )
-
-// MPSContainerPipeDir is where containers find their GPU's MPS pipes.
-const MPSContainerPipeDir = "/tmp/nvidia-mps"
 
 // Cmd is one process to run to completion.
 type Cmd struct {
@@ -60,6 +57,10 @@ type Options struct {
 	// NvidiaSMICommand sets time-slices (compute-policy); "" means
 	// DefaultNvidiaSMICommand.
 	NvidiaSMICommand string
+	// Daemons runs the MPS control daemons; nil runs them as host
+	// processes through Runner (HostDaemons). PodDaemons runs each in its
+	// own pod, which outlives the plugin.
+	Daemons Daemons
 }
 
 // Manager applies soft-sharing strategies.
@@ -77,6 +78,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.NvidiaSMICommand == "" {
 		opts.NvidiaSMICommand = DefaultNvidiaSMICommand
+	}
+	if opts.Daemons == nil {
+		opts.Daemons = &HostDaemons{Runner: opts.Runner, ControlCommand: opts.MPSControlCommand}
 	}
 	return &Manager{opts: opts}, nil
 }
@@ -129,83 +133,4 @@ func (m *Manager) Unshare(ctx context.Context, gpuUUID string, strategy v1alpha1
 		return m.StopMPS(ctx, gpuUUID)
 	}
 	return nil
-}
-
-// StopMPS stops the GPU's MPS control daemon and removes its directory, so
-// that a directory under MPSDir always means a daemon this plugin started.
-func (m *Manager) StopMPS(ctx context.Context, gpuUUID string) error {
-	cmd := Cmd{Argv: []string{m.opts.MPSControlCommand}, Env: m.mpsEnv(gpuUUID), Stdin: "quit\n"}
-	if err := m.opts.Runner.Run(ctx, cmd); err != nil {
-		return fmt.Errorf("stop MPS daemon of %s: %w", gpuUUID, err)
-	}
-	return m.ForgetMPS(gpuUUID)
-}
-
-// ForgetMPS removes the GPU's MPS directory without asking a daemon to
-// quit: for a daemon that is not running (a quit that failed because none
-// answers).
-func (m *Manager) ForgetMPS(gpuUUID string) error {
-	if err := os.RemoveAll(filepath.Join(m.opts.MPSDir, gpuUUID)); err != nil {
-		return fmt.Errorf("remove MPS directory of %s: %w", gpuUUID, err)
-	}
-	return nil
-}
-
-// MPSDaemons lists the GPUs whose MPS daemon this plugin started and has
-// not stopped (their directory under MPSDir exists).
-func (m *Manager) MPSDaemons() ([]string, error) {
-	entries, err := os.ReadDir(m.opts.MPSDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list MPS daemons: %w", err)
-	}
-	var gpus []string
-	for _, e := range entries {
-		if e.IsDir() {
-			gpus = append(gpus, e.Name())
-		}
-	}
-	return gpus, nil
-}
-
-func (m *Manager) shareMPS(ctx context.Context, gpuUUID string, c *v1alpha1.MPSConfig, first bool) (Edits, error) {
-	pipe := m.mpsPath(gpuUUID, "pipe")
-	if first {
-		for _, dir := range []string{pipe, m.mpsPath(gpuUUID, "log")} {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return Edits{}, fmt.Errorf("MPS directory: %w", err)
-			}
-		}
-		cmd := Cmd{Argv: []string{m.opts.MPSControlCommand, "-d"}, Env: m.mpsEnv(gpuUUID)}
-		if err := m.opts.Runner.Run(ctx, cmd); err != nil {
-			// No daemon: no directory, which would claim one.
-			return Edits{}, errors.Join(fmt.Errorf("start MPS daemon of %s: %w", gpuUUID, err),
-				os.RemoveAll(filepath.Join(m.opts.MPSDir, gpuUUID)))
-		}
-	}
-	e := Edits{
-		Env:    []string{"CUDA_MPS_PIPE_DIRECTORY=" + MPSContainerPipeDir},
-		Mounts: []Mount{{HostPath: pipe, ContainerPath: MPSContainerPipeDir}},
-	}
-	if c != nil && c.DefaultActiveThreadPercentage != nil {
-		e.Env = append(e.Env, fmt.Sprintf("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=%d", *c.DefaultActiveThreadPercentage))
-	}
-	if c != nil && c.DefaultPinnedDeviceMemoryLimit != nil {
-		e.Env = append(e.Env, fmt.Sprintf("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=%dM", c.DefaultPinnedDeviceMemoryLimit.Value()>>20))
-	}
-	return e, nil
-}
-
-func (m *Manager) mpsEnv(gpuUUID string) []string {
-	return []string{
-		"CUDA_VISIBLE_DEVICES=" + gpuUUID,
-		"CUDA_MPS_PIPE_DIRECTORY=" + m.mpsPath(gpuUUID, "pipe"),
-		"CUDA_MPS_LOG_DIRECTORY=" + m.mpsPath(gpuUUID, "log"),
-	}
-}
-
-func (m *Manager) mpsPath(gpuUUID, kind string) string {
-	return filepath.Join(m.opts.MPSDir, gpuUUID, kind)
 }

@@ -18,6 +18,7 @@ func TestShare(t *testing.T) {
 		sharing   v1alpha1.GpuSharing
 		first     bool
 		wantArgv  [][]string
+		wantStdin []string
 		wantEnv   []string
 		wantMount bool
 	}{
@@ -36,7 +37,8 @@ func TestShare(t *testing.T) {
 		"MPS first claim starts the daemon": {
 			sharing:   v1alpha1.GpuSharing{Strategy: v1alpha1.SharingMPS, MPS: &v1alpha1.MPSConfig{DefaultActiveThreadPercentage: ptr.To[int32](50)}},
 			first:     true,
-			wantArgv:  [][]string{{"nvidia-cuda-mps-control", "-d"}},
+			wantArgv:  [][]string{{"nvidia-cuda-mps-control", "-d"}, {"nvidia-cuda-mps-control"}},
+			wantStdin: []string{"", "set_default_active_thread_percentage 50\n"},
 			wantEnv:   []string{"CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=50"},
 			wantMount: true,
 		},
@@ -55,12 +57,24 @@ func TestShare(t *testing.T) {
 			edits, err := m.Share(ctx, "GPU-1", &tc.sharing, tc.first)
 			require.NoError(t, err)
 			var argv [][]string
+			var stdin []string
 			for _, c := range runner.Commands() {
-				argv = append(argv, c.Argv)
+				argv, stdin = append(argv, c.Argv), append(stdin, c.Stdin)
 			}
 			assert.Equal(t, tc.wantArgv, argv)
+			if tc.wantStdin != nil {
+				assert.Equal(t, tc.wantStdin, stdin, "the daemon gets the limits on its control pipe")
+			}
 			assert.Equal(t, tc.wantEnv, edits.Env)
-			assert.Equal(t, tc.wantMount, len(edits.Mounts) == 1)
+			if tc.wantMount {
+				var dst []string
+				for _, mnt := range edits.Mounts {
+					dst = append(dst, mnt.ContainerPath)
+				}
+				assert.Equal(t, []string{"/tmp/nvidia-mps", "/dev/shm"}, dst, "clients share the daemon's pipes and shared memory")
+			} else {
+				assert.Empty(t, edits.Mounts)
+			}
 		})
 	}
 }
@@ -121,20 +135,20 @@ func TestMPSDaemonsFollowTheDirectories(t *testing.T) {
 		_, err = m.Share(ctx, gpu, mps, true)
 		require.NoError(t, err)
 	}
-	daemons, err := m.MPSDaemons()
+	daemons, err := m.MPSDaemons(ctx)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"GPU-1", "GPU-2"}, daemons)
 
 	require.NoError(t, m.Unshare(ctx, "GPU-1", v1alpha1.SharingMPS, true))
 	require.NoError(t, m.StopMPS(ctx, "GPU-2"))
-	daemons, err = m.MPSDaemons()
+	daemons, err = m.MPSDaemons(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, daemons)
 
 	runner.Err = errors.New("no such GPU")
 	_, err = m.Share(ctx, "GPU-3", mps, true)
 	require.ErrorContains(t, err, "start MPS daemon of GPU-3")
-	daemons, err = m.MPSDaemons()
+	daemons, err = m.MPSDaemons(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, daemons, "a daemon that never started leaves no directory")
 }
