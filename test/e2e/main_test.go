@@ -100,12 +100,15 @@ func setUp(ctx context.Context, c *cluster.Cluster, dir string) error {
 	if err != nil {
 		return err
 	}
+	if err := stack.EnsurePluginNamespace(ctx, env.cs); err != nil {
+		return err
+	}
 	env.nodes = map[string]*nodesim.Node{}
 	for i, s := range specs {
 		n, err := nodesim.Start(ctx, nodesim.Options{
 			Name: s.Name, Machine: s.Machine, MIGEnabled: s.MIGEnabled, Labels: s.Labels,
 			Kubeconfig: c.Kubeconfig(), PluginBinary: bins.Plugin, Dir: filepath.Join(dir, fmt.Sprintf("n%d", i)),
-			Log: os.Stderr,
+			PluginArgs: bins.PluginArgs(), Images: bins.Images(), Log: os.Stderr,
 		})
 		if err != nil {
 			return err

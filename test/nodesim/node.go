@@ -72,7 +72,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, finalErr error) {
 	}
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.heartbeat(runCtx) }()
-	n.plugin = newSupervisor(n.pluginCommand, n.paths.pluginLog, opts.Log)
+	n.plugin = newSupervisor("plugin", n.pluginCommand, n.paths.pluginLog, opts.Log)
 	if err := n.plugin.start(runCtx); err != nil {
 		return nil, err
 	}
@@ -222,6 +222,9 @@ func (n *Node) FakeMachineState() string { return n.paths.fakeState }
 
 // CDIDir is where the plugin writes the per-claim CDI specs.
 func (n *Node) CDIDir() string { return n.paths.cdi }
+
+// StateDir is the plugin's state directory (checkpoint, MPS directories).
+func (n *Node) StateDir() string { return n.paths.state }
 
 // PluginLog is the plugin's log file.
 func (n *Node) PluginLog() string { return n.paths.pluginLog }

@@ -32,6 +32,11 @@ type Options struct {
 	// machine's state and the plugin's log. Keep it short: unix socket paths
 	// are limited to 108 bytes. Required.
 	Dir string
+	// Images maps container images to local executables: the containers
+	// of a pod whose every image is here run as host processes (the MPS
+	// daemon pods the plugin creates), the executable standing in for the
+	// image's command[0]. Other pods are reported Running without running.
+	Images map[string]string
 	// Log receives progress lines. Default: discarded.
 	Log io.Writer
 }

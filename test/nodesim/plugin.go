@@ -45,8 +45,10 @@ const restartDelay = 500 * time.Millisecond
 // startedLine is what the plugin logs once it serves the kubelet.
 var startedLine = []byte(`"Kubelet plugin started"`)
 
-// supervisor runs the plugin and restarts it when it exits, until stopped.
+// supervisor runs a process (the plugin, a container) and restarts it when
+// it exits, until stopped.
 type supervisor struct {
+	name     string // in messages
 	command  func() *exec.Cmd
 	logPath  string
 	progress io.Writer
@@ -58,8 +60,8 @@ type supervisor struct {
 	done    chan struct{}
 }
 
-func newSupervisor(command func() *exec.Cmd, logPath string, progress io.Writer) *supervisor {
-	return &supervisor{command: command, logPath: logPath, progress: progress, done: make(chan struct{})}
+func newSupervisor(name string, command func() *exec.Cmd, logPath string, progress io.Writer) *supervisor {
+	return &supervisor{name: name, command: command, logPath: logPath, progress: progress, done: make(chan struct{})}
 }
 
 // start runs the plugin and keeps it running in the background.
@@ -75,13 +77,13 @@ func (s *supervisor) start(ctx context.Context) error {
 func (s *supervisor) spawn() error {
 	log, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("open plugin log: %w", err)
+		return fmt.Errorf("open %s log: %w", s.name, err)
 	}
 	defer log.Close()
 	cmd := s.command()
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cluster.StartTiedToParent(cmd); err != nil {
-		return fmt.Errorf("start plugin: %w", err)
+		return fmt.Errorf("start %s: %w", s.name, err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -106,15 +108,15 @@ func (s *supervisor) loop(ctx context.Context) {
 		if stopped || ctx.Err() != nil {
 			return
 		}
-		logger.Info("Plugin exited; restarting it", "state", state.String(), "log", s.logPath)
-		fmt.Fprintf(s.progress, "plugin exited (%s); restarting it\n", state)
+		logger.Info("Process exited; restarting it", "process", s.name, "state", state.String(), "log", s.logPath)
+		fmt.Fprintf(s.progress, "%s exited (%s); restarting it\n", s.name, state)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(restartDelay):
 		}
 		if err := s.spawn(); err != nil {
-			logger.Error(err, "Restart plugin")
+			logger.Error(err, "Restart process", "process", s.name)
 			return
 		}
 	}
@@ -126,7 +128,7 @@ func (s *supervisor) kill() error {
 	cmd := s.cmd
 	s.mu.Unlock()
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("kill plugin: %w", err)
+		return fmt.Errorf("kill %s: %w", s.name, err)
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ type podWorker struct {
 	factory  informers.SharedInformerFactory
 	informer cache.SharedIndexInformer
 	queue    workqueue.TypedRateLimitingInterface[types.UID]
+	procs    *containers
 
 	mu   sync.Mutex
 	pods map[types.UID]*podEntry
@@ -55,11 +56,11 @@ type podEntry struct {
 	prepared bool // prepared by this process, status Running written
 }
 
-func newPodWorker(client kubernetes.Interface, node string, mgr *dra.Manager, recorder record.EventRecorder) *podWorker {
+func newPodWorker(client kubernetes.Interface, node string, mgr *dra.Manager, recorder record.EventRecorder, procs *containers) *podWorker {
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "spec.nodeName=" + node }))
 	return &podWorker{
-		client: client, node: node, mgr: mgr, recorder: recorder, factory: factory,
+		client: client, node: node, mgr: mgr, recorder: recorder, factory: factory, procs: procs,
 		informer: factory.Core().V1().Pods().Informer(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](retryBase, retryMax),
@@ -102,6 +103,7 @@ func (w *podWorker) stop() {
 	w.queue.ShutDown()
 	w.factory.Shutdown()
 	w.wg.Wait()
+	w.procs.stopAll()
 }
 
 func (w *podWorker) synced() bool { return w.informer.HasSynced() }
@@ -165,6 +167,7 @@ func (w *podWorker) sync(ctx context.Context, uid types.UID) error {
 		return nil
 	case gone:
 		// Deleted behind our back (grace period 0): unprepare, then forget.
+		w.procs.stop(uid)
 		if err := w.mgr.UnprepareResources(ctx, pod); err != nil {
 			return err
 		}
@@ -193,8 +196,15 @@ func (w *podWorker) run(ctx context.Context, pod *corev1.Pod) error {
 	if devices := w.cdiDevices(pod); len(devices) > 0 {
 		w.recorder.Eventf(pod, corev1.EventTypeNormal, ReasonPrepared, "CDI devices: %s", strings.Join(devices, ", "))
 	}
-	if err := w.markRunning(ctx, pod); err != nil {
+	processes := w.procs.handles(pod)
+	if err := w.markRunning(ctx, pod, !processes); err != nil {
 		return err
+	}
+	if processes {
+		setReady := func(ctx context.Context, ready bool) error { return w.setReady(ctx, pod, ready) }
+		if err := w.procs.start(ctx, pod, setReady); err != nil {
+			return err
+		}
 	}
 	w.mu.Lock()
 	if e := w.pods[pod.UID]; e != nil {
@@ -222,6 +232,7 @@ func (w *podWorker) cdiDevices(pod *corev1.Pod) []string {
 // terminate unprepares a deleted pod's claims, then removes the pod object,
 // as the kubelet does once its containers have stopped.
 func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod) error {
+	w.procs.stop(pod.UID)
 	if err := w.mgr.UnprepareResources(ctx, pod); err != nil {
 		w.recorder.Event(pod, corev1.EventTypeWarning, ReasonFailedUnprepare, err.Error())
 		return err
@@ -235,8 +246,9 @@ func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
-// markRunning writes what a kubelet reports once every container started.
-func (w *podWorker) markRunning(ctx context.Context, pod *corev1.Pod) error {
+// markRunning writes what a kubelet reports once every container started;
+// ready says whether they are ready too (no readiness probe to wait for).
+func (w *podWorker) markRunning(ctx context.Context, pod *corev1.Pod, ready bool) error {
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := w.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
@@ -245,7 +257,7 @@ func (w *podWorker) markRunning(ctx context.Context, pod *corev1.Pod) error {
 		if cur.UID != pod.UID || cur.Status.Phase == corev1.PodRunning {
 			return nil
 		}
-		cur.Status = runningStatus(cur)
+		cur.Status = runningStatus(cur, ready)
 		_, err = w.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})
@@ -255,20 +267,41 @@ func (w *podWorker) markRunning(ctx context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
-func runningStatus(pod *corev1.Pod) corev1.PodStatus {
+// setReady reports the containers' readiness probes.
+func (w *podWorker) setReady(ctx context.Context, pod *corev1.Pod, ready bool) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := w.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil || cur.UID != pod.UID || cur.DeletionTimestamp != nil {
+			return err
+		}
+		cur.Status = runningStatus(cur, ready)
+		_, err = w.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+func runningStatus(pod *corev1.Pod, ready bool) corev1.PodStatus {
 	now := metav1.NewTime(time.Now())
 	st := *pod.Status.DeepCopy()
 	st.Phase = corev1.PodRunning
 	st.StartTime = &now
 	st.HostIP = "127.0.0.1"
 	st.HostIPs = []corev1.HostIP{{IP: "127.0.0.1"}}
+	readyStatus := corev1.ConditionFalse
+	if ready {
+		readyStatus = corev1.ConditionTrue
+	}
 	for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
-		st.Conditions = setCondition(st.Conditions, corev1.PodCondition{Type: t, Status: corev1.ConditionTrue, LastTransitionTime: now})
+		status := corev1.ConditionTrue
+		if t == corev1.ContainersReady || t == corev1.PodReady {
+			status = readyStatus
+		}
+		st.Conditions = setCondition(st.Conditions, corev1.PodCondition{Type: t, Status: status, LastTransitionTime: now})
 	}
 	st.ContainerStatuses = nil
 	for _, c := range pod.Spec.Containers {
 		st.ContainerStatuses = append(st.ContainerStatuses, corev1.ContainerStatus{
-			Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: true, Started: ptr.To(true),
+			Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: ready, Started: ptr.To(true),
 			ContainerID: "nodesim://" + string(pod.UID) + "/" + c.Name,
 			State:       corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
 		})

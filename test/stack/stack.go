@@ -38,11 +38,14 @@ const (
 	pluginBinary  = "tierra-kubelet-plugin"
 	controllerBin = "tierra-controller"
 	nodeBinary    = "tierra-node"
+	// mpsControl is the stand-in for nvidia-cuda-mps-control the
+	// simulated nodes' MPS daemon pods run (test/crash/fakesharing).
+	mpsControl = "nvidia-cuda-mps-control"
 )
 
 // Binaries are the executables the stack runs.
 type Binaries struct {
-	Plugin, Controller, Node string
+	Plugin, Controller, Node, MPSControl string
 }
 
 // Build compiles the plugin and controller (main module) and the node
@@ -57,11 +60,13 @@ func Build(ctx context.Context, dir string, log io.Writer) (Binaries, error) {
 			return Binaries{}, err
 		}
 		t0 := time.Now()
-		fmt.Fprintln(log, "building tierra-kubelet-plugin, tierra-controller and tierra-node…")
-		for _, b := range []struct{ dir, pkg string }{
-			{root, "./cmd/" + pluginBinary}, {root, "./cmd/" + controllerBin}, {filepath.Join(root, "test"), "./cmd/" + nodeBinary},
+		fmt.Fprintln(log, "building tierra-kubelet-plugin, tierra-controller, tierra-node and the MPS control stand-in…")
+		test := filepath.Join(root, "test")
+		for _, b := range []struct{ dir, pkg, out string }{
+			{root, "./cmd/" + pluginBinary, dir + "/"}, {root, "./cmd/" + controllerBin, dir + "/"},
+			{test, "./cmd/" + nodeBinary, dir + "/"}, {test, "./crash/fakesharing", filepath.Join(dir, mpsControl)},
 		} {
-			if err := GoBuild(ctx, b.dir, b.pkg, dir+"/"); err != nil {
+			if err := GoBuild(ctx, b.dir, b.pkg, b.out); err != nil {
 				return Binaries{}, err
 			}
 		}
@@ -71,6 +76,7 @@ func Build(ctx context.Context, dir string, log io.Writer) (Binaries, error) {
 		Plugin:     filepath.Join(dir, pluginBinary),
 		Controller: filepath.Join(dir, controllerBin),
 		Node:       filepath.Join(dir, nodeBinary),
+		MPSControl: filepath.Join(dir, mpsControl),
 	}, nil
 }
 

@@ -105,10 +105,14 @@ func startNodes(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface
 	if err != nil {
 		return nil, err
 	}
+	if err := stack.EnsurePluginNamespace(ctx, cs); err != nil {
+		return nil, err
+	}
 	for _, s := range specs {
 		args := []string{"--name=" + s.Name, "--machine=" + s.Machine, "--kubeconfig=" + c.Kubeconfig(),
 			"--plugin-binary=" + bins.Plugin, "--dir=" + filepath.Join(c.StateDir(), "nodes", s.Name),
-			fmt.Sprintf("--mig-enabled=%t", s.MIGEnabled), "--labels=" + joinLabels(s.Labels)}
+			fmt.Sprintf("--mig-enabled=%t", s.MIGEnabled), "--labels=" + joinLabels(s.Labels),
+			"--plugin-args=" + strings.Join(bins.PluginArgs(), " "), "--images=" + bins.ImagesFlag()}
 		if err := runOnce(c, "node-"+s.Name, bins.Node, args...); err != nil {
 			return nil, err
 		}

@@ -67,6 +67,7 @@ func parse(args []string) (nodesim.Options, error) {
 	fs.StringVar(&opts.Dir, "dir", "", "the node's directory: sockets, checkpoint, CDI specs, fake machine state, plugin log (required; short, for unix sockets)")
 	labels := fs.String("labels", "", "Node labels, k=v,k=v")
 	pluginArgs := fs.String("plugin-args", "", "extra plugin flags, space-separated (e.g. -v=4)")
+	images := fs.String("images", "", "image=executable,...: pods whose every container image is listed run as host processes of the executable (the plugin's MPS daemon pods); others are only reported Running")
 	klog.InitFlags(fs)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -83,5 +84,15 @@ func parse(args []string) (nodesim.Options, error) {
 		}
 	}
 	opts.PluginArgs = strings.Fields(*pluginArgs)
+	if *images != "" {
+		opts.Images = map[string]string{}
+		for _, kv := range strings.Split(*images, ",") {
+			img, exe, ok := strings.Cut(kv, "=")
+			if !ok || img == "" || exe == "" {
+				return opts, fmt.Errorf("--images: %q is not image=executable", kv)
+			}
+			opts.Images[img] = exe
+		}
+	}
 	return opts, nil
 }

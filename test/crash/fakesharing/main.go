@@ -5,7 +5,14 @@
 //
 //	nvidia-cuda-mps-control -d           marks the daemon of $CUDA_MPS_PIPE_DIRECTORY running;
 //	                                     fails if one runs there already
+//	nvidia-cuda-mps-control -f           the same, then runs until the mark is removed
+//	                                     (quit) or SIGTERM
 //	nvidia-cuda-mps-control <<< quit     removes the mark; fails if no daemon runs
+//	nvidia-cuda-mps-control <<< get_server_list
+//	                                     fails if no daemon runs
+//	nvidia-cuda-mps-control <<< set_default_active_thread_percentage N
+//	nvidia-cuda-mps-control <<< set_default_device_pinned_mem_limit 0 NM
+//	                                     records the limit in $CUDA_MPS_PIPE_DIRECTORY/fake-limits
 //	nvidia-smi compute-policy -i UUID --set-timeslice=N
 //	                                     writes N to $TIERRA_FAKE_NVIDIA_SMI_DIR/UUID
 package main
@@ -16,12 +23,19 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // DaemonMarker is the file in the pipe directory that says a daemon runs.
 const DaemonMarker = "fake-mps-daemon"
+
+// LimitsFile, in the pipe directory, records the limits the daemon was
+// given, one "command args" line each.
+const LimitsFile = "fake-limits"
 
 // SMIDirEnv names the directory of the time-slice records.
 const SMIDirEnv = "TIERRA_FAKE_NVIDIA_SMI_DIR"
@@ -49,36 +63,79 @@ func mpsControl(args []string, getenv func(string) string, stdin io.Reader) erro
 		return errors.New("CUDA_MPS_PIPE_DIRECTORY is not set")
 	}
 	marker := filepath.Join(pipe, DaemonMarker)
-	if len(args) == 1 && args[0] == "-d" {
-		f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("an instance of this daemon is already running in %s", pipe)
+	if len(args) == 1 && (args[0] == "-d" || args[0] == "-f") {
+		if err := markRunning(marker, getenv); err != nil || args[0] == "-d" {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("start daemon: %w", err)
-		}
-		_, err = fmt.Fprintln(f, getenv("CUDA_VISIBLE_DEVICES"))
-		return errors.Join(err, f.Close())
+		return foreground(marker)
 	}
 	if len(args) != 0 {
 		return fmt.Errorf("unexpected arguments %q", args)
 	}
 	sc := bufio.NewScanner(stdin)
 	for sc.Scan() {
-		switch line := strings.TrimSpace(sc.Text()); line {
-		case "":
-		case "quit":
-			if err := os.Remove(marker); err != nil {
-				return fmt.Errorf("cannot find MPS control daemon process in %s: %w", pipe, err)
-			}
-		default:
-			return fmt.Errorf("unknown command %q", line)
+		if err := command(pipe, marker, strings.Fields(sc.Text())); err != nil {
+			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read commands: %w", err)
 	}
 	return nil
+}
+
+func markRunning(marker string, getenv func(string) string) error {
+	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("an instance of this daemon is already running in %s", filepath.Dir(marker))
+	}
+	if err != nil {
+		return fmt.Errorf("start daemon: %w", err)
+	}
+	_, err = fmt.Fprintln(f, getenv("CUDA_VISIBLE_DEVICES"))
+	return errors.Join(err, f.Close())
+}
+
+// foreground runs until the marker is removed (quit) or SIGTERM.
+func foreground(marker string) error {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-term:
+			return os.Remove(marker)
+		case <-tick.C:
+			if _, err := os.Stat(marker); errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+		}
+	}
+}
+
+// command runs one control command against the daemon of the pipe dir.
+func command(pipe, marker string, words []string) error {
+	if len(words) == 0 {
+		return nil
+	}
+	if _, err := os.Stat(marker); err != nil {
+		return fmt.Errorf("cannot find MPS control daemon process in %s: %w", pipe, err)
+	}
+	switch words[0] {
+	case "quit":
+		return os.Remove(marker)
+	case "get_server_list":
+		return nil
+	case "set_default_active_thread_percentage", "set_default_device_pinned_mem_limit":
+		f, err := os.OpenFile(filepath.Join(pipe, LimitsFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("record limit: %w", err)
+		}
+		_, err = fmt.Fprintln(f, strings.Join(words, " "))
+		return errors.Join(err, f.Close())
+	}
+	return fmt.Errorf("unknown command %q", words[0])
 }
 
 func nvidiaSMI(args []string, getenv func(string) string) error {
