@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -38,7 +39,7 @@ func TestChartDefaults(t *testing.T) {
 		kinds[o.GetKind()]++
 	}
 	assert.Equal(t, map[string]int{"CustomResourceDefinition": 1, "ServiceAccount": 2, "ClusterRole": 2,
-		"ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1, "Deployment": 1, "DaemonSet": 1,
+		"ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2, "Deployment": 1, "DaemonSet": 1,
 		"ValidatingAdmissionPolicy": 3, "ValidatingAdmissionPolicyBinding": 3,
 		"MutatingAdmissionPolicy": 2, "MutatingAdmissionPolicyBinding": 2,
 		"ValidatingWebhookConfiguration": 1, "Service": 1, "Secret": 1, "TierPolicy": 1}, kinds,
@@ -54,6 +55,10 @@ func TestChartDefaults(t *testing.T) {
 	assert.Equal(t, "spec.nodeName", envField(t, plugin, "TIERRA_NODE_NAME"))
 	assert.Equal(t, "metadata.uid", envField(t, plugin, "TIERRA_POD_UID"), "per-pod sockets (kubeletplugin.RollingUpdate)")
 	assert.Empty(t, envValue(plugin, "TIERRA_MACHINE"), "real NVML by default")
+	assert.Equal(t, plugin.Image, envValue(plugin, "TIERRA_MPS_DAEMON_IMAGE"), "MPS daemons run in pods of their own, from the plugin's image")
+	assert.Equal(t, "metadata.namespace", envField(t, plugin, "TIERRA_NAMESPACE"), "the daemon pods go to the plugin's namespace")
+	mps := find(t, objs, "Role", pluginName+"-mps")
+	assert.Contains(t, fmt.Sprint(mps.Object["rules"]), "deployments", "the plugin may manage its MPS daemon Deployments")
 	require.NotNil(t, plugin.SecurityContext.Privileged)
 	assert.True(t, *plugin.SecurityContext.Privileged, "NVML and MIG need the GPU device nodes")
 	mounts := map[string]string{}
@@ -86,6 +91,7 @@ func TestChartFakeMachineIsUnprivileged(t *testing.T) {
 	assert.Equal(t, "fake:dgxh200", envValue(plugin, "TIERRA_MACHINE"))
 	assert.Equal(t, "/var/lib/tierra/fake-machine.json", envValue(plugin, "TIERRA_FAKE_STATE"), "fake hardware state survives upgrades")
 	assert.False(t, *plugin.SecurityContext.Privileged, "a fake machine needs no privileges")
+	assert.Empty(t, envValue(plugin, "TIERRA_MPS_DAEMON_IMAGE"), "a fake machine has no MPS binaries for a daemon pod to run")
 	assert.Equal(t, []corev1.Capability{"ALL"}, plugin.SecurityContext.Capabilities.Drop)
 }
 

@@ -47,6 +47,15 @@ system:serviceaccount:{{ .Release.Namespace }}:{{ include "tierra.plugin.name" .
 {{- end -}}
 
 {{/*
+"true" when the plugin runs each MPS daemon in a pod of its own: on real
+GPUs, unless plugin.mps.podDaemons is off. A fake machine has no MPS
+binaries to run; its plugin records the commands instead.
+*/}}
+{{- define "tierra.plugin.mpsPods" -}}
+{{- if and .Values.plugin.mps.podDaemons (not (include "tierra.plugin.fake" .)) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
 The variables both tenancy admission policies (vap-tenancy.yaml,
 map-tenant-slots.yaml) start with: the chart's one CEL definition of a
 namespace's tenant, the twin of pkg/tenancy's Resolve and Allowed (the
