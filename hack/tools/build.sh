@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the local cluster harness's binaries into a git-ignored cache
 # (default _output/bin): etcd, kube-apiserver, kube-scheduler,
-# kube-controller-manager, kubectl and kwok (plus kwok's Stage configs).
+# kube-controller-manager, kubectl and kwok (plus kwok's Stage configs), and
+# tierra-scheduler (kube-scheduler + the TierraYield plugin; SKIP_SCHEDULER=1
+# leaves it out).
 # Everything comes from the Go module proxy; nothing needs Docker.
 #
 # Idempotent: each group writes a stamp holding its versions, the Go version
@@ -78,8 +80,32 @@ build_kwok() {
 	log "kwok done ($(find "${BIN}/kwok-stages" -name '*.yaml' | wc -l) stage files)"
 }
 
+# srchash hashes the Go sources (tests aside) and module files under the
+# given directories of the repository.
+srchash() {
+	(cd "${ROOT}" && find "$@" \( -name '*.go' ! -name '*_test.go' \) -o -name go.mod -o -name go.sum | sort | xargs cat) |
+		sha256sum | cut -c1-16
+}
+
+# tierra-scheduler is kube-scheduler with the TierraYield plugin, in its own
+# module (cmd/tierra-scheduler); built like build_k8s's binaries so that it
+# shares their build cache: only the plugin and the link are new.
+build_scheduler() {
+	local dir="${ROOT}/cmd/tierra-scheduler"
+	local want="tierra-scheduler ${K8S_VERSION} ${GO_VERSION} $(srchash cmd/tierra-scheduler pkg api go.mod)"
+	if current scheduler "${want}" tierra-scheduler; then log "tierra-scheduler: up to date"; return; fi
+	log "building tierra-scheduler (kube-scheduler ${K8S_VERSION} + TierraYield; ~2 min after the kubernetes build)…"
+	local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+	local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION}"
+	ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor}"
+	(cd "${dir}" && CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${BIN}/tierra-scheduler" .)
+	echo "${want}" >"${BIN}/.stamp-scheduler"
+	log "tierra-scheduler done"
+}
+
 start=${SECONDS}
 build_etcd
 build_kwok
 build_k8s
+[[ "${SKIP_SCHEDULER:-0}" == 1 ]] || build_scheduler
 log "all binaries current in ${BIN} ($((SECONDS - start)) s)"

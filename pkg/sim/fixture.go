@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	resourceapi "k8s.io/api/resource/v1"
+
+	"github.com/tierra-gpu/tierra/pkg/score"
 )
 
 // Fixture is a node list published the way the simulation publishes it. It
@@ -62,11 +64,21 @@ func (f *Fixture) ClaimSpec(p Pod) (*resourceapi.ResourceClaimSpec, error) {
 // run does. It returns the node each pod was placed on, "" for a pod that
 // found none.
 func (f *Fixture) Replay(ctx context.Context, pods []Pod, scorer string, seed int64) ([]string, error) {
+	return f.replay(ctx, pods, scorer, seed, typicalClasses(pods, f.pub.shapes))
+}
+
+// ReplayWith is Replay with the frag scorer's target workload given (as
+// the scheduler plugin takes it in its args) instead of drawn from pods.
+func (f *Fixture) ReplayWith(ctx context.Context, pods []Pod, scorer string, seed int64, typical []score.Typical) ([]string, error) {
+	return f.replay(ctx, pods, scorer, seed, score.NewClasses(typical, f.pub.shapes))
+}
+
+func (f *Fixture) replay(ctx context.Context, pods []Pod, scorer string, seed int64, classes []score.Class) ([]string, error) {
 	s, err := NewScorer(scorer)
 	if err != nil {
 		return nil, err
 	}
-	e := newEnv(f.pub, typicalClasses(pods, f.pub.shapes), s, seed, false)
+	e := newEnv(f.pub, classes, s, seed, false)
 	e.stats.Failed.Whole = map[int]int{}
 	out := make([]string, len(pods))
 	for i, p := range pods {

@@ -43,3 +43,18 @@ func TestFixtureReplay(t *testing.T) {
 	assert.Equal(t, "a", *sl[0].Spec.NodeName)
 	assert.Equal(t, ClassName, DeviceClass().Name)
 }
+
+// TestReplayWithTypical checks that the target workload given as typical
+// pods (what the scheduler plugin's args carry) replays as the one drawn
+// from the same pods.
+func TestReplayWithTypical(t *testing.T) {
+	tr := loadTestTrace(t)
+	fix, err := NewFixture(tr.Nodes, SlicesPublisher)
+	require.NoError(t, err)
+	ctx := context.Background()
+	drawn, err := fix.Replay(ctx, tr.Pods, ScorerFrag, 42)
+	require.NoError(t, err)
+	given, err := fix.ReplayWith(ctx, tr.Pods, ScorerFrag, 42, TypicalPods(tr.Pods))
+	require.NoError(t, err)
+	assert.Equal(t, drawn, given)
+}
