@@ -42,6 +42,7 @@ var conformance = map[string]func(t *testing.T, h harness){
 	"compute mode set and restore":       testComputeMode,
 	"time-slice needs a TimeSlicer":      testTimeSlice,
 	"events delivered and cancelled":     testEvents,
+	"every GPU answers the prober":       testAnswers,
 }
 
 func runConformance(t *testing.T, h harness) {
@@ -283,4 +284,17 @@ func migGPU(t *testing.T, h harness, g nvgpu.Interface) inventory.GPU {
 	require.True(t, gpu.MIGEnabled)
 	require.NotNil(t, gpu.MIG)
 	return gpu
+}
+
+// testAnswers is read-only: every discovered GPU answers NVML, and an
+// unknown UUID is ErrNotFound, not lost.
+func testAnswers(t *testing.T, h harness) {
+	g := h.open(t)
+	ctx := context.Background()
+	for _, gpu := range discover(t, g).GPUs {
+		assert.NoError(t, g.Answers(ctx, gpu.UUID), "GPU %d", gpu.Index)
+	}
+	err := g.Answers(ctx, "GPU-00000000-0000-0000-0000-000000000000")
+	assert.ErrorIs(t, err, nvgpu.ErrNotFound)
+	assert.NotErrorIs(t, err, nvgpu.ErrGPULost)
 }

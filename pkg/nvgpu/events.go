@@ -126,3 +126,10 @@ func toEvent(data nvml.EventData) Event {
 	}
 	return ev
 }
+
+// Answers implements Prober: the GPU answers when NVML returns its handle
+// and index. Nothing is changed on the GPU.
+func (g *nvmlMachine) Answers(_ context.Context, uuid string) error {
+	_, err := g.device(uuid)
+	return err
+}

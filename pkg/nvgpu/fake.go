@@ -35,6 +35,10 @@ type Fake struct {
 	// statePath is the FakeStateEnv file; "" keeps the state in memory.
 	statePath string
 	stateMu   sync.Mutex
+
+	// stopFaults ends serveFaults (FakeFaultsEnv), which closes faultsDone.
+	stopFaults chan struct{}
+	faultsDone chan struct{}
 }
 
 var _ Interface = (*Fake)(nil)
@@ -91,6 +95,10 @@ func NewFake(ctx context.Context, name string, opts Options) (*Fake, error) {
 		if err := f.loadState(path); err != nil {
 			return nil, fmt.Errorf("fake machine %s: %w", name, err)
 		}
+	}
+	if dir := os.Getenv(FakeFaultsEnv); dir != "" {
+		f.stopFaults, f.faultsDone = make(chan struct{}), make(chan struct{})
+		go f.serveFaults(ctx, dir, f.stopFaults, f.faultsDone)
 	}
 	klog.FromContext(ctx).V(2).Info("Fake machine ready", "machine", name, "gpus", len(f.server.Devices))
 	return f, nil

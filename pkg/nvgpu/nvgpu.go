@@ -54,6 +54,7 @@ type Interface interface {
 	ComputeModeSetter
 	TimeSlicer
 	EventWatcher
+	Prober
 	// Close releases NVML. The Interface must not be used afterwards.
 	Close() error
 }
