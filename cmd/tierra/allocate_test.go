@@ -36,7 +36,7 @@ func TestAllocateDemoScenarios(t *testing.T) {
 	for _, p := range res.Placements {
 		byClaim[p.Claim] = p
 	}
-	require.Len(t, byClaim, 6)
+	require.Len(t, byClaim, 7)
 	assert.Equal(t, "dgx-h200-train", byClaim["research/llm-pretrain"].Node)
 	assert.Len(t, byClaim["research/llm-pretrain"].Devices, 4)
 	assert.Equal(t, "dgx-h200-infer", byClaim["product/chat-api"].Node)
@@ -44,6 +44,8 @@ func TestAllocateDemoScenarios(t *testing.T) {
 	assert.Equal(t, []string{"gpu-0-tenant-research"}, byClaim["research/notebook-bob"].Devices, "dev notebooks share one GPU, in research's slot")
 	assert.Equal(t, byClaim["research/notebook-alice"].Devices, byClaim["research/notebook-bob"].Devices)
 	assert.EqualValues(t, 80_000, byClaim["research/notebook-bob"].Cost, "a quarter of an L4 at $0.80 less 60% spot")
+	assert.Equal(t, "l4-serve", byClaim["product/embeddings"].Node, "MPS replicas on the serving node")
+	assert.Equal(t, []string{"gpu-0-tenant-product"}, byClaim["product/embeddings"].Devices)
 	for claim, p := range byClaim {
 		assert.NotEmpty(t, p.Node, "%s must be placed", claim)
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,36 +12,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
 	"github.com/tierra-gpu/tierra/pkg/slices"
 	"github.com/tierra-gpu/tierra/test/stack"
 )
-
-// setDevSharing replaces the sharing of demo/tierpolicy.yaml's dev tier
-// (the third) and waits until l4-dev republishes its GPUs with it.
-func setDevSharing(ctx context.Context, t *testing.T, s map[string]any) {
-	t.Helper()
-	rest, err := env.cluster.RESTConfig()
-	require.NoError(t, err)
-	dyn, err := dynamic.NewForConfig(rest)
-	require.NoError(t, err)
-	patch, err := json.Marshal([]map[string]any{
-		{"op": "test", "path": "/spec/tiers/2/name", "value": "dev"},
-		{"op": "replace", "path": "/spec/tiers/2/sharing", "value": s},
-	})
-	require.NoError(t, err)
-	_, err = dyn.Resource(v1alpha1.SchemeGroupVersion.WithResource("tierpolicies")).Patch(ctx, "default", types.JSONPatchType, patch, metav1.PatchOptions{})
-	require.NoError(t, err)
-	poll(ctx, t, "l4-dev never republished with the new sharing", func(ctx context.Context) (bool, error) {
-		d, ok, err := findDevice(ctx, "l4-dev", "gpu-0-tenant-research")
-		return ok && slices.StringAttribute(d, slices.AttrSharing) == s["strategy"], err
-	})
-}
 
 // mpsDaemon returns the MPS daemon Deployment of the GPU, if any.
 func mpsDaemon(ctx context.Context, node, gpu string) (*appsv1.Deployment, error) {
@@ -80,18 +55,11 @@ func mpsDaemonPod(ctx context.Context, t *testing.T, dep *appsv1.Deployment) *co
 // goes with the GPU's last claim.
 func TestMPSDaemonRunsInItsOwnPodAndOutlivesThePlugin(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	const node = "l4-dev"
-	t.Cleanup(func() {
-		ctx := context.WithoutCancel(ctx)
-		cleanNamespace(ctx, t, "research")
-		setDevSharing(ctx, t, map[string]any{"strategy": "TimeSlicing", "timeSlicing": map[string]any{"interval": "Short"}})
-	})
-	setDevSharing(ctx, t, map[string]any{"strategy": "MPS"})
-	const limits = `{strategy: MPS, mps: {defaultActiveThreadPercentage: 40, defaultPinnedDeviceMemoryLimit: 4Gi}}`
-	applyYAML(ctx, t, templateYAML("research", "mps", "dev.gpu.tierra.dev", notebookRequest, limits)+
-		podYAML("research", "mps-a", "mps")+podYAML("research", "mps-b", "mps"))
-	a := podClaim(ctx, t, waitRunning(ctx, t, "research", "mps-a"))
-	b := podClaim(ctx, t, waitRunning(ctx, t, "research", "mps-b"))
+	const node, ns = "l4-serve", "product"
+	t.Cleanup(func() { cleanNamespace(context.WithoutCancel(ctx), t, ns) })
+	applyFile(ctx, t, "demo/scenarios/serving")
+	a := podClaim(ctx, t, waitRunning(ctx, t, ns, "embeddings-a"))
+	b := podClaim(ctx, t, waitRunning(ctx, t, ns, "embeddings-b"))
 	res := a.Status.Allocation.Devices.Results[0]
 	require.Equal(t, res.Device, b.Status.Allocation.Devices.Results[0].Device, "one tenant's two claims share the GPU")
 	gpu := slices.StringAttribute(publishedDevice(ctx, t, res.Pool, res.Device), slices.AttrUUID)
@@ -104,8 +72,8 @@ func TestMPSDaemonRunsInItsOwnPodAndOutlivesThePlugin(t *testing.T) {
 	pipe := filepath.Join(env.nodes[node].StateDir(), "mps", gpu, "pipe")
 	got, err := os.ReadFile(filepath.Join(pipe, "fake-limits"))
 	require.NoError(t, err)
-	assert.Equal(t, "set_default_active_thread_percentage 40\nset_default_device_pinned_mem_limit 0 4096M\n", string(got),
-		"the daemon pod set the claims' limits on the daemon")
+	assert.Equal(t, "set_default_active_thread_percentage 50\nset_default_device_pinned_mem_limit 0 8192M\n", string(got),
+		"the daemon pod set the claims' limits (demo/scenarios/serving) on the daemon")
 	spec, err := os.ReadFile(filepath.Join(env.nodes[node].CDIDir(), "gpu.tierra.dev-claim_"+string(a.UID)+".json"))
 	require.NoError(t, err)
 	for _, want := range []string{`"containerPath":"/tmp/nvidia-mps"`, `"containerPath":"/dev/shm"`} {
@@ -120,11 +88,11 @@ func TestMPSDaemonRunsInItsOwnPodAndOutlivesThePlugin(t *testing.T) {
 	assert.Equal(t, pod.UID, mpsDaemonPod(ctx, t, after).UID, "the daemon's pod was not replaced")
 	assert.FileExists(t, filepath.Join(pipe, "fake-mps-daemon"), "the daemon process still runs")
 
-	deletePods(ctx, t, "research", "mps-a")
+	deletePods(ctx, t, ns, "embeddings-a")
 	dep, err = mpsDaemon(ctx, node, gpu)
 	require.NoError(t, err)
-	require.NotNil(t, dep, "mps-b still uses the daemon")
-	deletePods(ctx, t, "research", "mps-b")
+	require.NotNil(t, dep, "embeddings-b still uses the daemon")
+	deletePods(ctx, t, ns, "embeddings-b")
 	poll(ctx, t, "the MPS daemon outlived the GPU's last claim", func(ctx context.Context) (bool, error) {
 		dep, err := mpsDaemon(ctx, node, gpu)
 		return dep == nil, err

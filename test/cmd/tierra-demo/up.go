@@ -59,7 +59,7 @@ func up(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	step("applying demo/scenarios (training, inference, dev)")
+	step("applying demo/scenarios (training, inference, serving, dev)")
 	if err := applyScenarios(ctx, c, root); err != nil {
 		return err
 	}
@@ -69,6 +69,9 @@ func up(ctx context.Context, o options) error {
 		return err
 	}
 	if err := report(ctx, c, cs, specs); err != nil {
+		return err
+	}
+	if err := showMPSDaemons(ctx, c, cs); err != nil {
 		return err
 	}
 	fmt.Printf("\ndemo up in %s. Everything keeps running:\n  export KUBECONFIG=%s\n  %s get pods,resourceclaims -A\n  logs: %s\n  stop: make demo-down\n",
