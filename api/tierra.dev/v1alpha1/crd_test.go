@@ -74,6 +74,18 @@ func TestTierPolicyCRD(t *testing.T) {
 	discount := dig(t, prices, "overrides", "items", "properties", "discount")
 	assert.EqualValues(t, 0, dig(t, discount, "minimum"))
 	assert.EqualValues(t, 100, dig(t, discount, "maximum"))
+
+	health := dig(t, schema, "properties", "spec", "properties", "health", "properties")
+	actions := []any{"Ignore", "NoSchedule", "NoExecute"}
+	for _, f := range []string{"otherXIDs", "doubleBitECC", "gpuLost"} {
+		assert.Equal(t, actions, dig(t, health, f, "enum"), f)
+	}
+	xids := dig(t, health, "xids")
+	assert.Equal(t, "map", dig(t, xids, "x-kubernetes-list-type"))
+	assert.Equal(t, []any{"code"}, dig(t, xids, "x-kubernetes-list-map-keys"))
+	assert.Equal(t, actions, dig(t, xids, "items", "properties", "action", "enum"))
+	assert.EqualValues(t, 65535, dig(t, xids, "items", "properties", "code", "maximum"))
+	assert.Equal(t, "string", dig(t, health, "quietPeriod", "type"))
 }
 
 // TestTierPolicyCRDPatterns checks the CRD's patterns agree with Validate on

@@ -98,6 +98,11 @@ type TierPolicySpec struct {
 	// class, and refused such a device at prepare.
 	// +optional
 	OpenTenant *OpenTenant `json:"openTenant,omitempty"`
+	// Health classifies GPU health events (XIDs, double-bit ECC, lost GPUs)
+	// into device taints and says when they clear (see HealthPolicy).
+	// Unset, the defaults apply.
+	// +optional
+	Health *HealthPolicy `json:"health,omitempty"`
 }
 
 // OpenTenant is the policy's rule for namespaces of no tenant.

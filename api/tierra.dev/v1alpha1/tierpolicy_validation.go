@@ -28,6 +28,7 @@ func (p *TierPolicy) Validate() field.ErrorList {
 		errs = append(errs, validateAllowedTiers(p.Spec.OpenTenant.AllowedTiers, p.TierNames(),
 			spec.Child("openTenant", "allowedTiers"))...)
 	}
+	errs = append(errs, p.Spec.Health.Validate(spec.Child("health"))...)
 	return errs
 }
 
