@@ -2,11 +2,13 @@ package slices
 
 import (
 	"slices"
+	"strings"
 
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/dynamic-resource-allocation/resourceslice"
 
+	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/tenancy"
 )
 
@@ -103,27 +105,64 @@ func Taint(dr resourceslice.DriverResources, gpus sets.Set[string], taint resour
 	if gpus.Len() == 0 {
 		return dr
 	}
+	return TaintDevices(dr, func(d resourceapi.Device) []resourceapi.DeviceTaint {
+		if gpus.Has(DeviceGPU(d)) {
+			return []resourceapi.DeviceTaint{taint}
+		}
+		return nil
+	})
+}
+
+// TaintDevices returns dr with the taints taints(d) returns on each device
+// d; each replaces a taint of the same key the device has. dr is not
+// changed; slices are split as Taint does.
+func TaintDevices(dr resourceslice.DriverResources, taints func(resourceapi.Device) []resourceapi.DeviceTaint) resourceslice.DriverResources {
 	out := resourceslice.DriverResources{Pools: make(map[string]resourceslice.Pool, len(dr.Pools))}
 	for name, pool := range dr.Pools {
 		tainted := pool
 		tainted.Slices = nil
 		for _, s := range pool.Slices {
-			tainted.Slices = append(tainted.Slices, taintSlice(s, gpus, taint)...)
+			tainted.Slices = append(tainted.Slices, taintSlice(s, taints)...)
 		}
 		out.Pools[name] = tainted
 	}
 	return out
 }
 
-// taintSlice taints the slice's devices of gpus and splits the slice when
-// it then has more devices than a slice with taints may.
-func taintSlice(s resourceslice.Slice, gpus sets.Set[string], taint resourceapi.DeviceTaint) []resourceslice.Slice {
+// DeviceGPU is the UUID of the physical GPU behind a published device: a
+// MIG device's parent, else the device's own (whole, shared, tenant slot).
+func DeviceGPU(d resourceapi.Device) string { return deviceGPU(d) }
+
+// DevicePlacement is the memory slices a published MIG device takes (its
+// placement start and the memory-slice counters it consumes); ok is false
+// for a device that is not a MIG placement.
+func DevicePlacement(d resourceapi.Device) (pl inventory.Placement, ok bool) {
+	start, ok := IntAttribute(d, AttrMIGPlacement)
+	if !ok {
+		return inventory.Placement{}, false
+	}
+	size := 0
+	for _, c := range d.ConsumesCounters {
+		for name := range c.Counters {
+			if strings.HasPrefix(name, memorySlicePrefix) {
+				size++
+			}
+		}
+	}
+	return inventory.Placement{Start: int(start), Size: size}, true
+}
+
+// taintSlice puts taints(d) on the slice's devices and splits the slice
+// when it then has more devices than a slice with taints may.
+func taintSlice(s resourceslice.Slice, taints func(resourceapi.Device) []resourceapi.DeviceTaint) []resourceslice.Slice {
 	var devices []resourceapi.Device
 	touched := false
 	for _, d := range s.Devices {
-		if gpus.Has(deviceGPU(d)) {
+		if add := taints(d); len(add) > 0 {
 			d = *d.DeepCopy()
-			d.Taints = append(slices.DeleteFunc(d.Taints, func(t resourceapi.DeviceTaint) bool { return t.Key == taint.Key }), taint)
+			for _, taint := range add {
+				d.Taints = append(slices.DeleteFunc(d.Taints, func(t resourceapi.DeviceTaint) bool { return t.Key == taint.Key }), taint)
+			}
 			touched = true
 		}
 		devices = append(devices, d)
@@ -144,3 +183,6 @@ func taintSlice(s resourceslice.Slice, gpus sets.Set[string], taint resourceapi.
 	}
 	return out
 }
+
+// memorySlicePrefix starts every MemorySliceCounter name.
+const memorySlicePrefix = "memory-slice-"

@@ -222,3 +222,45 @@ func TestReshapingOfAnotherPool(t *testing.T) {
 	h.Pool = "other-node"
 	assert.Equal(t, map[string][]tslices.Held{m.GPUs[0].UUID: {h}}, tslices.Reshaping(dr, map[string][]tslices.Held{m.GPUs[0].UUID: {h}}))
 }
+
+// DevicePlacement reads back the memory slices each published MIG
+// placement takes; TaintDevices puts per-device taints on exactly the
+// devices the function names.
+func TestDevicePlacementAndTaintDevices(t *testing.T) {
+	m := tt.Machine(1, func(i int) inventory.GPU { return tt.H200(i, tt.WithMIG(true)) })
+	dr := buildResources(t, m, nil, tt.StandardPolicy())
+	profiles := map[string]inventory.MIGProfile{}
+	for _, p := range m.GPUs[0].MIG.Profiles {
+		profiles[p.Name] = p
+	}
+	var migDevices int
+	for _, d := range devices(tslices.ResourceSlices(nodeName, dr)) {
+		pl, ok := tslices.DevicePlacement(d)
+		profile := tslices.StringAttribute(d, tslices.AttrMIGProfile)
+		require.Equal(t, profile != "", ok, d.Name)
+		assert.Equal(t, m.GPUs[0].UUID, tslices.DeviceGPU(d))
+		if !ok {
+			continue
+		}
+		migDevices++
+		assert.Equal(t, profiles[profile].MemorySlices, pl.Size, d.Name)
+		assert.Contains(t, profiles[profile].Placements, pl, d.Name)
+	}
+	require.NotZero(t, migDevices)
+
+	taint := resourceapi.DeviceTaint{Key: "gpu.tierra.dev/xid", Value: "94", Effect: resourceapi.DeviceTaintEffectNoSchedule}
+	got := tslices.TaintDevices(dr, func(d resourceapi.Device) []resourceapi.DeviceTaint {
+		if pl, ok := tslices.DevicePlacement(d); ok && pl.Overlaps(inventory.Placement{Start: 0, Size: 1}) {
+			return []resourceapi.DeviceTaint{taint}
+		}
+		return nil
+	})
+	for _, d := range devices(tslices.ResourceSlices(nodeName, got)) {
+		pl, ok := tslices.DevicePlacement(d)
+		if ok && pl.Start == 0 {
+			assert.Equal(t, []resourceapi.DeviceTaint{taint}, d.Taints, d.Name)
+		} else {
+			assert.Empty(t, d.Taints, d.Name)
+		}
+	}
+}
