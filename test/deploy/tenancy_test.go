@@ -111,7 +111,7 @@ func (s *suite) testPlainClassRestricted(t *testing.T) {
 	require.NoError(t, err, "a plain-class claim is admitted")
 	assert.Equal(t, []string{
 		tslices.TenantSelector("product"),
-		`!has(device.attributes["gpu.tierra.dev"].tier) || device.attributes["gpu.tierra.dev"].tier in ["inference", "dev"]`,
+		`!has(device.attributes["gpu.tierra.dev"].tier) || device.attributes["gpu.tierra.dev"].tier in ["inference", "serving", "dev"]`,
 	}, celSelectors(stored.Spec.Devices.Requests[0].Exactly.Selectors))
 	assert.Equal(t, tslices.AdmissionSelectors(policy, "product"), celSelectors(stored.Spec.Devices.Requests[0].Exactly.Selectors))
 

@@ -156,5 +156,5 @@ spec:
 	require.NoError(t, err)
 	require.Len(t, product.Items, 1)
 	assert.Nil(t, product.Items[0].Status.Allocation)
-	assert.Contains(t, product.Items[0].Spec.Devices.Requests[0].Exactly.Selectors[1].CEL.Expression, `tier in ["inference", "dev"]`)
+	assert.Contains(t, product.Items[0].Spec.Devices.Requests[0].Exactly.Selectors[1].CEL.Expression, `tier in ["inference", "serving", "dev"]`)
 }

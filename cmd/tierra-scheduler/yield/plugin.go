@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/dynamic-resource-allocation/cel"
 	"k8s.io/dynamic-resource-allocation/resourceclaim"
 	"k8s.io/dynamic-resource-allocation/structured"
@@ -101,7 +103,7 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	}
 	c := &cycle{nodes: p.inv.Nodes(rs), index: make(map[string]int, len(nodes)), ranks: make([]score.Rank, len(nodes))}
 	c.shapes, c.classes = p.table.Snapshot()
-	if c.alloc, err = p.allocated(); err != nil {
+	if c.alloc, err = p.allocated(ctx); err != nil {
 		return fwk.AsStatus(err)
 	}
 	claims, err := p.claims(pod)
@@ -120,16 +122,18 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 }
 
 // allocated is the allocated state the DynamicResources plugin also
-// gathers, retried while the claim tracker is being modified.
-func (p *Plugin) allocated() (*structured.AllocatedState, error) {
-	var err error
-	for range 5 {
-		var a *structured.AllocatedState
-		if a, err = p.dra.ResourceClaims().GatherAllocatedState(); err == nil && a != nil {
-			return a, nil
-		}
+// gathers, retried (as it does) while the claim tracker is being modified.
+func (p *Plugin) allocated(ctx context.Context) (*structured.AllocatedState, error) {
+	var a *structured.AllocatedState
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, time.Microsecond, 5*time.Second, true, func(context.Context) (bool, error) {
+		a, last = p.dra.ResourceClaims().GatherAllocatedState()
+		return last == nil && a != nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gather allocated state: %w (last: %w)", err, last)
 	}
-	return nil, fmt.Errorf("gather allocated state: %w", err)
+	return a, nil
 }
 
 // claims are the pod's ResourceClaims the DRA manager knows.
