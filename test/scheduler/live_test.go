@@ -1,0 +1,204 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	resourceapi "k8s.io/api/resource/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/tierra-gpu/tierra/pkg/sim"
+	"github.com/tierra-gpu/tierra/test/cluster"
+)
+
+const namespace = "default"
+
+// cellLabel pins a cell's pods to its nodes.
+const cellLabel = "scheduler.tierra.dev/cell"
+
+// live is one cell on the cluster: its nodes, their slices as the
+// simulation publishes them, and the scheduler its pods name.
+type live struct {
+	cell
+	fix       *sim.Fixture
+	scheduler string
+}
+
+// createNodes creates the kwok nodes and their slices.
+func createNodes(ctx context.Context, cs kubernetes.Interface, l live) error {
+	for i, n := range l.nodes {
+		if _, err := cs.CoreV1().Nodes().Create(ctx, kwokNode(n, l.name), metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create node %s: %w", n.Name, err)
+		}
+		for _, s := range l.fix.Slices(i) {
+			if _, err := cs.ResourceV1().ResourceSlices().Create(ctx, s, metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("create slice %s: %w", s.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// waitReady waits until want nodes are Ready and untainted.
+func waitReady(ctx context.Context, cs kubernetes.Interface, want int) error {
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, fmt.Errorf("list nodes: %w", err)
+		}
+		ready := 0
+		for i := range list.Items {
+			n := &list.Items[i]
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && len(n.Spec.Taints) == 0 {
+					ready++
+				}
+			}
+		}
+		return ready == want, nil
+	})
+}
+
+func kwokNode(n sim.Node, cellName string) *corev1.Node {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewMilliQuantity(n.MilliCPU, resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(n.MemoryMiB<<20, resource.BinarySI),
+		corev1.ResourcePods:   resource.MustParse("1000"),
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        n.Name,
+			Labels:      map[string]string{"kubernetes.io/hostname": n.Name, cellLabel: cellName},
+			Annotations: map[string]string{cluster.KwokNodeAnnotation: "fake"},
+		},
+		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
+	}
+}
+
+// watcher tells when pods are bound or marked unschedulable, from one
+// watch on every pod instead of a poll per pod.
+type watcher struct {
+	mu      sync.Mutex
+	waiters map[string]chan string
+	done    map[string]string
+}
+
+func newWatcher(ctx context.Context, cs kubernetes.Interface) (*watcher, error) {
+	w := &watcher{waiters: map[string]chan string{}, done: map[string]string{}}
+	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(namespace))
+	inf := f.Core().V1().Pods().Informer()
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    w.observe,
+		UpdateFunc: func(_, obj any) { w.observe(obj) },
+	}); err != nil {
+		return nil, fmt.Errorf("pod handler: %w", err)
+	}
+	f.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return nil, fmt.Errorf("pod informer did not sync")
+	}
+	return w, nil
+}
+
+func (w *watcher) observe(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	node, settled := pod.Spec.NodeName, pod.Spec.NodeName != ""
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			settled = true
+		}
+	}
+	if !settled {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, seen := w.done[pod.Name]; seen {
+		return
+	}
+	w.done[pod.Name] = node
+	if ch := w.waiters[pod.Name]; ch != nil {
+		ch <- node
+		delete(w.waiters, pod.Name)
+	}
+}
+
+// expect registers interest in a pod before it is created.
+func (w *watcher) expect(name string) <-chan string {
+	ch := make(chan string, 1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if node, ok := w.done[name]; ok {
+		ch <- node
+		return ch
+	}
+	w.waiters[name] = ch
+	return ch
+}
+
+// schedule creates each pod (and its claim) in order and waits until the
+// scheduler has bound it or marked it unschedulable before the next one:
+// the simulation's sequential arrival. It returns each pod's node, "" for
+// a pod left unscheduled (also one still pending after 20 s).
+func schedule(ctx context.Context, cs kubernetes.Interface, w *watcher, l live) ([]string, error) {
+	out := make([]string, len(l.pods))
+	for i, p := range l.pods {
+		ch := w.expect(p.Name)
+		if err := create(ctx, cs, l, p); err != nil {
+			return nil, err
+		}
+		select {
+		case out[i] = <-ch:
+		case <-time.After(20 * time.Second):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("await pod %s: %w", p.Name, ctx.Err())
+		}
+	}
+	return out, nil
+}
+
+func create(ctx context.Context, cs kubernetes.Interface, l live, p sim.Pod) error {
+	spec, err := l.fix.ClaimSpec(p)
+	if err != nil {
+		return err
+	}
+	requests := corev1.ResourceList{}
+	if p.MilliCPU > 0 {
+		requests[corev1.ResourceCPU] = *resource.NewMilliQuantity(p.MilliCPU, resource.DecimalSI)
+	}
+	if p.MemoryMiB > 0 {
+		requests[corev1.ResourceMemory] = *resource.NewQuantity(p.MemoryMiB<<20, resource.BinarySI)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: namespace},
+		Spec: corev1.PodSpec{
+			SchedulerName: l.scheduler,
+			NodeSelector:  map[string]string{cellLabel: l.name},
+			Containers:    []corev1.Container{{Name: "c", Image: "fake", Resources: corev1.ResourceRequirements{Requests: requests}}},
+		},
+	}
+	if spec != nil {
+		claim := &resourceapi.ResourceClaim{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: namespace}, Spec: *spec}
+		if _, err := cs.ResourceV1().ResourceClaims(namespace).Create(ctx, claim, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create claim %s: %w", p.Name, err)
+		}
+		pod.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "gpu", ResourceClaimName: &claim.Name}}
+		pod.Spec.Containers[0].Resources.Claims = []corev1.ResourceClaim{{Name: "gpu"}}
+	}
+	if _, err := cs.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create pod %s: %w", p.Name, err)
+	}
+	return nil
+}
+

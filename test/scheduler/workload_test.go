@@ -1,0 +1,156 @@
+package scheduler
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/tierra-gpu/tierra/pkg/sim"
+	"github.com/tierra-gpu/tierra/test/cluster"
+)
+
+// loadTrace reads the openb node and pod lists from <repo>/../shared/data/openb,
+// skipping the test when the data is absent.
+func loadTrace(t testing.TB, podList string) ([]sim.Node, []sim.Pod) {
+	t.Helper()
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	dir := filepath.Join(root, "..", "shared", "data", "openb")
+	if _, err := os.Stat(filepath.Join(dir, sim.NodeListFile)); err != nil {
+		t.Skipf("skipping: openb trace not found at %s (%v)", dir, err)
+	}
+	nodes, err := sim.LoadNodes(filepath.Join(dir, sim.NodeListFile))
+	if err != nil {
+		t.Fatalf("load nodes: %v", err)
+	}
+	pods, err := sim.LoadPods(filepath.Join(dir, podList))
+	if err != nil {
+		t.Fatalf("load pods: %v", err)
+	}
+	return nodes, pods
+}
+
+// cell is one independent comparison: a node subset and a pod sequence
+// overloading it, run once per scheduler on its own copy of the nodes.
+type cell struct {
+	name  string
+	nodes []sim.Node
+	pods  []sim.Pod
+}
+
+// copyOf is the cell with its nodes and pods renamed for one scheduler.
+func (c cell) copyOf(prefix string) cell {
+	out := cell{name: prefix + c.name, nodes: make([]sim.Node, len(c.nodes)), pods: make([]sim.Pod, len(c.pods))}
+	for i, n := range c.nodes {
+		n.Name = prefix + n.Name
+		out.nodes[i] = n
+	}
+	for i, p := range c.pods {
+		p.Name = prefix + p.Name
+		out.pods[i] = p
+	}
+	return out
+}
+
+// makeCells samples n disjoint cells of size nodes, mixing GPU models,
+// each with trace pods (drawn without replacement) whose GPU requests
+// reach loadFactor of the cell's GPUs.
+func makeCells(allNodes []sim.Node, allPods []sim.Pod, n, size int, loadFactor float64, rng *rand.Rand) []cell {
+	byModel := map[string][]sim.Node{}
+	for _, nd := range allNodes {
+		byModel[nd.Model] = append(byModel[nd.Model], nd)
+	}
+	models := make([]string, 0, len(byModel))
+	for m := range byModel {
+		models = append(models, m)
+	}
+	sort.Strings(models)
+	for _, m := range models {
+		l := byModel[m]
+		rng.Shuffle(len(l), func(i, j int) { l[i], l[j] = l[j], l[i] })
+	}
+	next := map[string]int{}
+	cells := make([]cell, n)
+	for c := range cells {
+		var nodes []sim.Node
+		for len(nodes) < size {
+			added := false
+			for _, m := range models {
+				if next[m] < len(byModel[m]) && len(nodes) < size {
+					nodes = append(nodes, byModel[m][next[m]])
+					next[m]++
+					added = true
+				}
+			}
+			if !added {
+				break
+			}
+		}
+		name := fmt.Sprintf("c%d", c)
+		cells[c] = cell{name: name, nodes: nodes, pods: samplePods(allPods, nodes, loadFactor, name, rng)}
+	}
+	return cells
+}
+
+// samplePods draws pods until their GPU requests reach loadFactor of the
+// nodes' GPUs; pods asking for a model the nodes lack are left out.
+func samplePods(pods []sim.Pod, nodes []sim.Node, loadFactor float64, prefix string, rng *rand.Rand) []sim.Pod {
+	have := map[string]bool{}
+	gpus := 0
+	for _, n := range nodes {
+		have[n.Model] = true
+		gpus += n.GPUs
+	}
+	target := int64(loadFactor * float64(gpus) * 1000)
+	var out []sim.Pod
+	var total int64
+	for _, i := range rng.Perm(len(pods)) {
+		if total >= target {
+			break
+		}
+		p := pods[i]
+		if !anyModel(p.GPUSpec, have) {
+			continue
+		}
+		p.Name = fmt.Sprintf("%s-%04d", prefix, len(out))
+		out = append(out, p)
+		total += p.GPURequest()
+	}
+	return out
+}
+
+func anyModel(spec []string, have map[string]bool) bool {
+	if len(spec) == 0 {
+		return true
+	}
+	for _, m := range spec {
+		if have[m] {
+			return true
+		}
+	}
+	return false
+}
+
+// allocated sums the placed pods' GPU requests, in thousandths of a GPU.
+func allocated(pods []sim.Pod, placed []string) int64 {
+	var sum int64
+	for i, p := range pods {
+		if placed[i] != "" {
+			sum += p.GPURequest()
+		}
+	}
+	return sum
+}
+
+func gpusOf(nodes []sim.Node) int64 {
+	var n int64
+	for _, nd := range nodes {
+		n += int64(nd.GPUs)
+	}
+	return n
+}
