@@ -201,4 +201,3 @@ func create(ctx context.Context, cs kubernetes.Interface, l live, p sim.Pod) err
 	}
 	return nil
 }
-
