@@ -199,3 +199,45 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
+
+// A daemon pod whose directory was lost (a wiped state dir) is still one
+// this node's plugin started: MPSDaemons lists it, so the startup
+// reconcile stops it when no record holds its GPU.
+func TestMPSDaemonsListsPodsWithoutDirectory(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	readyOnCreate(client)
+	pods := podDaemons(t, client, 5*time.Second)
+	m, err := sharing.New(sharing.Options{Runner: &sharing.FakeRunner{}, MPSDir: t.TempDir(), Daemons: pods})
+	require.NoError(t, err)
+	_, err = m.Share(ctx, "GPU-1", mpsSharing(0, ""), true)
+	require.NoError(t, err)
+	require.NoError(t, m.ForgetMPS("GPU-1"))
+	gpus, err := m.MPSDaemons(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"GPU-1"}, gpus)
+	require.NoError(t, m.StopMPS(ctx, "GPU-1"))
+	gpus, err = m.MPSDaemons(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, gpus)
+	deps, err := client.AppsV1().Deployments("tierra-system").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, deps.Items)
+}
+
+// A daemon pod that never gets ready fails the first claim's prepare and
+// leaves neither a Deployment nor a directory behind.
+func TestShareUndoesADaemonPodThatNeverGetsReady(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	client := fake.NewClientset()
+	m, err := sharing.New(sharing.Options{Runner: &sharing.FakeRunner{}, MPSDir: t.TempDir(), Daemons: podDaemons(t, client, 200*time.Millisecond)})
+	require.NoError(t, err)
+	_, err = m.Share(ctx, "GPU-1", mpsSharing(10, ""), true)
+	require.ErrorContains(t, err, "start MPS daemon of GPU-1")
+	deps, err := client.AppsV1().Deployments("tierra-system").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, deps.Items)
+	gpus, err := m.MPSDaemons(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, gpus)
+}
