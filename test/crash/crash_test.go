@@ -3,6 +3,7 @@ package crash
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	tt "github.com/tierra-gpu/tierra/pkg/testing"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 	"github.com/tierra-gpu/tierra/test/cluster"
+	"github.com/tierra-gpu/tierra/test/nodesim"
 	"github.com/tierra-gpu/tierra/test/stack"
 )
 
@@ -198,15 +200,28 @@ func setup(t *testing.T) *suite {
 	require.NoError(t, err)
 	s.policyFile = filepath.Join(dir, "policy.yaml")
 	require.NoError(t, os.WriteFile(s.policyFile, policy, 0o644))
-	for _, m := range []mode{modeMIG, modeMPS, modeTimeSlice} {
+	for _, m := range []mode{modeMIG, modeMPS, modeMPSPod, modeTimeSlice} {
 		_, err = s.cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: m.node(),
 			Labels: map[string]string{v1alpha1.NodeTierLabel: m.tier()}}}, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
-	_, err = s.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
+	for _, ns := range []string{namespace, daemonNamespace} {
+		_, err = s.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	// The kubelet of modeMPSPod's node: it runs the MPS daemon pods, whose
+	// image is the plugin binary, and outlives every plugin it kills.
+	stop, err := nodesim.RunPods(ctx, s.cs, modeMPSPod.node(), map[string]string{daemonImage: s.bin}, dir, io.Discard)
 	require.NoError(t, err)
+	t.Cleanup(stop)
 	return s
 }
+
+// The MPS daemon pods of modeMPSPod: their namespace and image.
+const (
+	daemonNamespace = "crash-system"
+	daemonImage     = "tierra.dev/tierra:crash"
+)
 
 func buildPlugin(t *testing.T) string {
 	root, err := cluster.RepoRoot()
@@ -234,7 +249,7 @@ func goBuild(t *testing.T, dir, pkg, name string) string {
 // GPUs 4-7 of the inference tier's node.
 func (s *suite) newNode(t *testing.T, m mode) *node {
 	dir := t.TempDir()
-	n := &node{name: m.node(), bin: s.bin, mpsCmd: s.mpsCmd, smiCmd: s.smiCmd, kubeconfig: s.kubeconfig, policyFile: s.policyFile, dir: dir,
+	n := &node{name: m.node(), mpsPods: m == modeMPSPod, cs: s.cs, bin: s.bin, mpsCmd: s.mpsCmd, smiCmd: s.smiCmd, kubeconfig: s.kubeconfig, policyFile: s.policyFile, dir: dir,
 		stateDir: filepath.Join(dir, "state"), cdiDir: filepath.Join(dir, "cdi"), smiDir: filepath.Join(dir, "nvidia-smi"),
 		fakeState: filepath.Join(dir, "machine.json")}
 	for _, p := range []*string{&n.dataDir, &n.regDir} {

@@ -19,26 +19,34 @@ const (
 	modeExclusive mode = "exclusive"
 	modeMIG       mode = "mig"
 	modeMPS       mode = "mps"
+	// modeMPSPod runs the GPU's MPS daemon in a pod of its own
+	// (--mps-daemon-image), which the suite's pod runner runs.
+	modeMPSPod    mode = "mps-pod"
 	modeTimeSlice mode = "timeslice"
 )
 
-var modes = []mode{modeExclusive, modeMIG, modeMPS, modeTimeSlice}
+var modes = []mode{modeExclusive, modeMIG, modeMPS, modeMPSPod, modeTimeSlice}
 
 // Tiers of the soft-shared modes, each on its own node; the inference
 // tier's node serves exclusive and MIG claims.
 const (
 	tierMPS       = "crash-mps"
+	tierMPSPod    = "crash-mps-pod"
 	tierTimeSlice = "crash-timeslice"
 	// timeSliceLong is nvidia-smi's --set-timeslice value of Long.
 	timeSliceLong = "3"
 )
 
-func (m mode) soft() bool { return m == modeMPS || m == modeTimeSlice }
+func (m mode) soft() bool { return m == modeMPS || m == modeMPSPod || m == modeTimeSlice }
+
+func (m mode) mps() bool { return m == modeMPS || m == modeMPSPod }
 
 func (m mode) tier() string {
 	switch m {
 	case modeMPS:
 		return tierMPS
+	case modeMPSPod:
+		return tierMPSPod
 	case modeTimeSlice:
 		return tierTimeSlice
 	}
@@ -56,8 +64,10 @@ func crashPolicy() *v1alpha1.TierPolicy {
 		return v1alpha1.Tier{Name: tier, Partitioning: v1alpha1.PartitioningShared, Sharing: &s,
 			GPUs: v1alpha1.GPUSelector{NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.NodeTierLabel: tier}}}}
 	}
+	mps := v1alpha1.GpuSharing{Strategy: v1alpha1.SharingMPS, MPS: &v1alpha1.MPSConfig{DefaultActiveThreadPercentage: ptr.To[int32](50)}}
 	p.Spec.Tiers = append([]v1alpha1.Tier{
-		shared(tierMPS, v1alpha1.GpuSharing{Strategy: v1alpha1.SharingMPS, MPS: &v1alpha1.MPSConfig{DefaultActiveThreadPercentage: ptr.To[int32](50)}}),
+		shared(tierMPS, mps),
+		shared(tierMPSPod, mps),
 		shared(tierTimeSlice, v1alpha1.GpuSharing{Strategy: v1alpha1.SharingTimeSlicing, TimeSlicing: &v1alpha1.TimeSlicingConfig{Interval: v1alpha1.TimeSliceLong}}),
 	}, p.Spec.Tiers...)
 	p.Default()

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/client-go/kubernetes"
 	drapb "k8s.io/kubelet/pkg/apis/dra/v1"
 
 	"github.com/tierra-gpu/tierra/pkg/failpoint"
@@ -29,6 +30,8 @@ type node struct {
 	dataDir, regDir, fakeState string
 	smiDir                     string // the nvidia-smi stand-in's time-slices
 	log                        *os.File
+	mpsPods                    bool // MPS daemons in pods (modeMPSPod)
+	cs                         kubernetes.Interface
 
 	cmd    *exec.Cmd
 	exited chan error
@@ -47,6 +50,9 @@ func (n *node) start(t *testing.T, fp string) {
 		"--state-dir="+n.stateDir, "--cdi-dir="+n.cdiDir, "--plugin-data-dir="+n.dataDir,
 		"--registrar-dir="+n.regDir, "--kubeconfig="+n.kubeconfig, "--tier-policy-file="+n.policyFile,
 		"--sharing-runner=exec", "--mps-control-command="+n.mpsCmd, "--nvidia-smi-command="+n.smiCmd, "-v=2")
+	if n.mpsPods {
+		n.cmd.Args = append(n.cmd.Args, "--mps-daemon-image="+daemonImage, "--namespace="+daemonNamespace)
+	}
 	n.cmd.Env = append(os.Environ(), nvgpu.FakeStateEnv+"="+n.fakeState, failpoint.Env+"="+fp, smiDirEnv+"="+n.smiDir)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -1,6 +1,7 @@
 package crash
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tierra-gpu/tierra/pkg/sharing"
 )
 
 // machineState is the part of the fake machine's state file the test reads.
@@ -82,6 +86,7 @@ func (n *node) assertClean(t *testing.T, what string) {
 	require.Zero(t, st.migInstances(), "%s: MIG instances leaked", what)
 	require.Zero(t, st.exclusiveGPUs(), "%s: compute mode not restored", what)
 	require.Empty(t, n.daemons(t), "%s: MPS daemons leaked", what)
+	require.Empty(t, n.daemonPods(t), "%s: MPS daemon Deployments leaked", what)
 	require.Empty(t, n.timeSlices(t), "%s: time-slice not restored", what)
 	require.Empty(t, files(t, n.cdiDir), "%s: CDI specs leaked", what)
 	require.Empty(t, files(t, filepath.Join(n.stateDir, "checkpoint")), "%s: checkpoint records left", what)
@@ -98,7 +103,7 @@ func (n *node) assertPreparedOnce(t *testing.T, c allocatedClaim, what string) {
 		wantMIG = 1
 	case modeExclusive:
 		wantExclusive = 1
-	case modeMPS:
+	case modeMPS, modeMPSPod:
 		wantDaemons = []string{c.gpu}
 	case modeTimeSlice:
 		wantSlices[c.gpu] = timeSliceLong
@@ -106,6 +111,9 @@ func (n *node) assertPreparedOnce(t *testing.T, c allocatedClaim, what string) {
 	require.Equal(t, wantMIG, st.migInstances(), "%s: MIG instances", what)
 	require.Equal(t, wantExclusive, st.exclusiveGPUs(), "%s: exclusive GPUs", what)
 	require.Equal(t, wantDaemons, n.daemons(t), "%s: MPS daemons", what)
+	if c.mode == modeMPSPod {
+		require.Equal(t, wantDaemons, n.daemonPods(t), "%s: MPS daemon Deployments", what)
+	}
 	require.Equal(t, wantSlices, n.timeSlices(t), "%s: time-slices other than Default", what)
 	require.Len(t, files(t, n.cdiDir), 1, "%s: CDI specs", what)
 }
@@ -137,6 +145,21 @@ func (n *node) timeSlices(t *testing.T) map[string]string {
 		require.NoError(t, err)
 		if v := string(data); v != "0" {
 			out[filepath.Base(f)] = v
+		}
+	}
+	return out
+}
+
+// daemonPods are the GPUs whose MPS daemon Deployment exists.
+func (n *node) daemonPods(t *testing.T) []string {
+	t.Helper()
+	list, err := n.cs.AppsV1().Deployments(daemonNamespace).List(context.Background(), metav1.ListOptions{
+		LabelSelector: sharing.LabelComponent + "=" + sharing.ComponentMPS})
+	require.NoError(t, err)
+	out := []string{}
+	for _, d := range list.Items {
+		if d.Annotations[sharing.AnnotationMPSNode] == n.name {
+			out = append(out, d.Annotations[sharing.AnnotationMPSGPU])
 		}
 	}
 	return out

@@ -12,6 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 )
 
@@ -182,4 +184,18 @@ func stopAll(procs []*supervisor) {
 	for _, s := range procs {
 		_ = s.stop()
 	}
+}
+
+// RunPods plays a kubelet without DRA for the pods bound to node: those
+// whose every image is in images run as host processes (as in
+// Options.Images), the others are only reported Running; deleted pods are
+// stopped and removed. The crash test runs its MPS daemon pods so. Call the
+// returned stop to end them all.
+func RunPods(ctx context.Context, client kubernetes.Interface, node string, images map[string]string, dir string, log io.Writer) (stop func(), err error) {
+	// A recorder without a channel drops the events.
+	w := newPodWorker(client, node, nil, &record.FakeRecorder{}, newContainers(images, dir, log))
+	if err := w.start(ctx); err != nil {
+		return nil, err
+	}
+	return w.stop, nil
 }

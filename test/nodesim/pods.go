@@ -168,7 +168,7 @@ func (w *podWorker) sync(ctx context.Context, uid types.UID) error {
 	case gone:
 		// Deleted behind our back (grace period 0): unprepare, then forget.
 		w.procs.stop(uid)
-		if err := w.mgr.UnprepareResources(ctx, pod); err != nil {
+		if err := w.unprepare(ctx, pod); err != nil {
 			return err
 		}
 		w.forget(uid)
@@ -187,9 +187,24 @@ func (w *podWorker) forget(uid types.UID) {
 	w.mu.Unlock()
 }
 
+// prepare and unprepare go through the DRA manager, when there is one.
+func (w *podWorker) prepare(ctx context.Context, pod *corev1.Pod) error {
+	if w.mgr == nil {
+		return nil
+	}
+	return w.mgr.PrepareResources(ctx, pod)
+}
+
+func (w *podWorker) unprepare(ctx context.Context, pod *corev1.Pod) error {
+	if w.mgr == nil {
+		return nil
+	}
+	return w.mgr.UnprepareResources(ctx, pod)
+}
+
 // run prepares the pod's claims and reports the pod Running.
 func (w *podWorker) run(ctx context.Context, pod *corev1.Pod) error {
-	if err := w.mgr.PrepareResources(ctx, pod); err != nil {
+	if err := w.prepare(ctx, pod); err != nil {
 		w.recorder.Event(pod, corev1.EventTypeWarning, ReasonFailedPrepare, err.Error())
 		return err
 	}
@@ -217,6 +232,9 @@ func (w *podWorker) run(ctx context.Context, pod *corev1.Pod) error {
 // cdiDevices are the CDI device IDs the runtime would inject, per container.
 func (w *podWorker) cdiDevices(pod *corev1.Pod) []string {
 	var ids []string
+	if w.mgr == nil {
+		return nil
+	}
 	for i := range pod.Spec.Containers {
 		info, err := w.mgr.GetResources(pod, &pod.Spec.Containers[i])
 		if err != nil {
@@ -233,7 +251,7 @@ func (w *podWorker) cdiDevices(pod *corev1.Pod) []string {
 // as the kubelet does once its containers have stopped.
 func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod) error {
 	w.procs.stop(pod.UID)
-	if err := w.mgr.UnprepareResources(ctx, pod); err != nil {
+	if err := w.unprepare(ctx, pod); err != nil {
 		w.recorder.Event(pod, corev1.EventTypeWarning, ReasonFailedUnprepare, err.Error())
 		return err
 	}
