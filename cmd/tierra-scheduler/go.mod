@@ -3,6 +3,7 @@ module github.com/tierra-gpu/tierra/cmd/tierra-scheduler
 go 1.26.0
 
 require (
+	github.com/stretchr/testify v1.12.1
 	github.com/tierra-gpu/tierra v0.0.0
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2

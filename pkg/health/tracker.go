@@ -205,8 +205,9 @@ func samePlacement(a, b *inventory.Placement) bool {
 }
 
 // SetAnswering says whether the GPU answers NVML now. A GPU that answers
-// again after it did not starts its quiet period over from now.
-func (t *Tracker) SetAnswering(uuid string, answering bool) {
+// again after it did not starts its quiet period over from now; back is
+// true then.
+func (t *Tracker) SetAnswering(uuid string, answering bool) (back bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g, ok := t.gpus[uuid]
@@ -215,7 +216,9 @@ func (t *Tracker) SetAnswering(uuid string, answering bool) {
 		t.gpu(uuid).lost = true
 	case ok && g.lost:
 		g.lost, g.answered = false, t.clock.Now()
+		return true
 	}
+	return false
 }
 
 // Faulty lists the GPUs that have taints or do not answer: the ones to

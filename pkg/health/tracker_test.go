@@ -110,7 +110,8 @@ func TestTaintClearsAfterQuietPeriodOnceAnswering(t *testing.T) {
 	assert.False(t, healthy)
 	assert.Equal(t, "GPU does not answer NVML", reason)
 
-	tr.SetAnswering(gpu0, true)
+	assert.True(t, tr.SetAnswering(gpu0, true), "back")
+	assert.False(t, tr.SetAnswering(gpu0, true), "already back")
 	at, ok := tr.NextExpiry()
 	require.True(t, ok)
 	assert.Equal(t, clk.Now().Add(quiet), at, "the quiet period starts when it answers again")

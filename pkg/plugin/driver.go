@@ -20,6 +20,7 @@ type Driver struct {
 	prep   *prepare.Preparer
 	helper *kubeletplugin.Helper
 	pub    *publisher
+	health healthMonitor
 	// lock is held shared by every prepare and unprepare, and exclusive
 	// by the startup reconcile of a plugin that starts beside this one.
 	lock *checkpoint.StateLock
@@ -107,10 +108,12 @@ func (d *Driver) HandleError(ctx context.Context, err error, msg string) {
 	klog.FromContext(ctx).Error(err, msg)
 }
 
-// WatchHealthStatus implements kubeletplugin.DRAPlugin: health reporting
-// (pkg/health) does not exist yet.
-func (d *Driver) WatchHealthStatus(context.Context, chan<- kubeletplugin.DeviceHealthReport) error {
-	return kubeletplugin.ErrHealthNotSupported
+// WatchHealthStatus implements kubeletplugin.DRAPlugin (KEP-4680): the
+// health of every prepared device, Healthy, Unhealthy (a fault that taints
+// it, or its GPU does not answer NVML) or Unknown (before the GPU events
+// are watched), at once, on every change and every 10 s (health.go).
+func (d *Driver) WatchHealthStatus(ctx context.Context, reports chan<- kubeletplugin.DeviceHealthReport) error {
+	return d.watchHealth(ctx, reports)
 }
 
 // Stop stops serving the kubelet and watching, and releases the state

@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/health"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
@@ -48,6 +49,9 @@ type publisher struct {
 	// anyReshaping is len(reshaping) > 0, read without mu after every
 	// unprepare.
 	anyReshaping atomic.Bool
+	// health taints the devices of faulty GPUs (health.go); nil until the
+	// GPU events are watched.
+	health *health.Tracker
 }
 
 // build discovers the hardware and computes the node's resources and the
@@ -87,6 +91,9 @@ func (p *publisher) setPolicy(ctx context.Context, policy *v1alpha1.TierPolicy) 
 		return
 	}
 	p.policy = policy
+	if p.health != nil {
+		p.health.SetPolicy(policy.Spec.Health)
+	}
 	p.republish(ctx, "TierPolicy changed")
 }
 
@@ -129,7 +136,7 @@ func (p *publisher) taint(ctx context.Context, resources resourceslice.DriverRes
 	logReshaping(ctx, p.reshaping, reshaping)
 	p.built, p.reshaping = resources, reshaping
 	p.anyReshaping.Store(len(reshaping) > 0)
-	return slices.Taint(resources, sets.KeySet(reshaping), slices.ReshapingTaint())
+	return p.healthTaints(slices.Taint(resources, sets.KeySet(reshaping), slices.ReshapingTaint()))
 }
 
 // serving hands the publisher the helper it republishes through, once the

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
@@ -75,11 +76,11 @@ func (d *Driver) policyChanged(ctx context.Context, name string, obj any) {
 	d.pub.setPolicy(ctx, p)
 }
 
-// watchHardware republishes when NVML reports a GPU lost or unavailable:
-// discovery then publishes the GPUs that are left. XIDs and ECC errors do
-// not change what is published; they are for health reporting
-// (pkg/health). NVML has no event for a MIG mode change: that takes a GPU
-// reset, which loses the GPU first.
+// watchHardware feeds the GPUs' events to the health monitor (health.go):
+// it republishes when NVML reports a GPU lost or unavailable (discovery
+// then publishes the GPUs that are left) and when an event's classification
+// taints devices, or their quiet period clears them. NVML has no event for
+// a MIG mode change: that takes a GPU reset, which loses the GPU first.
 func (d *Driver) watchHardware(ctx context.Context) error {
 	w, ok := d.pub.gpus.(nvgpu.EventWatcher)
 	if !ok {
@@ -92,12 +93,6 @@ func (d *Driver) watchHardware(ctx context.Context) error {
 		klog.FromContext(ctx).Error(err, "Not watching GPU events")
 		return nil
 	}
-	d.wg.Go(func() {
-		for ev := range events {
-			if ev.Type == nvgpu.EventGPULost || ev.Type == nvgpu.EventGPUUnavailable {
-				d.pub.hardwareChanged(ctx, fmt.Sprintf("GPU %s: %s", ev.GPUUUID, ev.Type))
-			}
-		}
-	})
+	d.startHealth(ctx, clock.RealClock{}, events)
 	return nil
 }

@@ -3,6 +3,7 @@ package score
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/dynamic-resource-allocation/cel"
@@ -17,6 +18,8 @@ type ClassGetter func(name string) (*resourceapi.DeviceClass, error)
 type Demand struct {
 	requests  []Request
 	selectors [][]cel.CompilationResult
+	// keys[i] names request i's selectors, for the devices' memo.
+	keys []string
 }
 
 // NewDemand reads the device requests of the pod's claims that are not
@@ -53,10 +56,13 @@ func (d *Demand) add(c *resourceapi.ResourceClaim, name string, r *resourceapi.E
 		return fmt.Errorf("claim %s/%s request %s: device class %s: %w", c.Namespace, c.Name, name, r.DeviceClassName, err)
 	}
 	var sels []cel.CompilationResult
+	var key strings.Builder
 	for _, s := range append(append([]resourceapi.DeviceSelector{}, class.Spec.Selectors...), r.Selectors...) {
 		if s.CEL == nil {
 			continue
 		}
+		key.WriteString(s.CEL.Expression)
+		key.WriteByte(0)
 		res := cache.GetOrCompile(s.CEL.Expression)
 		if res.Error != nil {
 			return fmt.Errorf("claim %s/%s request %s: selector %q: %w", c.Namespace, c.Name, name, s.CEL.Expression, res.Error)
@@ -80,6 +86,7 @@ func (d *Demand) add(c *resourceapi.ResourceClaim, name string, r *resourceapi.E
 	}
 	d.requests = append(d.requests, req)
 	d.selectors = append(d.selectors, sels)
+	d.keys = append(d.keys, key.String())
 	return nil
 }
 
@@ -91,15 +98,25 @@ func (d *Demand) Empty() bool { return len(d.requests) == 0 }
 func (d *Demand) On(ctx context.Context, milliCPU, memory int64, devs []Device) *Pod {
 	p := &Pod{MilliCPU: milliCPU, Memory: memory, Requests: make([]Request, len(d.requests))}
 	for i, r := range d.requests {
-		if sels := d.selectors[i]; len(sels) > 0 {
-			r.Match = func(j int) bool { return matches(ctx, sels, &devs[j]) }
+		if sels, key := d.selectors[i], d.keys[i]; len(sels) > 0 {
+			r.Match = func(j int) bool { return matches(ctx, sels, key, &devs[j]) }
 		}
 		p.Requests[i] = r
 	}
 	return p
 }
 
-func matches(ctx context.Context, sels []cel.CompilationResult, d *Device) bool {
+// matches evaluates the selectors on the device, once per slice version.
+func matches(ctx context.Context, sels []cel.CompilationResult, key string, d *Device) bool {
+	if ok, found := d.memo.get(key); found {
+		return ok
+	}
+	ok := evaluate(ctx, sels, d)
+	d.memo.put(key, ok)
+	return ok
+}
+
+func evaluate(ctx context.Context, sels []cel.CompilationResult, d *Device) bool {
 	in := cel.Device{Driver: d.Driver, AllowMultipleAllocations: d.Spec.AllowMultipleAllocations, Attributes: d.Spec.Attributes, Capacity: d.Spec.Capacity}
 	for _, s := range sels {
 		ok, _, err := s.DeviceMatches(ctx, in)

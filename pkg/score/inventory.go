@@ -16,6 +16,36 @@ type Device struct {
 	Shape  int
 	Driver string
 	Spec   *resourceapi.Device
+	// memo remembers selector results until the slice changes.
+	memo *memo
+}
+
+// memo maps a request's selectors (joined) to whether the device passes.
+type memo struct {
+	mu sync.Mutex
+	ok map[string]bool
+}
+
+func (m *memo) get(key string) (ok, found bool) {
+	if m == nil {
+		return false, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ok, found = m.ok[key]
+	return ok, found
+}
+
+func (m *memo) put(key string, ok bool) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ok == nil {
+		m.ok = map[string]bool{}
+	}
+	m.ok[key] = ok
 }
 
 // Inventory turns one driver's ResourceSlices into each node's devices,
@@ -91,6 +121,7 @@ func (inv *Inventory) parse(s *resourceapi.ResourceSlice) *parsedSlice {
 			Shape:  inv.table.Add(ShapeOf(*d)),
 			Driver: s.Spec.Driver,
 			Spec:   d,
+			memo:   &memo{},
 		})
 	}
 	return p
@@ -133,9 +164,19 @@ func NodeOf(h Host, devs []Device, shapes []Shape, alloc *structured.AllocatedSt
 		return n
 	}
 	n.GPUs = make([]GPU, len(devs))
+	dims := 0
+	for _, d := range devs {
+		dims += len(shapes[d.Shape].Dims)
+	}
+	// One backing array for every device's free capacity.
+	backing := make([]int64, dims)
 	for j, d := range devs {
 		sh := &shapes[d.Shape]
-		free := sh.Full()
+		free := backing[:len(sh.Dims):len(sh.Dims)]
+		backing = backing[len(sh.Dims):]
+		for k := range sh.Dims {
+			free[k] = sh.Dims[k].Capacity
+		}
 		n.GPUs[j] = GPU{Shape: d.Shape, Free: free}
 		if alloc == nil {
 			continue
@@ -145,14 +186,15 @@ func NodeOf(h Host, devs []Device, shapes []Shape, alloc *structured.AllocatedSt
 			continue
 		}
 		used, shared := alloc.AggregatedCapacity[d.ID]
-		if sh.Exclusive {
-			if shared {
-				clear(free)
-			}
+		if !shared {
 			continue
 		}
-		for k, dim := range sh.Dims {
-			if q := used[dim.Name]; q != nil {
+		if sh.Exclusive {
+			clear(free)
+			continue
+		}
+		for k := range sh.Dims {
+			if q := used[sh.Dims[k].Name]; q != nil {
 				free[k] = max(0, free[k]-q.MilliValue())
 			}
 		}
