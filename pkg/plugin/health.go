@@ -1,0 +1,244 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	resourceapi "k8s.io/api/resource/v1"
+	"k8s.io/dynamic-resource-allocation/kubeletplugin"
+	"k8s.io/dynamic-resource-allocation/resourceslice"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/tierra-gpu/tierra/pkg/health"
+	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/nvgpu"
+	tslices "github.com/tierra-gpu/tierra/pkg/slices"
+)
+
+// healthProbeInterval is how often the GPUs with faults are asked whether
+// they answer NVML, and their quiet periods checked: the most a clear is
+// late by.
+const healthProbeInterval = 250 * time.Millisecond
+
+// healthResend is how often WatchHealthStatus re-sends an unchanged report:
+// within the kubelet's 30 s before it calls the health Unknown.
+const healthResend = 10 * time.Second
+
+// healthCheckTimeout is what each report tells the kubelet to wait for the
+// next one.
+const healthCheckTimeout = 30 * time.Second
+
+// healthMonitor feeds the GPUs' events into a health.Tracker, republishes
+// when a device's taints change, and tells WatchHealthStatus streams. Its
+// zero value serves streams (every prepared device Unknown) until run.
+type healthMonitor struct {
+	mu      sync.Mutex
+	tracker *health.Tracker
+	clock   clock.Clock
+	// changed is closed and replaced whenever health may have changed.
+	changed chan struct{}
+}
+
+// state returns the tracker (nil before run) and the channel closed at the
+// next change.
+func (m *healthMonitor) state() (*health.Tracker, clock.Clock, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.changed == nil {
+		m.changed = make(chan struct{})
+	}
+	return m.tracker, m.clock, m.changed
+}
+
+func (m *healthMonitor) notify() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.changed != nil {
+		close(m.changed)
+	}
+	m.changed = make(chan struct{})
+}
+
+// startHealth makes the tracker the publisher taints by and runs the loop
+// over events until they close. clk is not Deps.Clock: that one is the
+// claim pass's alone (its tests wait for its only timer).
+func (d *Driver) startHealth(ctx context.Context, clk clock.Clock, events <-chan nvgpu.Event) {
+	d.pub.mu.Lock()
+	tracker := health.NewTracker(clk, d.pub.policy.Spec.Health)
+	d.pub.health = tracker
+	d.pub.mu.Unlock()
+	d.health.mu.Lock()
+	d.health.tracker, d.health.clock = tracker, clk
+	d.health.mu.Unlock()
+	d.health.notify()
+	prober, _ := d.pub.gpus.(nvgpu.Prober)
+	d.wg.Go(func() { d.healthLoop(ctx, tracker, clk, prober, events) })
+}
+
+// healthLoop observes each event and, every healthProbeInterval, probes the
+// faulty GPUs and clears the quiet ones.
+func (d *Driver) healthLoop(ctx context.Context, tracker *health.Tracker, clk clock.Clock, prober nvgpu.Prober, events <-chan nvgpu.Event) {
+	logger := klog.FromContext(ctx)
+	probe := clk.NewTimer(healthProbeInterval)
+	defer probe.Stop()
+	for {
+		select {
+		case ev, open := <-events:
+			if !open {
+				return
+			}
+			d.observe(ctx, tracker, ev)
+		case <-probe.C():
+			probe.Reset(healthProbeInterval)
+			for _, uuid := range tracker.Faulty() {
+				if prober != nil && tracker.SetAnswering(uuid, prober.Answers(ctx, uuid) == nil) {
+					// Back on the bus: published again, still tainted.
+					logger.Info("GPU answers NVML again; tainted until the quiet period passes", "gpu", uuid)
+					d.pub.hardwareChanged(ctx, fmt.Sprintf("GPU %s answers again", uuid))
+					d.health.notify()
+				}
+			}
+			if cleared := tracker.Expire(); len(cleared) > 0 {
+				logger.Info("GPU health restored: taints cleared after the quiet period", "gpus", cleared)
+				d.pub.hardwareChanged(ctx, fmt.Sprintf("GPUs %v healthy again", cleared))
+				d.health.notify()
+			}
+		}
+	}
+}
+
+// observe classifies one event and republishes when taints changed. A lost
+// or unavailable GPU always republishes: discovery leaves it out.
+func (d *Driver) observe(ctx context.Context, tracker *health.Tracker, ev nvgpu.Event) {
+	hev := health.Event{GPU: ev.GPUUUID, XID: ev.XID}
+	switch ev.Type {
+	case nvgpu.EventXID:
+		hev.Kind = health.KindXID
+	case nvgpu.EventDoubleBitECC:
+		hev.Kind = health.KindDoubleBitECC
+	default:
+		hev.Kind = health.KindGPULost
+	}
+	if ev.GPUInstanceID >= 0 {
+		hev.Placement = d.instancePlacement(ctx, ev.GPUUUID, ev.GPUInstanceID)
+	}
+	action, changed := tracker.Observe(hev)
+	klog.FromContext(ctx).Info("GPU health event", "gpu", ev.GPUUUID, "index", ev.GPUIndex, "type", ev.Type,
+		"xid", ev.XID, "gpuInstance", ev.GPUInstanceID, "computeInstance", ev.ComputeInstanceID, "action", action)
+	if changed || hev.Kind == health.KindGPULost {
+		d.pub.hardwareChanged(ctx, fmt.Sprintf("GPU %s: %s (%s)", ev.GPUUUID, ev.Type, action))
+	}
+	d.health.notify()
+}
+
+// instancePlacement is the placement of a live MIG GPU instance; nil (the
+// whole GPU) when discovery does not know it.
+func (d *Driver) instancePlacement(ctx context.Context, uuid string, gi int) *inventory.Placement {
+	m, err := d.pub.gpus.Machine(ctx)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Scoping a MIG event to its instance; treating it as the whole GPU's", "gpu", uuid)
+		return nil
+	}
+	for _, g := range m.GPUs {
+		if g.UUID != uuid || g.MIG == nil {
+			continue
+		}
+		for _, in := range g.MIG.Instances {
+			if in.GPUInstanceID == gi {
+				return &in.Placement
+			}
+		}
+	}
+	return nil
+}
+
+// healthDevice is what the tracker needs of a published device.
+func healthDevice(d resourceapi.Device) health.Device {
+	hd := health.Device{GPU: tslices.DeviceGPU(d)}
+	if pl, ok := tslices.DevicePlacement(d); ok {
+		hd.Placement = &pl
+	}
+	return hd
+}
+
+// healthTaints puts the tracker's taints on the published devices; the
+// caller holds p.mu.
+func (p *publisher) healthTaints(resources resourceslice.DriverResources) resourceslice.DriverResources {
+	if p.health == nil {
+		return resources
+	}
+	return tslices.TaintDevices(resources, func(d resourceapi.Device) []resourceapi.DeviceTaint {
+		return p.health.Taints(healthDevice(d))
+	})
+}
+
+// preparedHealth is the health of every device prepared on the node: held
+// devices found in the published shape by name (a MIG placement by its
+// memory slices), others as their whole GPU.
+func (d *Driver) preparedHealth(tracker *health.Tracker, now time.Time) kubeletplugin.DeviceHealthReport {
+	d.pub.mu.Lock()
+	built := d.pub.built
+	d.pub.mu.Unlock()
+	published := map[[2]string]resourceapi.Device{}
+	for pool, p := range built.Pools {
+		for _, s := range p.Slices {
+			for _, dev := range s.Devices {
+				published[[2]string{pool, dev.Name}] = dev
+			}
+		}
+	}
+	var report kubeletplugin.DeviceHealthReport
+	for uuid, held := range d.prep.HeldDevices() {
+		for _, h := range held {
+			dh := kubeletplugin.DeviceHealth{PoolName: h.Pool, DeviceName: h.Device, Health: kubeletplugin.HealthStatusUnknown,
+				LastUpdated: now, HealthCheckTimeout: healthCheckTimeout}
+			if tracker != nil {
+				hd := health.Device{GPU: uuid}
+				if dev, ok := published[[2]string{h.Pool, h.Device}]; ok {
+					hd = healthDevice(dev)
+				}
+				healthy, reason := tracker.Health(hd)
+				dh.Health, dh.Message = kubeletplugin.HealthStatusHealthy, reason
+				if !healthy {
+					dh.Health = kubeletplugin.HealthStatusUnhealthy
+				}
+			}
+			report.Devices = append(report.Devices, dh)
+		}
+	}
+	slices.SortFunc(report.Devices, func(a, b kubeletplugin.DeviceHealth) int {
+		return strings.Compare(a.PoolName+"/"+a.DeviceName, b.PoolName+"/"+b.DeviceName)
+	})
+	return report
+}
+
+// watchHealth streams preparedHealth: at once, on every change, and every
+// healthResend, until ctx ends.
+func (d *Driver) watchHealth(ctx context.Context, reports chan<- kubeletplugin.DeviceHealthReport) error {
+	for {
+		tracker, clk, changed := d.health.state()
+		if clk == nil {
+			clk = clock.RealClock{}
+		}
+		report := d.preparedHealth(tracker, clk.Now())
+		select {
+		case <-ctx.Done():
+			return nil
+		case reports <- report:
+		}
+		resend := clk.NewTimer(healthResend)
+		select {
+		case <-ctx.Done():
+			resend.Stop()
+			return nil
+		case <-changed:
+		case <-resend.C():
+		}
+		resend.Stop()
+	}
+}
