@@ -39,8 +39,6 @@ const (
 
 func (m mode) soft() bool { return m == modeMPS || m == modeMPSPod || m == modeTimeSlice }
 
-func (m mode) mps() bool { return m == modeMPS || m == modeMPSPod }
-
 func (m mode) tier() string {
 	switch m {
 	case modeMPS:
