@@ -127,3 +127,15 @@ $(CONTROLLER_GEN):
 .PHONY: clean
 clean: ## Remove build outputs.
 	rm -rf _output
+
+.PHONY: scheduler-build
+scheduler-build: ## Build tierra-scheduler (kube-scheduler v1.37.1 + the TierraYield plugin) into _output/bin; part of cluster-build.
+	hack/tools/build.sh
+
+.PHONY: bench-scheduler
+bench-scheduler: ## TierraYield's Score per (pod, node) and a DRA pod's cycle with/without it at the 1,213 openb nodes.
+	cd cmd/tierra-scheduler && $(GO) test -run '^$$' -bench . -benchtime 100x ./yield/
+
+.PHONY: bench-yield-live
+bench-yield-live: cluster-build ## The full openb cluster (1,213 kwok nodes) at 130% through tierra-scheduler on the local control plane, next to the sim's scorers; prints the table and wall time (long).
+	cd test && TIERRA_YIELD_LIVE=1 $(GO) test -count=1 -v -timeout 3h -run TestYieldLive ./scheduler/
