@@ -13,13 +13,13 @@ import (
 func TestLoadDemoManifests(t *testing.T) {
 	c, err := LoadCluster("../../demo/cluster.yaml")
 	require.NoError(t, err)
-	assert.Len(t, c.Nodes, 3)
+	assert.Len(t, c.Nodes, 4)
 	p, err := LoadPolicy("../../demo/tierpolicy.yaml")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"training", "inference", "dev"}, p.TierNames())
+	assert.Equal(t, []string{"training", "inference", "serving", "dev"}, p.TierNames())
 	claims, err := LoadClaims("../../demo/scenarios")
 	require.NoError(t, err)
-	require.Len(t, claims, 6, "templates become claims; pods are skipped")
+	require.Len(t, claims, 7, "templates become claims; pods are skipped")
 	for _, c := range claims {
 		for _, r := range c.Spec.Devices.Requests {
 			if r.Exactly != nil {
