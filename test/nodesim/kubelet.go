@@ -62,6 +62,7 @@ func startKubelet(ctx context.Context, n *Node) (*kubelet, error) {
 	pm := pluginmanager.NewPluginManager(n.paths.registry, recorder)
 	pm.AddHandler(registerapi.DRAPlugin, handler)
 	go pm.Run(ctx, ready, k.stopCh)
+	go k.reportHealth(ctx, n)
 	if err := k.pods.start(ctx); err != nil {
 		k.stop()
 		return nil, err

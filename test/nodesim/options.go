@@ -68,6 +68,7 @@ type paths struct {
 	state     string // the plugin's checkpoint
 	kubelet   string // the DRA manager's own checkpoint
 	fakeState string // the fake machine's hardware
+	faults    string // where InjectFault drops faults for the fake machine
 	pluginLog string
 }
 
@@ -79,12 +80,13 @@ func newPaths(dir string) paths {
 		state:     filepath.Join(dir, "state"),
 		kubelet:   filepath.Join(dir, "kubelet"),
 		fakeState: filepath.Join(dir, "fake-machine.json"),
+		faults:    filepath.Join(dir, "faults"),
 		pluginLog: filepath.Join(dir, "plugin.log"),
 	}
 }
 
 func (p paths) create() error {
-	for _, d := range []string{p.registry, p.pluginDir, p.cdi, p.state, p.kubelet} {
+	for _, d := range []string{p.registry, p.pluginDir, p.cdi, p.state, p.kubelet, p.faults} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}

@@ -34,7 +34,7 @@ func (n *Node) pluginCommand() *exec.Cmd {
 		args = append(args, "--fake-mig-nodes="+corev1.LabelHostname+"="+n.opts.Name)
 	}
 	cmd := exec.Command(n.opts.PluginBinary, args...)
-	cmd.Env = append(os.Environ(), nvgpu.FakeStateEnv+"="+p.fakeState)
+	cmd.Env = append(os.Environ(), nvgpu.FakeStateEnv+"="+p.fakeState, nvgpu.FakeFaultsEnv+"="+p.faults)
 	return cmd
 }
 

@@ -276,6 +276,7 @@ func (w *podWorker) markRunning(ctx context.Context, pod *corev1.Pod, ready bool
 			return nil
 		}
 		cur.Status = runningStatus(cur, ready)
+		w.resourceHealth(ctx, cur)
 		_, err = w.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})
@@ -293,6 +294,7 @@ func (w *podWorker) setReady(ctx context.Context, pod *corev1.Pod, ready bool) e
 			return err
 		}
 		cur.Status = runningStatus(cur, ready)
+		w.resourceHealth(ctx, cur)
 		_, err = w.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})
