@@ -43,7 +43,7 @@ func (s *suite) testTenancy(t *testing.T) {
 	})
 	_, err := templates.Create(s.ctx, training, metav1.CreateOptions{})
 	require.Error(t, err, "tenant product may not claim the training tier")
-	assert.Contains(t, err.Error(), "tenant product (namespace product) may not claim DeviceClass training.gpu.tierra.dev; its allowed tiers are: inference, dev (TierPolicy default)")
+	assert.Contains(t, err.Error(), "tenant product (namespace product) may not claim DeviceClass training.gpu.tierra.dev; its allowed tiers are: inference, serving, dev (TierPolicy default)")
 
 	// The demo scenarios pass: every tenant asks only for its tiers.
 	scenarios, err := filepath.Glob(filepath.Join(s.root, "demo/scenarios/*/*.yaml"))
@@ -88,7 +88,7 @@ func (s *suite) testTenancy(t *testing.T) {
 			}
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.wantErr)
-			assert.Contains(t, err.Error(), "its allowed tiers are: inference, dev")
+			assert.Contains(t, err.Error(), "its allowed tiers are: inference, serving, dev")
 		})
 	}
 	t.Run("a plain class reaches only the tenant's tiers", s.testPlainClassRestricted)

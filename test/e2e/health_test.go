@@ -141,17 +141,8 @@ func wholeGPUsYAML(name string, count int) string {
 func TestHealthXIDTaintsAndClears(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	const node = "dgx-h200-train"
-	quiet := healthQuiet
-	setQuietPeriod(ctx, t, node, &quiet)
 	var gpuDevice string
-	t.Cleanup(func() {
-		ctx := context.WithoutCancel(ctx)
-		cleanNamespace(ctx, t, "research")
-		setQuietPeriod(ctx, t, node, nil)
-		if gpuDevice != "" {
-			waitXIDTaint(ctx, t, node, gpuDevice, false, 2*healthQuiet)
-		}
-	})
+	quietScenario(ctx, t, node, healthQuiet, &gpuDevice, "research")
 	applyFile(ctx, t, "demo/scenarios/training")
 	trainer := waitRunning(ctx, t, "research", "llm-pretrain")
 	results := podClaim(ctx, t, trainer).Status.Allocation.Devices.Results
@@ -199,4 +190,142 @@ func TestHealthXIDTaintsAndClears(t *testing.T) {
 	t.Logf("quiet period %s: fault → clear %s (%s after the quiet period ended), clear → 8-GPU pod running %s",
 		healthQuiet, clearedAt.Sub(faultAt).Round(time.Millisecond),
 		clearedAt.Sub(faultAt.Add(healthQuiet)).Round(time.Millisecond), runningAt.Sub(clearedAt).Round(time.Millisecond))
+}
+
+// poolDevices are the devices a node publishes.
+func poolDevices(ctx context.Context, t *testing.T, node string) []resourceapi.Device {
+	t.Helper()
+	list, err := env.cs.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{
+		FieldSelector: resourceapi.ResourceSliceSelectorNodeName + "=" + node,
+	})
+	require.NoError(t, err)
+	var out []resourceapi.Device
+	for _, s := range list.Items {
+		out = append(out, s.Spec.Devices...)
+	}
+	return out
+}
+
+// waitTaintedIff waits (2 s at most) until exactly the node's devices that
+// want says are tainted for an XID, and returns when it saw that: the
+// taints reach the node's slices one ResourceSlice at a time.
+func waitTaintedIff(ctx context.Context, t *testing.T, node string, want func(resourceapi.Device) bool) time.Time {
+	t.Helper()
+	var wrong []string
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 2*time.Second, true, func(ctx context.Context) (bool, error) {
+		wrong = nil
+		for _, d := range poolDevices(ctx, t, node) {
+			if _, has := xidTaint(d); has != want(d) {
+				wrong = append(wrong, fmt.Sprintf("%s (tainted %t)", d.Name, has))
+			}
+		}
+		return len(wrong) == 0, nil
+	})
+	require.NoError(t, err, "devices of %s tainted against expectation: %v", node, wrong)
+	return time.Now()
+}
+
+// shortQuiet is the quiet period of the scenarios that only watch the
+// taint come and go.
+const shortQuiet = 5 * time.Second
+
+// quietScenario sets the quiet period for a test and, at its end, cleans
+// the namespaces, restores the policy and waits until device is untainted.
+func quietScenario(ctx context.Context, t *testing.T, node string, quiet time.Duration, device *string, namespaces ...string) {
+	t.Helper()
+	setQuietPeriod(ctx, t, node, &quiet)
+	t.Cleanup(func() {
+		ctx := context.WithoutCancel(ctx)
+		for _, ns := range namespaces {
+			cleanNamespace(ctx, t, ns)
+		}
+		setQuietPeriod(ctx, t, node, nil)
+		if *device != "" {
+			waitXIDTaint(ctx, t, node, *device, false, 2*quiet+10*time.Second)
+		}
+	})
+}
+
+// Two notebooks of one tenant time-slice an L4: XID 79 on it taints every
+// device of that GPU and none of the others, both notebooks see their
+// device Unhealthy, and both see it Healthy again once the quiet period
+// has passed.
+func TestHealthXIDOnATimeSlicedGPU(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	const node = "l4-dev"
+	var device string
+	quietScenario(ctx, t, node, shortQuiet, &device, "research")
+	applyFile(ctx, t, "demo/scenarios/dev")
+	alice := podClaim(ctx, t, waitRunning(ctx, t, "research", "notebook-alice")).Status.Allocation.Devices.Results[0]
+	bob := podClaim(ctx, t, waitRunning(ctx, t, "research", "notebook-bob")).Status.Allocation.Devices.Results[0]
+	require.Equal(t, alice.Device, bob.Device, "the notebooks share a GPU")
+	device = alice.Device
+	gpu := intAttr(t, publishedDevice(ctx, t, node, device), tslices.AttrIndex)
+	for _, pod := range []string{"notebook-alice", "notebook-bob"} {
+		waitUnhealthyCount(ctx, t, "research", pod, 0, 1)
+	}
+
+	faultAt := time.Now()
+	require.NoError(t, env.nodes[node].InjectFault(nvgpu.FakeFault{GPU: int(gpu), Kind: nvgpu.FaultXID, XID: 79}))
+	taintedAt := waitXIDTaint(ctx, t, node, device, true, 2*time.Second)
+	waitTaintedIff(ctx, t, node, func(d resourceapi.Device) bool { return intAttr(t, d, tslices.AttrIndex) == gpu })
+	for _, pod := range []string{"notebook-alice", "notebook-bob"} {
+		waitUnhealthyCount(ctx, t, "research", pod, 1, 1)
+	}
+	unhealthyAt := time.Now()
+	clearedAt := waitXIDTaint(ctx, t, node, device, false, 2*shortQuiet)
+	for _, pod := range []string{"notebook-alice", "notebook-bob"} {
+		waitUnhealthyCount(ctx, t, "research", pod, 0, 1)
+	}
+	t.Logf("time-sliced GPU %d: tainted after %s, both pods Unhealthy after %s, cleared after %s (quiet period %s), both Healthy again after %s",
+		gpu, taintedAt.Sub(faultAt).Round(time.Millisecond), unhealthyAt.Sub(faultAt).Round(time.Millisecond),
+		clearedAt.Sub(faultAt).Round(time.Millisecond), shortQuiet, time.Since(faultAt).Round(time.Millisecond))
+}
+
+// An XID that NVML scopes to one MIG instance taints the placements that
+// overlap that instance (and the GPU's whole device, if published), not the
+// other placements of the GPU; the pod on the instance sees it Unhealthy.
+func TestHealthXIDOnAMIGInstance(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	const node = "dgx-h200-infer"
+	var device string
+	quietScenario(ctx, t, node, shortQuiet, &device, "research")
+	applyYAML(ctx, t, templateYAML("research", "mig-1g", "inference.gpu.tierra.dev",
+		`          selectors: [{cel: {expression: 'device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb" && device.attributes["gpu.tierra.dev"].index == 0'}}]
+`, "")+podYAML("research", "mig-1g", "mig-1g"))
+	result := podClaim(ctx, t, waitRunning(ctx, t, "research", "mig-1g")).Status.Allocation.Devices.Results[0]
+	held := publishedDevice(ctx, t, node, result.Device)
+	placement, ok := tslices.DevicePlacement(held)
+	require.True(t, ok, "device %s is a MIG placement", held.Name)
+	gi := -1
+	for _, inst := range machineState(t, node).GPUs[0].GPUInstances {
+		if int(inst.Start) == placement.Start {
+			gi = int(inst.ID)
+		}
+	}
+	require.GreaterOrEqual(t, gi, 0, "no GPU instance at slice %d", placement.Start)
+	waitUnhealthyCount(ctx, t, "research", "mig-1g", 0, 1)
+
+	faultAt := time.Now()
+	require.NoError(t, env.nodes[node].InjectFault(nvgpu.FakeFault{GPU: 0, Kind: nvgpu.FaultXID, XID: 79, GPUInstance: &gi}))
+	device = held.Name
+	taintedAt := waitXIDTaint(ctx, t, node, device, true, 2*time.Second)
+	onGPU0 := func(d resourceapi.Device) bool { return intAttr(t, d, tslices.AttrIndex) == 0 }
+	allTaintedAt := waitTaintedIff(ctx, t, node, func(d resourceapi.Device) bool {
+		pl, isMIG := tslices.DevicePlacement(d)
+		return onGPU0(d) && (!isMIG || pl.Overlaps(placement))
+	})
+	untainted := 0
+	for _, d := range poolDevices(ctx, t, node) {
+		if _, has := xidTaint(d); !has && onGPU0(d) {
+			untainted++
+		}
+	}
+	assert.Positive(t, untainted, "placements of GPU 0 that do not overlap the instance stay offered")
+	waitUnhealthyCount(ctx, t, "research", "mig-1g", 1, 1)
+	unhealthyAt := time.Now()
+	clearedAt := waitXIDTaint(ctx, t, node, device, false, 2*shortQuiet)
+	t.Logf("MIG instance %d (slices %d+%d) of GPU 0: its device tainted after %s, every overlapping placement after %s, pod Unhealthy after %s, cleared after %s (quiet period %s); %d placements of GPU 0 stayed untainted",
+		gi, placement.Start, placement.Size, taintedAt.Sub(faultAt).Round(time.Millisecond), allTaintedAt.Sub(faultAt).Round(time.Millisecond), unhealthyAt.Sub(faultAt).Round(time.Millisecond),
+		clearedAt.Sub(faultAt).Round(time.Millisecond), shortQuiet, untainted)
 }
