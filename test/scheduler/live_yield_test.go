@@ -14,6 +14,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/score"
 	"github.com/tierra-gpu/tierra/pkg/sim"
 	"github.com/tierra-gpu/tierra/test/cluster"
+	"github.com/tierra-gpu/tierra/test/stack"
 )
 
 // TestYieldLive is `make bench-yield-live`: the whole openb cluster (1,213
@@ -35,7 +36,7 @@ func TestYieldLive(t *testing.T) {
 	}
 	fix, err := sim.NewFixture(c.nodes, sim.SlicesPublisher)
 	require.NoError(t, err)
-	l := live{cell: c, fix: fix, scheduler: SchedulerName}
+	l := live{cell: c, fix: fix, scheduler: stack.SchedulerName}
 	typical := sim.TypicalPods(pods)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()

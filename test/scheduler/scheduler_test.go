@@ -15,6 +15,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/score"
 	"github.com/tierra-gpu/tierra/pkg/sim"
 	"github.com/tierra-gpu/tierra/test/cluster"
+	"github.com/tierra-gpu/tierra/test/stack"
 )
 
 // The comparison's size: disjoint cells of 40 openb nodes as in the
@@ -47,7 +48,7 @@ func TestTierraSchedulerYield(t *testing.T) {
 	if err := cluster.CheckBinaries("", true); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
-	if _, err := schedulerBinary(); err != nil {
+	if _, err := stack.SchedulerBinary(); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
 	nodes, pods := loadTrace(t, sim.DefaultPodList)
@@ -64,7 +65,7 @@ func TestTierraSchedulerYield(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	defLive, tierraLive := lives(t, cells, "d-", ""), lives(t, cells, "t-", SchedulerName)
+	defLive, tierraLive := lives(t, cells, "d-", ""), lives(t, cells, "t-", stack.SchedulerName)
 	simShare := simulate(ctx, t, tierraLive, score.Frag, typical)
 	simDefault := simulate(ctx, t, defLive, score.Default, nil)
 
@@ -139,7 +140,7 @@ func runLive(ctx context.Context, t *testing.T, ls []live, typical []score.Typic
 	c, err := cluster.Start(ctx, cluster.Options{StateDir: dir, Kwok: true, StopWithParent: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Stop() })
-	require.NoError(t, startTierraScheduler(ctx, c, typical))
+	require.NoError(t, stack.StartTierraScheduler(ctx, c, typical))
 	cs, err := c.Clientset()
 	require.NoError(t, err)
 	_, err = cs.ResourceV1().DeviceClasses().Create(ctx, sim.DeviceClass(), metav1.CreateOptions{})

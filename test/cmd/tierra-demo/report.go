@@ -101,3 +101,26 @@ func tierYield(ctx context.Context, c *cluster.Cluster) error {
 	}
 	return tw.Flush()
 }
+
+// showSchedulers says which scheduler placed the demo's pods, from the
+// Scheduled events the schedulers wrote.
+func showSchedulers(ctx context.Context, cs kubernetes.Interface) error {
+	by := map[string]int{}
+	total := 0
+	for _, ns := range demoNamespaces {
+		events, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=Scheduled"})
+		if err != nil {
+			return fmt.Errorf("list Scheduled events: %w", err)
+		}
+		for _, e := range events.Items {
+			by[e.ReportingController+e.Source.Component]++
+			total++
+		}
+	}
+	fmt.Printf("\npods placed, by scheduler (their Scheduled events): ")
+	for name, n := range by {
+		fmt.Printf("%s %d/%d  ", name, n, total)
+	}
+	fmt.Println()
+	return nil
+}

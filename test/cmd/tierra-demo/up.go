@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
@@ -52,6 +53,14 @@ func up(ctx context.Context, o options) error {
 	if err := runOnce(c, "tierra-controller", bins.Controller, stack.ControllerArgs(c)...); err != nil {
 		return err
 	}
+	if slices.Contains(c.Running(), stack.SchedulerName) {
+		fmt.Printf("%s already running\n", stack.SchedulerName)
+	} else {
+		step("starting " + stack.SchedulerName + " (kube-scheduler v1.37.1 + TierraYield); the demo's pods use it")
+		if err := stack.StartTierraScheduler(ctx, c, nil); err != nil {
+			return err
+		}
+	}
 	if err := stack.WaitClasses(ctx, cs); err != nil {
 		return err
 	}
@@ -69,6 +78,9 @@ func up(ctx context.Context, o options) error {
 		return err
 	}
 	if err := report(ctx, c, cs, specs); err != nil {
+		return err
+	}
+	if err := showSchedulers(ctx, cs); err != nil {
 		return err
 	}
 	if err := showMPSDaemons(ctx, c, cs); err != nil {
@@ -159,12 +171,26 @@ func waitNode(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface, 
 	return nil
 }
 
+// applyScenarios applies demo/scenarios with every pod scheduled by
+// tierra-scheduler (the manifests leave schedulerName unset, so that they
+// also work on a cluster without it, as demo/kind's).
 func applyScenarios(ctx context.Context, c *cluster.Cluster, root string) error {
 	a, err := applier(c)
 	if err != nil {
 		return err
 	}
-	return a.ApplyFiles(ctx, filepath.Join(root, stack.ScenariosDir))
+	objs, err := manifests.Read(filepath.Join(root, stack.ScenariosDir))
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if o.GetKind() == "Pod" {
+			if err := unstructured.SetNestedField(o.Object, stack.SchedulerName, "spec", "schedulerName"); err != nil {
+				return fmt.Errorf("pod %s: %w", o.GetName(), err)
+			}
+		}
+	}
+	return a.Apply(ctx, objs...)
 }
 
 // applier applies manifests to cluster c as its admin.

@@ -1,4 +1,4 @@
-package scheduler
+package stack
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 // SchedulerName is the second scheduler's name, which pods opt into.
 const SchedulerName = "tierra-scheduler"
 
-// schedulerBinary is the built tierra-scheduler (hack/tools/build.sh).
-func schedulerBinary() (string, error) {
+// SchedulerBinary is the built tierra-scheduler (hack/tools/build.sh).
+func SchedulerBinary() (string, error) {
 	dir := os.Getenv("TIERRA_CLUSTER_BIN")
 	if dir == "" {
 		root, err := cluster.RepoRoot()
@@ -38,12 +38,12 @@ func schedulerBinary() (string, error) {
 	return bin, nil
 }
 
-// schedulerConfig is tierra-scheduler's KubeSchedulerConfiguration: one
+// SchedulerConfig is tierra-scheduler's KubeSchedulerConfiguration: one
 // profile, schedulerName tierra-scheduler, that scores with TierraYield in
 // place of the resource-spreading scorers (NodeResourcesFit's
 // LeastAllocated, BalancedAllocation, ImageLocality), over every feasible
 // node as the simulation does. JSON is YAML.
-func schedulerConfig(kubeconfig string, typical []score.Typical) ([]byte, error) {
+func SchedulerConfig(kubeconfig string, typical []score.Typical) ([]byte, error) {
 	cfg := map[string]any{
 		"apiVersion":               "kubescheduler.config.k8s.io/v1",
 		"kind":                     "KubeSchedulerConfiguration",
@@ -74,14 +74,15 @@ func schedulerConfig(kubeconfig string, typical []score.Typical) ([]byte, error)
 	return data, nil
 }
 
-// startTierraScheduler runs tierra-scheduler as a second scheduler beside
-// the cluster's kube-scheduler and waits until it is healthy.
-func startTierraScheduler(ctx context.Context, c *cluster.Cluster, typical []score.Typical) error {
-	bin, err := schedulerBinary()
+// StartTierraScheduler runs tierra-scheduler as a second scheduler beside
+// the cluster's kube-scheduler and waits until it is healthy; typical nil
+// means the plugin's default target workload.
+func StartTierraScheduler(ctx context.Context, c *cluster.Cluster, typical []score.Typical) error {
+	bin, err := SchedulerBinary()
 	if err != nil {
 		return err
 	}
-	cfg, err := schedulerConfig(c.Kubeconfig(), typical)
+	cfg, err := SchedulerConfig(c.Kubeconfig(), typical)
 	if err != nil {
 		return err
 	}
