@@ -67,43 +67,6 @@ func sampleNodes(nodes []sim.Node, n int, rng *rand.Rand) []sim.Node {
 	return out
 }
 
-// samplePods draws pods from the trace (without replacement) until their
-// GPU requests reach target thousandths of a GPU. Pods asking for a model
-// outside the subset are left out: they fail in both and say nothing.
-func samplePods(pods []sim.Pod, nodes []sim.Node, target int64, prefix string, rng *rand.Rand) []sim.Pod {
-	have := map[string]bool{}
-	for _, n := range nodes {
-		have[n.Model] = true
-	}
-	var out []sim.Pod
-	var total int64
-	for _, i := range rng.Perm(len(pods)) {
-		if total >= target {
-			break
-		}
-		p := pods[i]
-		if !anyModel(p.GPUSpec, have) {
-			continue
-		}
-		p.Name = fmt.Sprintf("%s-%04d", prefix, len(out))
-		out = append(out, p)
-		total += p.GPURequest()
-	}
-	return out
-}
-
-func anyModel(spec []string, have map[string]bool) bool {
-	if len(spec) == 0 {
-		return true
-	}
-	for _, m := range spec {
-		if have[m] {
-			return true
-		}
-	}
-	return false
-}
-
 // cell is one independent comparison: a node subset, its published
 // fixture, and a pod sequence overloading it. Cells run side by side in one
 // cluster, each pod pinned to its cell by a node selector, so that the
@@ -138,7 +101,7 @@ func makeCells(allNodes []sim.Node, allPods []sim.Pod, n, size int, loadFactor f
 		}
 		name := fmt.Sprintf("c%d", c)
 		target := int64(loadFactor * float64(fix.GPUs()) * 1000)
-		cells[c] = cell{name: name, nodes: nodes, pods: samplePods(allPods, nodes, target, name, rng), fix: fix}
+		cells[c] = cell{name: name, nodes: nodes, pods: sim.SamplePods(allPods, nodes, target, name, rng), fix: fix}
 	}
 	return cells, nil
 }

@@ -92,48 +92,9 @@ func makeCells(allNodes []sim.Node, allPods []sim.Pod, n, size int, loadFactor f
 			}
 		}
 		name := fmt.Sprintf("c%d", c)
-		cells[c] = cell{name: name, nodes: nodes, pods: samplePods(allPods, nodes, loadFactor, name, rng)}
+		cells[c] = cell{name: name, nodes: nodes, pods: sim.SamplePods(allPods, nodes, int64(loadFactor*float64(gpusOf(nodes))*1000), name, rng)}
 	}
 	return cells
-}
-
-// samplePods draws pods until their GPU requests reach loadFactor of the
-// nodes' GPUs; pods asking for a model the nodes lack are left out.
-func samplePods(pods []sim.Pod, nodes []sim.Node, loadFactor float64, prefix string, rng *rand.Rand) []sim.Pod {
-	have := map[string]bool{}
-	gpus := 0
-	for _, n := range nodes {
-		have[n.Model] = true
-		gpus += n.GPUs
-	}
-	target := int64(loadFactor * float64(gpus) * 1000)
-	var out []sim.Pod
-	var total int64
-	for _, i := range rng.Perm(len(pods)) {
-		if total >= target {
-			break
-		}
-		p := pods[i]
-		if !anyModel(p.GPUSpec, have) {
-			continue
-		}
-		p.Name = fmt.Sprintf("%s-%04d", prefix, len(out))
-		out = append(out, p)
-		total += p.GPURequest()
-	}
-	return out
-}
-
-func anyModel(spec []string, have map[string]bool) bool {
-	if len(spec) == 0 {
-		return true
-	}
-	for _, m := range spec {
-		if have[m] {
-			return true
-		}
-	}
-	return false
 }
 
 // allocated sums the placed pods' GPU requests, in thousandths of a GPU.
