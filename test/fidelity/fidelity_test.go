@@ -15,6 +15,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/pkg/sim"
 	"github.com/tierra-gpu/tierra/test/cluster"
+	"github.com/tierra-gpu/tierra/test/openb"
 )
 
 // The comparison's size. One cell of 40 nodes (mixed GPU models and
@@ -57,7 +58,7 @@ func TestDefaultScorerMatchesKubeScheduler(t *testing.T) {
 	if err := cluster.CheckBinaries("", true); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
-	allNodes, allPods := loadTrace(t)
+	allNodes, allPods := openb.Load(t, sim.DefaultPodList)
 	cells, err := makeCells(allNodes, allPods, numCells, cellSize, load, rand.New(rand.NewPCG(seed, 0)))
 	require.NoError(t, err)
 	var capacity int64

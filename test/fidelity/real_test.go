@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	resourceapi "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/pkg/sim"
 	"github.com/tierra-gpu/tierra/test/cluster"
+	"github.com/tierra-gpu/tierra/test/openb"
 )
 
 const namespace = "default"
@@ -122,7 +122,7 @@ type outcome struct {
 func (r *live) schedule(ctx context.Context, c cell) ([]outcome, error) {
 	out := make([]outcome, len(c.pods))
 	for i, p := range c.pods {
-		if err := r.create(ctx, c, p); err != nil {
+		if err := openb.Create(ctx, r.cs, c.fix, p, openb.Placement{Namespace: namespace, NodeSelector: map[string]string{cellLabel: c.name}}); err != nil {
 			return nil, err
 		}
 		o, err := r.await(ctx, p.Name)
@@ -132,41 +132,6 @@ func (r *live) schedule(ctx context.Context, c cell) ([]outcome, error) {
 		out[i] = o
 	}
 	return out, nil
-}
-
-func (r *live) create(ctx context.Context, c cell, p sim.Pod) error {
-	spec, err := c.fix.ClaimSpec(p)
-	if err != nil {
-		return err
-	}
-	requests := corev1.ResourceList{}
-	if p.MilliCPU > 0 {
-		requests[corev1.ResourceCPU] = *resource.NewMilliQuantity(p.MilliCPU, resource.DecimalSI)
-	}
-	if p.MemoryMiB > 0 {
-		requests[corev1.ResourceMemory] = *resource.NewQuantity(p.MemoryMiB<<20, resource.BinarySI)
-	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: namespace},
-		Spec: corev1.PodSpec{
-			NodeSelector: map[string]string{cellLabel: c.name},
-			Containers: []corev1.Container{{
-				Name: "c", Image: "fake", Resources: corev1.ResourceRequirements{Requests: requests},
-			}},
-		},
-	}
-	if spec != nil {
-		claim := &resourceapi.ResourceClaim{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: namespace}, Spec: *spec}
-		if _, err := r.cs.ResourceV1().ResourceClaims(namespace).Create(ctx, claim, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create claim %s: %w", p.Name, err)
-		}
-		pod.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "gpu", ResourceClaimName: &claim.Name}}
-		pod.Spec.Containers[0].Resources.Claims = []corev1.ResourceClaim{{Name: "gpu"}}
-	}
-	if _, err := r.cs.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create pod %s: %w", p.Name, err)
-	}
-	return nil
 }
 
 // await polls the pod until it is bound or unschedulable.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/pkg/sim"
 	"github.com/tierra-gpu/tierra/test/cluster"
+	"github.com/tierra-gpu/tierra/test/openb"
 )
 
 const namespace = "default"
@@ -155,7 +155,7 @@ func schedule(ctx context.Context, cs kubernetes.Interface, w *watcher, l live) 
 	out := make([]string, len(l.pods))
 	for i, p := range l.pods {
 		ch := w.expect(p.Name)
-		if err := create(ctx, cs, l, p); err != nil {
+		if err := openb.Create(ctx, cs, l.fix, p, openb.Placement{Namespace: namespace, NodeSelector: map[string]string{cellLabel: l.name}, SchedulerName: l.scheduler}); err != nil {
 			return nil, err
 		}
 		select {
@@ -166,38 +166,4 @@ func schedule(ctx context.Context, cs kubernetes.Interface, w *watcher, l live) 
 		}
 	}
 	return out, nil
-}
-
-func create(ctx context.Context, cs kubernetes.Interface, l live, p sim.Pod) error {
-	spec, err := l.fix.ClaimSpec(p)
-	if err != nil {
-		return err
-	}
-	requests := corev1.ResourceList{}
-	if p.MilliCPU > 0 {
-		requests[corev1.ResourceCPU] = *resource.NewMilliQuantity(p.MilliCPU, resource.DecimalSI)
-	}
-	if p.MemoryMiB > 0 {
-		requests[corev1.ResourceMemory] = *resource.NewQuantity(p.MemoryMiB<<20, resource.BinarySI)
-	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: namespace},
-		Spec: corev1.PodSpec{
-			SchedulerName: l.scheduler,
-			NodeSelector:  map[string]string{cellLabel: l.name},
-			Containers:    []corev1.Container{{Name: "c", Image: "fake", Resources: corev1.ResourceRequirements{Requests: requests}}},
-		},
-	}
-	if spec != nil {
-		claim := &resourceapi.ResourceClaim{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: namespace}, Spec: *spec}
-		if _, err := cs.ResourceV1().ResourceClaims(namespace).Create(ctx, claim, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create claim %s: %w", p.Name, err)
-		}
-		pod.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "gpu", ResourceClaimName: &claim.Name}}
-		pod.Spec.Containers[0].Resources.Claims = []corev1.ResourceClaim{{Name: "gpu"}}
-	}
-	if _, err := cs.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create pod %s: %w", p.Name, err)
-	}
-	return nil
 }

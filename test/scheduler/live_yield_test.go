@@ -14,6 +14,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/score"
 	"github.com/tierra-gpu/tierra/pkg/sim"
 	"github.com/tierra-gpu/tierra/test/cluster"
+	"github.com/tierra-gpu/tierra/test/openb"
 	"github.com/tierra-gpu/tierra/test/stack"
 )
 
@@ -29,7 +30,7 @@ func TestYieldLive(t *testing.T) {
 	if err := cluster.CheckBinaries("", true); err != nil {
 		t.Fatal(err)
 	}
-	nodes, pods := loadTrace(t, sim.DefaultPodList)
+	nodes, pods := openb.Load(t, sim.DefaultPodList)
 	c := cell{name: "openb", nodes: nodes, pods: grow(pods, gpusOf(nodes)*1300, rand.New(rand.NewPCG(seed, 0)))}
 	if n, err := strconv.Atoi(os.Getenv("TIERRA_YIELD_LIVE_PODS")); err == nil && n > 0 && n < len(c.pods) {
 		c.pods = c.pods[:n]

@@ -15,6 +15,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/score"
 	"github.com/tierra-gpu/tierra/pkg/sim"
 	"github.com/tierra-gpu/tierra/test/cluster"
+	"github.com/tierra-gpu/tierra/test/openb"
 	"github.com/tierra-gpu/tierra/test/stack"
 )
 
@@ -51,7 +52,7 @@ func TestTierraSchedulerYield(t *testing.T) {
 	if _, err := stack.SchedulerBinary(); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
-	nodes, pods := loadTrace(t, sim.DefaultPodList)
+	nodes, pods := openb.Load(t, sim.DefaultPodList)
 	cells := makeCells(nodes, pods, numCells, cellSize, load, rand.New(rand.NewPCG(seed, 0)))
 	var all []sim.Pod
 	var capacity int64

@@ -3,37 +3,10 @@ package scheduler
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sort"
-	"testing"
 
 	"github.com/tierra-gpu/tierra/pkg/sim"
-	"github.com/tierra-gpu/tierra/test/cluster"
 )
-
-// loadTrace reads the openb node and pod lists from <repo>/../shared/data/openb,
-// skipping the test when the data is absent.
-func loadTrace(t testing.TB, podList string) ([]sim.Node, []sim.Pod) {
-	t.Helper()
-	root, err := cluster.RepoRoot()
-	if err != nil {
-		t.Skipf("skipping: %v", err)
-	}
-	dir := filepath.Join(root, "..", "shared", "data", "openb")
-	if _, err := os.Stat(filepath.Join(dir, sim.NodeListFile)); err != nil {
-		t.Skipf("skipping: openb trace not found at %s (%v)", dir, err)
-	}
-	nodes, err := sim.LoadNodes(filepath.Join(dir, sim.NodeListFile))
-	if err != nil {
-		t.Fatalf("load nodes: %v", err)
-	}
-	pods, err := sim.LoadPods(filepath.Join(dir, podList))
-	if err != nil {
-		t.Fatalf("load pods: %v", err)
-	}
-	return nodes, pods
-}
 
 // cell is one independent comparison: a node subset and a pod sequence
 // overloading it, run once per scheduler on its own copy of the nodes.
