@@ -8,13 +8,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tierra-gpu/tierra/pkg/sim"
-	"github.com/tierra-gpu/tierra/test/cluster"
 	"github.com/tierra-gpu/tierra/test/openb"
 )
 
@@ -38,7 +36,7 @@ func (r *live) setup(ctx context.Context, cells []cell) error {
 	total := 0
 	for _, c := range cells {
 		for i, n := range c.nodes {
-			if _, err := r.cs.CoreV1().Nodes().Create(ctx, kwokNode(n, c.name), metav1.CreateOptions{}); err != nil {
+			if _, err := r.cs.CoreV1().Nodes().Create(ctx, openb.KwokNode(n, map[string]string{cellLabel: c.name}), metav1.CreateOptions{}); err != nil {
 				return fmt.Errorf("create node %s: %w", n.Name, err)
 			}
 			for _, s := range c.fix.Slices(i) {
@@ -82,22 +80,6 @@ func (r *live) checkSlicesKept(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func kwokNode(n sim.Node, cellName string) *corev1.Node {
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    *resource.NewMilliQuantity(n.MilliCPU, resource.DecimalSI),
-		corev1.ResourceMemory: *resource.NewQuantity(n.MemoryMiB<<20, resource.BinarySI),
-		corev1.ResourcePods:   resource.MustParse("1000"),
-	}
-	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        n.Name,
-			Labels:      map[string]string{"kubernetes.io/hostname": n.Name, cellLabel: cellName},
-			Annotations: map[string]string{cluster.KwokNodeAnnotation: "fake"},
-		},
-		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
-	}
 }
 
 func isReady(node *corev1.Node) bool {

@@ -89,3 +89,26 @@ func Create(ctx context.Context, cs kubernetes.Interface, fix *sim.Fixture, p si
 	}
 	return nil
 }
+
+// KwokNode is the trace node as a Node kwok plays kubelet for, with the
+// trace's CPU and memory, room for 1,000 pods, and the extra labels (its
+// cell).
+func KwokNode(n sim.Node, labels map[string]string) *corev1.Node {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewMilliQuantity(n.MilliCPU, resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(n.MemoryMiB<<20, resource.BinarySI),
+		corev1.ResourcePods:   resource.MustParse("1000"),
+	}
+	all := map[string]string{corev1.LabelHostname: n.Name}
+	for k, v := range labels {
+		all[k] = v
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        n.Name,
+			Labels:      all,
+			Annotations: map[string]string{cluster.KwokNodeAnnotation: "fake"},
+		},
+		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -15,7 +14,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/tierra-gpu/tierra/pkg/sim"
-	"github.com/tierra-gpu/tierra/test/cluster"
 	"github.com/tierra-gpu/tierra/test/openb"
 )
 
@@ -35,7 +33,7 @@ type live struct {
 // createNodes creates the kwok nodes and their slices.
 func createNodes(ctx context.Context, cs kubernetes.Interface, l live) error {
 	for i, n := range l.nodes {
-		if _, err := cs.CoreV1().Nodes().Create(ctx, kwokNode(n, l.name), metav1.CreateOptions{}); err != nil {
+		if _, err := cs.CoreV1().Nodes().Create(ctx, openb.KwokNode(n, map[string]string{cellLabel: l.name}), metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create node %s: %w", n.Name, err)
 		}
 		for _, s := range l.fix.Slices(i) {
@@ -65,22 +63,6 @@ func waitReady(ctx context.Context, cs kubernetes.Interface, want int) error {
 		}
 		return ready == want, nil
 	})
-}
-
-func kwokNode(n sim.Node, cellName string) *corev1.Node {
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    *resource.NewMilliQuantity(n.MilliCPU, resource.DecimalSI),
-		corev1.ResourceMemory: *resource.NewQuantity(n.MemoryMiB<<20, resource.BinarySI),
-		corev1.ResourcePods:   resource.MustParse("1000"),
-	}
-	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        n.Name,
-			Labels:      map[string]string{"kubernetes.io/hostname": n.Name, cellLabel: cellName},
-			Annotations: map[string]string{cluster.KwokNodeAnnotation: "fake"},
-		},
-		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
-	}
 }
 
 // watcher tells when pods are bound or marked unschedulable, from one
