@@ -39,6 +39,13 @@ type Fake struct {
 	// stopFaults ends serveFaults (FakeFaultsEnv), which closes faultsDone.
 	stopFaults chan struct{}
 	faultsDone chan struct{}
+
+	// procPath is the FakeProcessesEnv file; procs are the processes
+	// RunProcess started and fileProcs those the file listed when last read.
+	procPath  string
+	procMu    sync.Mutex
+	procs     []FakeProcess
+	fileProcs []FakeProcess
 }
 
 var _ Interface = (*Fake)(nil)
@@ -50,7 +57,8 @@ func NewFake(ctx context.Context, name string, opts Options) (*Fake, error) {
 		return nil, fmt.Errorf("fake machine %q: want one of %s: %w", name,
 			strings.Join(FakeMachines(), ", "), ErrUnknownMachine)
 	}
-	f := &Fake{name: name, server: spec.newServer(), sets: map[*fakeEventSet]struct{}{}, lost: map[int]bool{}}
+	f := &Fake{name: name, server: spec.newServer(), sets: map[*fakeEventSet]struct{}{}, lost: map[int]bool{},
+		procPath: os.Getenv(FakeProcessesEnv)}
 	f.server.EventSetCreateFunc = f.createEventSet
 	byIndex := f.server.DeviceGetHandleByIndexFunc
 	f.server.DeviceGetHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {

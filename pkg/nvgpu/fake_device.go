@@ -29,6 +29,7 @@ func fillDevice(f *Fake, d *server.Device, spec fakeSpec, index int) {
 	d.GetNumaNodeIdFunc = func() (int, nvml.Return) { return numa, nvml.SUCCESS }
 	fillNVLink(f, d, spec, index)
 	fillComputeMode(d)
+	fillProcesses(f, d)
 	d.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) {
 		total := d.Config.MemoryMB * mib
 		reserved := uint64(512 * mib)
@@ -55,7 +56,9 @@ func fillDevice(f *Fake, d *server.Device, spec fakeSpec, index int) {
 		if i >= len(cis) {
 			return nil, nvml.ERROR_NOT_FOUND
 		}
-		return migDevice(f.name, d, cis[i]), nvml.SUCCESS
+		h := migDevice(f.name, d, cis[i])
+		fillMIGProcesses(f, d, h)
+		return h, nvml.SUCCESS
 	}
 	d.GetGpuInstanceByIdFunc = func(id int) (nvml.GpuInstance, nvml.Return) {
 		d.RLock()
