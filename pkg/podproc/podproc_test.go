@@ -84,7 +84,7 @@ func TestPodUID(t *testing.T) {
 			cgroup: "0::/kubepods/burstable/podnotauid/abc\n", wantErr: podproc.ErrNotInPod,
 		},
 		"two pods": {
-			cgroup: "12:memory:/kubepods/pod" + uid + "/a\n11:cpu:/kubepods/pod11111111-2222-3333-4444-555555555555/b\n",
+			cgroup:  "12:memory:/kubepods/pod" + uid + "/a\n11:cpu:/kubepods/pod11111111-2222-3333-4444-555555555555/b\n",
 			wantMsg: "two pods",
 		},
 		"empty file": {cgroup: "", wantErr: podproc.ErrNotInPod},
