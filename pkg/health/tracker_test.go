@@ -46,9 +46,13 @@ func TestClassificationDecidesTheTaint(t *testing.T) {
 	}{
 		"fatal XID":       {ev: health.Event{GPU: gpu0, Kind: health.KindXID, XID: 79}, want: []string{"gpu.tierra.dev/xid=79:NoSchedule"}},
 		"application XID": {ev: health.Event{GPU: gpu0, Kind: health.KindXID, XID: 13}},
-		"unlisted XID":    {ev: health.Event{GPU: gpu0, Kind: health.KindXID, XID: 999}},
-		"double-bit ECC":  {ev: health.Event{GPU: gpu0, Kind: health.KindDoubleBitECC}, want: []string{"gpu.tierra.dev/ecc=DoubleBit:NoSchedule"}},
-		"lost GPU":        {ev: health.Event{GPU: gpu0, Kind: health.KindGPULost}, want: []string{"gpu.tierra.dev/gpu-lost=Lost:NoSchedule"}},
+		"unlisted XID":    {ev: health.Event{GPU: gpu0, Kind: health.KindXID, XID: 999}, want: []string{"gpu.tierra.dev/xid=999:NoSchedule"}},
+		"policy ignores unlisted XIDs": {
+			policy: &v1alpha1.HealthPolicy{OtherXIDs: v1alpha1.HealthIgnore},
+			ev:     health.Event{GPU: gpu0, Kind: health.KindXID, XID: 999},
+		},
+		"double-bit ECC": {ev: health.Event{GPU: gpu0, Kind: health.KindDoubleBitECC}, want: []string{"gpu.tierra.dev/ecc=DoubleBit:NoSchedule"}},
+		"lost GPU":       {ev: health.Event{GPU: gpu0, Kind: health.KindGPULost}, want: []string{"gpu.tierra.dev/gpu-lost=Lost:NoSchedule"}},
 		"policy makes an XID NoExecute": {
 			policy: &v1alpha1.HealthPolicy{XIDs: []v1alpha1.XIDAction{{Code: 79, Action: v1alpha1.HealthNoExecute}}},
 			ev:     health.Event{GPU: gpu0, Kind: health.KindXID, XID: 79}, want: []string{"gpu.tierra.dev/xid=79:NoExecute"},

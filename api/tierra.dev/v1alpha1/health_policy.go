@@ -14,7 +14,7 @@ const (
 	DefaultHealthQuietPeriod    = 5 * time.Minute
 	DefaultHealthMaxQuietPeriod = time.Hour
 	DefaultHealthFlapWindow     = time.Hour
-	DefaultOtherXIDs            = HealthIgnore
+	DefaultOtherXIDs            = HealthNoSchedule
 	DefaultDoubleBitECC         = HealthNoSchedule
 	DefaultGPULost              = HealthNoSchedule
 )
@@ -25,13 +25,24 @@ const (
 // catalogue attributes to the application are recorded only: the GPU is
 // fine, the process is not. XIDs it attributes to the hardware or driver
 // (and that call for a GPU reset or a drain) keep new work off the GPU.
+//
+// Every XID not in this table gets OtherXIDs, NoSchedule by default: the
+// catalogue lists well over a hundred codes and adds new ones with driver
+// branches, most of them hardware, firmware or driver faults (GSP, NVLink,
+// C2C, PCIe, memory) that a table can only learn late; NVIDIA's own device plugin
+// (k8s-device-plugin, internal/rm/health.go) likewise skips only a short
+// list of application XIDs (the five below and 109) and marks a GPU
+// unhealthy on any other. A false alarm costs one quiet period of no new
+// work on the GPU (running pods are not evicted by NoSchedule); a missed
+// fault sends new pods to a broken GPU.
 var defaultXIDActions = map[int32]HealthAction{
 	// Application-caused: the offending process gets the error.
-	13: HealthIgnore, // Graphics Engine Exception
-	31: HealthIgnore, // GPU memory page fault
-	43: HealthIgnore, // GPU stopped processing (the channel was reset)
-	45: HealthIgnore, // Preemptive cleanup, due to previous errors
-	68: HealthIgnore, // NVDEC0 (video decoder) exception
+	13:  HealthIgnore, // Graphics Engine Exception
+	31:  HealthIgnore, // GPU memory page fault
+	43:  HealthIgnore, // GPU stopped processing (the channel was reset)
+	45:  HealthIgnore, // Preemptive cleanup, due to previous errors
+	68:  HealthIgnore, // NVDEC0 (video decoder) exception
+	109: HealthIgnore, // Context switch timeout (an application that does not yield)
 	// Hardware or driver: the GPU itself needs attention.
 	48:  HealthNoSchedule, // Double Bit ECC Error
 	63:  HealthNoSchedule, // ECC page retirement or row remapping recording event

@@ -11,14 +11,16 @@ import (
 
 func TestDefaultXIDTable(t *testing.T) {
 	var nilPolicy *HealthPolicy
-	for _, code := range []uint64{13, 31, 43, 45, 68} {
+	for _, code := range []uint64{13, 31, 43, 45, 68, 109} {
 		assert.Equal(t, HealthIgnore, nilPolicy.XIDAction(code), "application XID %d is recorded only", code)
 	}
 	for _, code := range []uint64{48, 63, 64, 74, 79, 92, 94, 95, 119, 120} {
 		assert.Equal(t, HealthNoSchedule, nilPolicy.XIDAction(code), "fatal XID %d", code)
 	}
-	assert.Equal(t, HealthIgnore, nilPolicy.XIDAction(1000), "an unlisted XID is recorded only")
-	assert.Equal(t, HealthIgnore, nilPolicy.XIDAction(1<<40), "a code out of int32 range")
+	assert.Equal(t, HealthNoSchedule, nilPolicy.XIDAction(1000), "an unlisted XID is taken for a hardware fault")
+	assert.Equal(t, HealthNoSchedule, nilPolicy.XIDAction(1<<40), "a code out of int32 range")
+	assert.Equal(t, HealthIgnore, (&HealthPolicy{OtherXIDs: HealthIgnore}).XIDAction(1000), "otherXIDs: Ignore restores record-only")
+	assert.Equal(t, HealthNoSchedule, (&HealthPolicy{OtherXIDs: HealthIgnore}).XIDAction(79), "otherXIDs does not touch the table")
 	assert.Equal(t, HealthNoSchedule, nilPolicy.DoubleBitECCAction())
 	assert.Equal(t, HealthNoSchedule, nilPolicy.GPULostAction())
 	quiet, maxQuiet, window := nilPolicy.Timing()

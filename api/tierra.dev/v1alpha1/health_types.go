@@ -34,7 +34,8 @@ type HealthPolicy struct {
 	// +listMapKey=code
 	XIDs []XIDAction `json:"xids,omitempty"`
 	// OtherXIDs is the action for an XID that is neither in xids nor in the
-	// default table. Default Ignore.
+	// default table. Default NoSchedule: an XID the table does not know is
+	// taken for a hardware or driver fault, as NVIDIA's device plugin does.
 	// +optional
 	OtherXIDs HealthAction `json:"otherXIDs,omitempty"`
 	// DoubleBitECC is the action for an uncorrectable (double-bit) ECC
