@@ -38,6 +38,14 @@ type Config struct {
 	WebhookAddr string
 	// WebhookCertDir holds the webhook's tls.crt and tls.key.
 	WebhookCertDir string
+	// MetricsAddr, when set, serves Prometheus metrics (pkg/metrics: the
+	// controller's tier, pending-claim and cost metrics, plus the Go,
+	// process and client-go ones) at /metrics on this address, e.g.
+	// ":8080"; port 0 picks a free port.
+	MetricsAddr string
+	// OnMetricsServing, when set, is called with the address the metrics
+	// listener bound (tests pass port 0).
+	OnMetricsServing func(addr string)
 }
 
 func (c *Config) defaults() error {

@@ -12,12 +12,14 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	resourcelisters "k8s.io/client-go/listers/resource/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/metrics"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 	"github.com/tierra-gpu/tierra/pkg/webhook"
 )
@@ -37,10 +39,13 @@ type Controller struct {
 	classes  resourcelisters.DeviceClassLister
 	slices   resourcelisters.ResourceSliceLister
 	claims   resourcelisters.ResourceClaimLister
-	queue    workqueue.TypedRateLimitingInterface[string]
-	synced   []cache.InformerSynced
-	start    []func(stop <-chan struct{})
-	now      func() time.Time
+	// namespaces is set only when metrics are served (their tenants).
+	namespaces corelisters.NamespaceLister
+	stranded   *strandedModel
+	queue      workqueue.TypedRateLimitingInterface[string]
+	synced     []cache.InformerSynced
+	start      []func(stop <-chan struct{})
+	now        func() time.Time
 }
 
 // Run connects with cfg and runs the controller until ctx is done.
@@ -61,6 +66,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("dynamic client: %w", err)
 	}
 	c := New(cfg, kube, dyn)
+	if err := c.serveMetrics(ctx); err != nil {
+		return err
+	}
 	if cfg.WebhookAddr == "" {
 		return c.Run(ctx)
 	}
@@ -72,7 +80,7 @@ func Run(ctx context.Context, cfg Config) error {
 func New(cfg Config, kube kubernetes.Interface, dyn dynamic.Interface) *Controller {
 	_ = cfg.defaults()
 	c := &Controller{
-		cfg: cfg, kube: kube, dyn: dyn, now: time.Now,
+		cfg: cfg, kube: kube, dyn: dyn, now: time.Now, stranded: newStrandedModel(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: FieldManager}),
@@ -100,8 +108,31 @@ func New(cfg Config, kube kubernetes.Interface, dyn dynamic.Interface) *Controll
 	c.slices, c.claims = rs.Lister(), claims.Lister()
 	c.watch(rs.Informer(), later)
 	c.watch(claims.Informer(), later)
+	if cfg.MetricsAddr != "" {
+		ns := all.Core().V1().Namespaces()
+		c.namespaces = ns.Lister()
+		c.synced = append(c.synced, ns.Informer().HasSynced)
+	}
 	c.start = append(c.start, all.Start)
 	return c
+}
+
+// serveMetrics serves the registry with the controller's collector on
+// MetricsAddr until ctx ends; an empty address serves nothing.
+func (c *Controller) serveMetrics(ctx context.Context) error {
+	if c.cfg.MetricsAddr == "" {
+		return nil
+	}
+	reg := metrics.NewRegistry()
+	reg.MustRegister(metrics.NewControllerCollector(c))
+	addr, err := metrics.Serve(ctx, c.cfg.MetricsAddr, reg)
+	if err != nil {
+		return err
+	}
+	if c.cfg.OnMetricsServing != nil {
+		c.cfg.OnMetricsServing(addr)
+	}
+	return nil
 }
 
 func (c *Controller) watch(inf cache.SharedIndexInformer, enqueue func(any)) {
