@@ -37,19 +37,32 @@ const (
 
 // Event is one health event of one GPU.
 type Event struct {
-	GPU  string // UUID
-	Kind Kind
-	XID  uint64
+	GPU  string `json:"gpu"` // UUID
+	Kind Kind   `json:"kind"`
+	XID  uint64 `json:"xid,omitempty"`
 	// Placement scopes the event to the memory slices of a MIG instance;
 	// nil concerns the whole GPU.
-	Placement *inventory.Placement
+	Placement *inventory.Placement `json:"placement,omitempty"`
+}
+
+// String names the event: "XID 79", "DoubleBitECC", "GPULost", with the
+// MIG slices it is scoped to.
+func (e Event) String() string {
+	s := string(e.Kind)
+	if e.Kind == KindXID {
+		s = "XID " + strconv.FormatUint(e.XID, 10)
+	}
+	if e.Placement != nil {
+		s += " (MIG slices " + e.Placement.String() + ")"
+	}
+	return s
 }
 
 // Record is an observed event with its classification, kept per GPU.
 type Record struct {
 	Event
-	Time   time.Time
-	Action v1alpha1.HealthAction
+	Time   time.Time             `json:"time"`
+	Action v1alpha1.HealthAction `json:"action"`
 }
 
 // keepRecords is how many recent events a GPU keeps.

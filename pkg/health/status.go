@@ -1,0 +1,167 @@
+package health
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	resourceapi "k8s.io/api/resource/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tierra-gpu/tierra/pkg/inventory"
+)
+
+// StatusFile is the file in the plugin's state directory that holds the
+// last Status it recorded: it rewrites it on every health event and
+// every change of a GPU's taints, and `tierra inspect --state-dir` reads it.
+const StatusFile = "health.json"
+
+// StatusVersion is the version of the Status format.
+const StatusVersion = "health.tierra.dev/v1"
+
+// ErrNoStatus means the state directory holds no health status: no plugin
+// with a health watch has run there.
+var ErrNoStatus = errors.New("no health status recorded")
+
+// State is a GPU's health as the tracker sees it.
+type State string
+
+const (
+	// StateHealthy: no taint, answers NVML.
+	StateHealthy State = "Healthy"
+	// StateTainted: answers NVML, some of its devices carry health taints
+	// until the quiet period has passed.
+	StateTainted State = "Tainted"
+	// StateLost: does not answer NVML; left out of the slices until it
+	// does, then tainted for the quiet period.
+	StateLost State = "Lost"
+)
+
+// Status is the health of a node's GPUs at one time: what the tracker
+// knows of every GPU that had an event.
+type Status struct {
+	Version string      `json:"version"`
+	Time    time.Time   `json:"time"`
+	GPUs    []GPUStatus `json:"gpus"`
+}
+
+// GPUStatus is one GPU's health, its taints and its recent events.
+type GPUStatus struct {
+	UUID  string `json:"uuid"`
+	State State  `json:"state"`
+	// Faults are the taint sources on the GPU, each on the whole GPU or
+	// on one MIG instance's memory slices.
+	Faults []Fault `json:"faults,omitempty"`
+	// QuietPeriod is the GPU's current, damped quiet period; ClearsAt is
+	// when its faults clear if it keeps answering and stays quiet (nil
+	// while it does not answer or has no fault).
+	QuietPeriod *metav1.Duration `json:"quietPeriod,omitempty"`
+	ClearsAt    *time.Time       `json:"clearsAt,omitempty"`
+	// Events are the GPU's recent events, oldest first.
+	Events []Record `json:"events,omitempty"`
+}
+
+// Fault is one taint source of a GPU.
+type Fault struct {
+	Key    string                        `json:"key"`
+	Value  string                        `json:"value"`
+	Effect resourceapi.DeviceTaintEffect `json:"effect"`
+	// Placement is the MIG instance's memory slices; nil is the whole GPU.
+	Placement *inventory.Placement `json:"placement,omitempty"`
+	Since     time.Time            `json:"since"`
+}
+
+// String is key=value:effect, with the MIG slices it is scoped to.
+func (f Fault) String() string {
+	s := f.Key + "=" + f.Value + ":" + string(f.Effect)
+	if f.Placement != nil {
+		s += " (MIG slices " + f.Placement.String() + ")"
+	}
+	return s
+}
+
+// Status is a snapshot of every GPU the tracker has seen an event or a
+// probe of, sorted by UUID.
+func (t *Tracker) Status() Status {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := Status{Version: StatusVersion, Time: t.clock.Now(), GPUs: make([]GPUStatus, 0, len(t.gpus))}
+	for uuid, g := range t.gpus {
+		gs := GPUStatus{UUID: uuid, State: StateHealthy, Events: slices.Clone(g.records)}
+		for _, f := range g.faults {
+			gs.Faults = append(gs.Faults, Fault{Key: f.key, Value: f.value, Effect: f.effect, Placement: f.placement, Since: f.since})
+		}
+		if len(g.faults) > 0 {
+			gs.State = StateTainted
+			gs.QuietPeriod = &metav1.Duration{Duration: g.quiet}
+		}
+		if at, ok := g.clearAt(); ok {
+			gs.ClearsAt = &at
+		}
+		if g.lost {
+			gs.State = StateLost
+		}
+		s.GPUs = append(s.GPUs, gs)
+	}
+	slices.SortFunc(s.GPUs, func(a, b GPUStatus) int { return strings.Compare(a.UUID, b.UUID) })
+	return s
+}
+
+// WriteStatus replaces dir's StatusFile with s atomically: a reader sees
+// the previous status or this one, never a part.
+func WriteStatus(dir string, s Status) (err error) {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode health status: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+StatusFile+"-*")
+	if err != nil {
+		return fmt.Errorf("write health status: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write health status: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write health status: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write health status: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, StatusFile)); err != nil {
+		return fmt.Errorf("write health status: %w", err)
+	}
+	return nil
+}
+
+// ReadStatus reads dir's StatusFile; it fails with ErrNoStatus when there
+// is none, and on a version it does not know.
+func ReadStatus(dir string) (Status, error) {
+	path := filepath.Join(dir, StatusFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return Status{}, fmt.Errorf("%s: %w", path, ErrNoStatus)
+	}
+	if err != nil {
+		return Status{}, fmt.Errorf("read health status: %w", err)
+	}
+	var s Status
+	if err := json.Unmarshal(data, &s); err != nil {
+		return Status{}, fmt.Errorf("decode health status %s: %w", path, err)
+	}
+	if s.Version != StatusVersion {
+		return Status{}, fmt.Errorf("health status %s has version %q, want %q", path, s.Version, StatusVersion)
+	}
+	return s, nil
+}
