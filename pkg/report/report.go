@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // Row is one tenant's use of one tier.
@@ -68,6 +70,7 @@ func Build(samples []Sample) Report {
 		return len(m[k])
 	}
 	utilSum, utilN := map[key]float64{}, map[key]int{}
+	facts := map[string]*claim{}
 	var rep Report
 	for _, s := range samples {
 		r := row(s.Labels)
@@ -85,15 +88,20 @@ func Build(samples []Sample) Report {
 			r.MemoryUsedBytes += s.Value
 		case AllocatedCost:
 			r.CostPerHour += s.Value
-		case ClaimIdle:
-			if s.Value > 0 {
-				r.IdleClaims++
-				rep.Idle = append(rep.Idle, finding(l, cmp.Or(l["reason"], "idle")))
-			}
-		case ClaimRightSize:
-			if s.Value > 0 {
-				rep.RightSize = append(rep.RightSize, finding(l, l["suggestion"]))
-			}
+		case ClaimIdle, ClaimIdleFor, ClaimOversized, ClaimSavings, ClaimPeakMemory, ClaimPeakUtil:
+			claimFacts(facts, s)
+		}
+	}
+	for _, f := range facts {
+		r := row(f.labels)
+		if f.idle {
+			r.IdleClaims++
+			rep.Idle = append(rep.Idle, finding(f.labels, "idle for "+
+				(time.Duration(f.idleFor)*time.Second).String()+f.peaks()))
+		}
+		if f.suggested != "" {
+			rep.RightSize = append(rep.RightSize, finding(f.labels, strings.TrimPrefix(f.peaks(), ", ")+
+				": "+f.suggested+" would fit"+savings(f.savings)))
 		}
 	}
 	for k, r := range rows {
@@ -171,4 +179,63 @@ func gib(b float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f GiB", b/(1<<30))
+}
+
+// claim is what the idle and right-size series say of one claim.
+type claim struct {
+	labels            map[string]string
+	idle              bool
+	idleFor           float64
+	suggested         string
+	savings           float64
+	peakMem, peakUtil float64
+	hasMem, hasUtil   bool
+}
+
+func claimFacts(facts map[string]*claim, s Sample) {
+	l := s.Labels
+	id := l["namespace"] + "/" + l["claim"]
+	f := facts[id]
+	if f == nil {
+		f = &claim{labels: l}
+		facts[id] = f
+	}
+	switch s.Name {
+	case ClaimIdle:
+		f.idle = s.Value > 0
+	case ClaimIdleFor:
+		f.idleFor = s.Value
+	case ClaimOversized:
+		if s.Value > 0 {
+			f.suggested = l["suggested"]
+		}
+	case ClaimSavings:
+		f.savings = s.Value
+	case ClaimPeakMemory:
+		f.peakMem, f.hasMem = s.Value, true
+	case ClaimPeakUtil:
+		f.peakUtil, f.hasUtil = s.Value, true
+	}
+}
+
+// peaks is ", peak 11.0 GiB / 9% SM" (the parts known), or "".
+func (f *claim) peaks() string {
+	var parts []string
+	if f.hasMem {
+		parts = append(parts, gib(f.peakMem))
+	}
+	if f.hasUtil {
+		parts = append(parts, fmt.Sprintf("%.0f%% SM", f.peakUtil*100))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ", peak " + strings.Join(parts, " / ")
+}
+
+func savings(v float64) string {
+	if v <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", saving $%.2f/h", v)
 }

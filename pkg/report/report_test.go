@@ -28,8 +28,17 @@ tierra_allocated_cost_dollars_per_hour{tenant="ml",namespace="ml",tier="serving"
 tierra_allocated_cost_dollars_per_hour{tenant="web",namespace="web",tier="training"} 3.5
 # TYPE tierra_claim_idle gauge
 tierra_claim_idle{namespace="web",claim="c",tenant="web",tier="training"} 1
-# TYPE tierra_claim_rightsize_info gauge
-tierra_claim_rightsize_info{namespace="web",claim="c",tenant="web",tier="training",suggestion="peak 11 GiB / 9% SM: inference 1g.18gb would fit"} 1
+tierra_claim_idle{namespace="ml",claim="a",tenant="ml",tier="serving"} 0
+# TYPE tierra_claim_idle_seconds gauge
+tierra_claim_idle_seconds{namespace="web",claim="c",tenant="web",tier="training"} 7200
+# TYPE tierra_claim_peak_memory_used_bytes gauge
+tierra_claim_peak_memory_used_bytes{namespace="web",claim="c",tenant="web",tier="training"} 1.1811160064e+10
+# TYPE tierra_claim_peak_utilization_ratio gauge
+tierra_claim_peak_utilization_ratio{namespace="web",claim="c",tenant="web",tier="training"} 0.09
+# TYPE tierra_claim_oversized gauge
+tierra_claim_oversized{namespace="web",claim="c",tenant="web",tier="training",suggested="inference 1g.18gb"} 1
+# TYPE tierra_claim_rightsize_savings_dollars_per_hour gauge
+tierra_claim_rightsize_savings_dollars_per_hour{namespace="web",claim="c",tenant="web",tier="training",suggested="inference 1g.18gb"} 3.06
 # TYPE go_goroutines gauge
 go_goroutines 12
 `
@@ -51,14 +60,16 @@ func TestBuildAggregatesPerTenantAndTier(t *testing.T) {
 	assert.Nil(t, web.Utilization, "no per-pod use measured on a whole GPU")
 	assert.Equal(t, 1, web.IdleClaims)
 	require.Len(t, rep.RightSize, 1)
-	assert.Contains(t, rep.RightSize[0].Text, "1g.18gb")
+	assert.Equal(t, "peak 11.0 GiB / 9% SM: inference 1g.18gb would fit, saving $3.06/h", rep.RightSize[0].Text)
+	require.Len(t, rep.Idle, 1)
+	assert.Equal(t, "idle for 2h0m0s, peak 11.0 GiB / 9% SM", rep.Idle[0].Text)
 
 	var out bytes.Buffer
 	require.NoError(t, Write(&out, rep, "table"))
 	assert.Contains(t, out.String(), "ml      serving")
 	assert.Contains(t, out.String(), "40%")
 	assert.Contains(t, out.String(), "4.30")
-	assert.Contains(t, out.String(), "web/c (web, training): peak 11 GiB")
+	assert.Contains(t, out.String(), "web/c (web, training): peak 11.0 GiB")
 }
 
 func TestScrapeAndQueryGiveTheSameReport(t *testing.T) {

@@ -35,11 +35,16 @@ const (
 	PodMemoryUsed   = "tierra_pod_gpu_memory_used_bytes"
 	AllocatedCost   = "tierra_allocated_cost_dollars_per_hour"
 	ClaimIdle       = "tierra_claim_idle"
-	ClaimRightSize  = "tierra_claim_rightsize_info"
+	ClaimIdleFor    = "tierra_claim_idle_seconds"
+	ClaimOversized  = "tierra_claim_oversized"
+	ClaimSavings    = "tierra_claim_rightsize_savings_dollars_per_hour"
+	ClaimPeakMemory = "tierra_claim_peak_memory_used_bytes"
+	ClaimPeakUtil   = "tierra_claim_peak_utilization_ratio"
 )
 
 // Names are the metrics Build uses, in the order a Prometheus is asked.
-var Names = []string{ClaimDeviceInfo, PodUtilization, PodMemoryUsed, AllocatedCost, ClaimIdle, ClaimRightSize}
+var Names = []string{ClaimDeviceInfo, PodUtilization, PodMemoryUsed, AllocatedCost,
+	ClaimIdle, ClaimIdleFor, ClaimOversized, ClaimSavings, ClaimPeakMemory, ClaimPeakUtil}
 
 // ParseText reads the Prometheus text exposition format, keeping the
 // gauges, counters and untyped series whose names are in Names.
