@@ -14,9 +14,11 @@ OPENB     ?= $(CURDIR)/../shared/data/openb
 STATICCHECK_VERSION    := v0.8.2
 CONTROLLER_GEN_VERSION := v0.23.0
 HELM_VERSION           := v3.22.0
+PROMETHEUS_VERSION     := 2.42.0
 STATICCHECK    := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 HELM           := $(TOOLS)/helm-$(HELM_VERSION)
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
+PROMTOOL       := $(TOOLS)/prometheus-$(PROMETHEUS_VERSION)/usr/bin/promtool
 
 .PHONY: help
 help: ## List the targets.
@@ -37,13 +39,17 @@ test-unit: ## Unit, fake-machine conformance and allocator conformance tests (ra
 	$(GO) test -race -count=1 ./...
 
 .PHONY: test-apiserver
-test-apiserver: helm ## Tests in the test/ module: apiserver validation of what we publish, and the local control plane.
+test-apiserver: helm prometheus ## Tests in the test/ module: apiserver validation of what we publish, and the local control plane.
 	@# -p 1: each package starts its own control plane; two at once on 2 cores only slow each other down.
 	cd test && $(GO) test -p 1 -count=1 ./...
 
 .PHONY: helm
 helm: ## Build Helm v3.22.0 from the Go module proxy into _output/tools (the chart tests render with it).
 	HELM_VERSION=$(HELM_VERSION) hack/tools/helm.sh
+
+.PHONY: prometheus
+prometheus: ## Unpack Debian's prometheus 2.42.0 + promtool into _output/tools (apt-get download, no service); tests scrape with it and check the chart's rules.
+	PROMETHEUS_VERSION=$(PROMETHEUS_VERSION) hack/tools/prometheus.sh
 
 .PHONY: test-deploy
 test-deploy: helm cluster-build ## The Helm chart: lint/render with the real Helm, RBAC + admission + plugin rollout on the local control plane.
@@ -62,7 +68,7 @@ cluster-down: ## Stop the local control plane (safe to repeat).
 	cd test && $(GO) run ./cmd/tierra-cluster down
 
 .PHONY: test-e2e
-test-e2e: cluster-build helm ## End to end on a real control plane: the harness, and simulated GPU nodes (real plugin + kubelet DRA manager) under the real scheduler.
+test-e2e: cluster-build helm prometheus ## End to end on a real control plane: the harness, and simulated GPU nodes (real plugin + kubelet DRA manager) under the real scheduler.
 	cd test && $(GO) test -count=1 -v ./cluster/... ./e2e/
 
 .PHONY: bench
@@ -80,7 +86,7 @@ bench-yield: ## Replay the openb GPU trace (FGD setup, seeds 42-51) through the 
 	$(GO) run ./cmd/tierra sim --data $(OPENB) --plot _output/yield.svg
 
 .PHONY: check
-check: $(STATICCHECK) ## gofmt, go vet, staticcheck, and the go-nvml import rule.
+check: $(STATICCHECK) prometheus ## gofmt, go vet, staticcheck, the go-nvml import rule, promtool on the chart's rules.
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^_output/')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
@@ -88,6 +94,7 @@ check: $(STATICCHECK) ## gofmt, go vet, staticcheck, and the go-nvml import rule
 	cd test && $(GO) vet ./... && $(STATICCHECK) ./...
 	@bad=$$(git grep -l 'github.com/NVIDIA/go-nvml' -- '*.go' | grep -v '^pkg/nvgpu/' || true); \
 	  if [ -n "$$bad" ]; then echo "go-nvml imported outside pkg/nvgpu:"; echo "$$bad"; exit 1; fi
+	$(PROMTOOL) check rules deployments/helm/tierra/rules/*.rules.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRD YAML from api/.
