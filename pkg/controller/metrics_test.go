@@ -1,0 +1,175 @@
+package controller
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	resourceapi "k8s.io/api/resource/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2/ktesting"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/allocator"
+	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/metrics"
+	"github.com/tierra-gpu/tierra/pkg/score"
+	"github.com/tierra-gpu/tierra/pkg/slices"
+	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tiers"
+)
+
+// metricsCluster is StandardPolicy with a tenant "research" (namespace
+// lab) on three nodes: "train" (2 H200 whole), "infer" (a MIG DGX H200)
+// and "dev" (4 L4 time-sliced, a tenant slot each for research and the
+// open tenant).
+func metricsCluster(t *testing.T) (*v1alpha1.TierPolicy, []*resourceapi.ResourceSlice, *allocator.Cluster) {
+	t.Helper()
+	policy := tt.StandardPolicy()
+	policy.Spec.Tenants = []v1alpha1.Tenant{{
+		Name:              "research",
+		NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.TenantLabel: "research"}},
+		AllowedTiers:      []string{v1alpha1.TierTraining, v1alpha1.TierInference, v1alpha1.TierDev},
+	}}
+	require.Empty(t, policy.Validate())
+	nodes := []slices.Node{
+		{Name: "train", Labels: map[string]string{"tierra.dev/pool": "training"}, Machine: tt.Machine(2, func(i int) inventory.GPU { return tt.H200(i) })},
+		{Name: "infer", Machine: tt.DGXH200(true)},
+		{Name: "dev", Machine: tt.Machine(4, func(i int) inventory.GPU { return tt.L4(i) })},
+	}
+	var rs []*resourceapi.ResourceSlice
+	for _, n := range nodes {
+		dr, err := slices.Build(n, policy)
+		require.NoError(t, err)
+		rs = append(rs, slices.ResourceSlices(n.Name, dr)...)
+	}
+	classes, err := tiers.Render(policy)
+	require.NoError(t, err)
+	return policy, rs, allocator.NewCluster(rs, classes...)
+}
+
+func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	policy, rs, cluster := metricsCluster(t)
+	now := time.Unix(10_000, 0)
+	created := func(c *resourceapi.ResourceClaim, ago time.Duration) *resourceapi.ResourceClaim {
+		c.CreationTimestamp = metav1.NewTime(now.Add(-ago))
+		return c
+	}
+	train, dev := tiers.ClassName(v1alpha1.TierTraining), tiers.ClassName(v1alpha1.TierDev)
+	allocated := []struct {
+		node  string
+		claim *resourceapi.ResourceClaim
+	}{
+		{"train", tt.MakeClaim("t1", "lab").Request("gpu", train).Obj()},
+		{"infer", tt.MakeClaim("m1", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
+			Selector(`device.attributes["gpu.tierra.dev"].migProfile.startsWith("3g.")`).Obj()},
+		{"dev", tt.MakeClaim("s1", "web").Request("gpu", dev).Capacity(slices.CapCompute, "250").Obj()},
+		{"dev", tt.MakeClaim("s2", "web").Request("gpu", dev).Capacity(slices.CapCompute, "500").Obj()},
+	}
+	var claims []*resourceapi.ResourceClaim
+	for _, a := range allocated {
+		alloc, err := cluster.Try(ctx, a.node, a.claim)
+		require.NoError(t, err)
+		require.NotNil(t, alloc, a.claim.Name)
+		a.claim.Status.Allocation = alloc
+		cluster.Record(a.claim, alloc)
+		claims = append(claims, created(a.claim, time.Hour))
+	}
+	require.Equal(t, claims[2].Status.Allocation.Devices.Results[0].Device, claims[3].Status.Allocation.Devices.Results[0].Device,
+		"both shares on one slot of the first L4")
+	claims = append(claims,
+		created(tt.MakeClaim("p1", "lab").Request("gpu", train).Count(2).Obj(), 90*time.Second),
+		created(tt.MakeClaim("p2", "web").Request("gpu", dev).Capacity(slices.CapCompute, "600").Obj(), 30*time.Second),
+		created(tt.MakeClaim("p3", "web").Request("gpu", tiers.ClassGPU).Obj(), 10*time.Second),
+		created(tt.MakeClaim("p4", "web").Request("gpu", dev).Count(5).Capacity(slices.CapCompute, "100").Obj(), 20*time.Second),
+		created(tt.MakeClaim("other", "web").Request("gpu", "other-driver.example.com").Obj(), time.Hour),
+	)
+	classes, err := tiers.Render(policy)
+	require.NoError(t, err)
+	snap := observeMetrics(MetricsInput{
+		Policy: policy, Slices: rs, Claims: claims, Classes: classes, Now: now,
+		Namespaces: map[string]map[string]string{"lab": {v1alpha1.TenantLabel: "research"}, "web": {}},
+	}, newStrandedModel())
+
+	assert.Equal(t, []metrics.TierSample{
+		{Tier: "training", YieldRatio: 0.5, OldestPendingSeconds: 90},
+		{Tier: "inference", YieldRatio: 0.5 / 8},
+		{Tier: "dev", YieldRatio: 0.75 / 4, OldestPendingSeconds: 30},
+		{Tier: "", OldestPendingSeconds: 10},
+	}, snap.Tiers)
+	nodes := map[string]metrics.TierNodeSample{}
+	for _, n := range snap.Nodes {
+		nodes[n.Tier+"/"+n.Node] = n
+	}
+	require.Len(t, nodes, 3)
+	// Training's typical claims: 1 GPU (t1) and 2 GPUs (p1), half each; the
+	// free H200 serves the first, not the second: half of it is stranded.
+	assert.Equal(t, metrics.TierNodeSample{Tier: "training", Node: "train", GPUs: 2, AllocatedGPUs: 1, StrandedGPUs: 0.5, HasStranded: true}, nodes["training/train"])
+	assert.Equal(t, metrics.TierNodeSample{Tier: "inference", Node: "infer", GPUs: 8, AllocatedGPUs: 0.5}, nodes["inference/infer"],
+		"no stranded share on MIG GPUs")
+	// Dev's typical claims: one share of 250, 500 or 600 milli-GPU, or five
+	// of 100, a quarter each. The first L4 has 250 left, which only the
+	// first can use; the other three are free. Five shares fit on no node
+	// of four GPUs, so for them all 3.25 idle GPUs are stranded (each GPU
+	// counted once, not once per tenant slot).
+	d := nodes["dev/dev"]
+	assert.Equal(t, 4.0, d.GPUs)
+	assert.InDelta(t, 0.75, d.AllocatedGPUs, 1e-9)
+	assert.True(t, d.HasStranded)
+	assert.InDelta(t, (0+0.25+0.25+3.25)/4, d.StrandedGPUs, 1e-9)
+
+	assert.Equal(t, []metrics.PendingSample{
+		{Tier: "", Namespace: "web", Claims: 1},
+		{Tier: "dev", Namespace: "web", Claims: 2},
+		{Tier: "training", Namespace: "lab", Claims: 1},
+	}, snap.Pending)
+	require.Len(t, snap.Costs, 3)
+	want := []metrics.CostSample{
+		{Tenant: "", Namespace: "web", Tier: "dev", DollarsPerHour: 0.75 * 0.80},
+		{Tenant: "research", Namespace: "lab", Tier: "inference", DollarsPerHour: 3.50 / 2},
+		{Tenant: "research", Namespace: "lab", Tier: "training", DollarsPerHour: 3.50},
+	}
+	for i, w := range want {
+		got := snap.Costs[i]
+		assert.Equal(t, []string{w.Tenant, w.Namespace, w.Tier}, []string{got.Tenant, got.Namespace, got.Tier})
+		assert.InDelta(t, w.DollarsPerHour, got.DollarsPerHour, 1e-9, "%s/%s", w.Namespace, w.Tier)
+	}
+}
+
+// With no claims at all there is nothing to measure against: no idle
+// share is stranded, and the GPUs are reported all the same.
+func TestMetricsWithoutClaims(t *testing.T) {
+	policy, rs, _ := metricsCluster(t)
+	snap := observeMetrics(MetricsInput{Policy: policy, Slices: rs, Now: time.Unix(0, 0)}, newStrandedModel())
+	require.Len(t, snap.Nodes, 3)
+	for _, n := range snap.Nodes {
+		assert.Zero(t, n.AllocatedGPUs, n.Node)
+		assert.Zero(t, n.StrandedGPUs, n.Node)
+	}
+	assert.Empty(t, snap.Pending)
+	assert.Empty(t, snap.Costs)
+	assert.Len(t, snap.Tiers, 3)
+}
+
+func TestRequestShare(t *testing.T) {
+	_, rs, _ := metricsCluster(t)
+	shared := sharedShapes(rs)[v1alpha1.TierDev]
+	require.NotNil(t, shared, "the dev tier publishes shared L4s")
+	tests := map[string]struct {
+		claim *resourceapi.ResourceClaim
+		shape *score.Shape
+		want  int64
+	}{
+		"asked compute":                {tt.MakeClaim("a", "ns").Request("gpu", "c").Capacity(slices.CapCompute, "300").Obj(), shared, 300},
+		"default compute":              {tt.MakeClaim("a", "ns").Request("gpu", "c").Obj(), shared, 125},
+		"memory only, compute default": {tt.MakeClaim("a", "ns").Request("gpu", "c").Capacity(slices.CapMemory, "1Gi").Obj(), shared, 125},
+		"whole GPU tier":               {tt.MakeClaim("a", "ns").Request("gpu", "c").Obj(), nil, 1000},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tc.want, requestShare(tc.claim.Spec.Devices.Requests[0].Exactly, tc.shape))
+		})
+	}
+}
