@@ -5,6 +5,7 @@ package metrics_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,7 +34,7 @@ const (
 
 // fakeProcRoot writes /proc/<pid>/cgroup files: a systemd cgroup v2 path
 // for pods, a system service for host processes ("").
-func fakeProcRoot(t *testing.T, pods map[uint32]string) string {
+func fakeProcRoot(t testing.TB, pods map[uint32]string) string {
 	t.Helper()
 	root := t.TempDir()
 	for pid, uid := range pods {
@@ -159,4 +160,42 @@ tierra_pod_gpu_usage_errors_total{source="nvml"} 3
 `), "tierra_pod_gpu_usage_errors_total"))
 	_, err = metrics.NewUsageCollector(metrics.UsageOptions{})
 	assert.ErrorContains(t, err, "required")
+}
+
+// BenchmarkUsageCollect is one scrape of a full node: 8 time-sliced GPUs
+// with 8 processes each, every process in a pod of a prepared claim,
+// through the fake machine (NVML calls) and a fake /proc.
+func BenchmarkUsageCollect(b *testing.B) {
+	_, ctx := ktesting.NewTestContext(b)
+	f, err := nvgpu.NewFake(ctx, "dgxh200", nvgpu.Options{})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = f.Close() })
+	m, err := f.Machine(ctx)
+	require.NoError(b, err)
+	pods := map[uint32]string{}
+	var claims claimList
+	for i, gpu := range m.GPUs {
+		c := usage.Claim{UID: fmt.Sprint("c", i), Namespace: "ns", Name: fmt.Sprint("claim-", i), Tenant: "t", Tier: "dev",
+			Devices: []usage.Device{{GPU: usage.WholeGPU(gpu.UUID)}}}
+		for j := range 8 {
+			pid := uint32(1000 + 8*i + j)
+			uid := fmt.Sprintf("%08x-0000-4000-8000-000000000000", pid)
+			pods[pid] = uid
+			c.Pods = append(c.Pods, usage.Pod{UID: uid, Name: fmt.Sprint("pod-", pid)})
+			require.NoError(b, f.RunProcess(nvgpu.FakeProcess{PID: pid, GPUUUID: gpu.UUID, SMPercent: 10, MemoryBytes: 1 << 30}))
+		}
+		claims = append(claims, c)
+	}
+	col, err := metrics.NewUsageCollector(metrics.UsageOptions{Processes: f, Claims: claims,
+		Pods: podproc.Mapper{ProcRoot: fakeProcRoot(b, pods)}})
+	require.NoError(b, err)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(col)
+	b.ReportAllocs()
+	for b.Loop() {
+		mfs, err := reg.Gather()
+		if err != nil || len(mfs) != 2 {
+			b.Fatalf("gather: %d families, %v", len(mfs), err)
+		}
+	}
 }
