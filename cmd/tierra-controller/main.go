@@ -34,6 +34,9 @@ With --webhook-addr it also serves a validating admission webhook that refuses
 a ResourceClaim or ResourceClaimTemplate whose GpuConfig (merged with its
 classes' configs) prepare would refuse, with prepare's message.
 
+With --metrics-addr (default :8080) it serves Prometheus metrics at /metrics,
+computed from its caches at each scrape (the README's "Controller metrics").
+
 A deleted TierPolicy leaves the classes it last rendered in place (claims
 that name them keep allocating); recreating it re-renders and prunes.
 
@@ -88,6 +91,8 @@ func parseFlags(args []string, lookup func(string) (string, bool)) (controller.C
 		"serve the ResourceClaim/ResourceClaimTemplate validation webhook (GpuConfig checked as prepare checks it) on this address, e.g. :9443; empty disables it [TIERRA_WEBHOOK_ADDR]")
 	fs.StringVar(&cfg.WebhookCertDir, "webhook-cert-dir", e.str("TIERRA_WEBHOOK_CERT_DIR", ""),
 		"directory with the webhook's tls.crt and tls.key, re-read when they change [TIERRA_WEBHOOK_CERT_DIR]")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", e.str("TIERRA_METRICS_ADDR", ":8080"),
+		"serve Prometheus metrics (per tier and node GPUs, allocated, stranded, yield; pending claims and their age; cost per tenant) at /metrics on this address; empty disables it [TIERRA_METRICS_ADDR]")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

@@ -20,19 +20,20 @@ func TestParseFlags(t *testing.T) {
 	}{
 		"defaults": {
 			want: controller.Config{PolicyName: "default", Resync: 10 * time.Minute, KubeAPIQPS: 20,
-				KubeAPIBurst: 40, StatusDelay: time.Second},
+				KubeAPIBurst: 40, StatusDelay: time.Second, MetricsAddr: ":8080"},
 		},
 		"environment": {
 			env: map[string]string{"KUBECONFIG": "/k", "TIERRA_POLICY_NAME": "p", "TIERRA_RESYNC": "0s",
-				"TIERRA_KUBE_API_QPS": "5.5", "TIERRA_KUBE_API_BURST": "9", "TIERRA_STATUS_DELAY": "2s"},
+				"TIERRA_KUBE_API_QPS": "5.5", "TIERRA_KUBE_API_BURST": "9", "TIERRA_STATUS_DELAY": "2s",
+				"TIERRA_METRICS_ADDR": ""},
 			want: controller.Config{Kubeconfig: "/k", PolicyName: "p", KubeAPIQPS: 5.5, KubeAPIBurst: 9,
 				StatusDelay: 2 * time.Second},
 		},
 		"flag beats environment": {
-			args: []string{"--policy-name=flag", "--kube-api-burst=7"},
-			env:  map[string]string{"TIERRA_POLICY_NAME": "env"},
+			args: []string{"--policy-name=flag", "--kube-api-burst=7", "--metrics-addr=127.0.0.1:9090"},
+			env:  map[string]string{"TIERRA_POLICY_NAME": "env", "TIERRA_METRICS_ADDR": ":1"},
 			want: controller.Config{PolicyName: "flag", Resync: 10 * time.Minute, KubeAPIQPS: 20,
-				KubeAPIBurst: 7, StatusDelay: time.Second},
+				KubeAPIBurst: 7, StatusDelay: time.Second, MetricsAddr: "127.0.0.1:9090"},
 		},
 		"malformed environment": {
 			env:     map[string]string{"TIERRA_RESYNC": "often"},
