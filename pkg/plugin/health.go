@@ -16,6 +16,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/pkg/health"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/metrics"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
 )
@@ -42,6 +43,9 @@ type healthMonitor struct {
 	clock   clock.Clock
 	// changed is closed and replaced whenever health may have changed.
 	changed chan struct{}
+	// statusDir gets the tracker's health.Status (health.StatusFile) on
+	// every event and every change of taints, for tierra inspect.
+	statusDir string
 }
 
 // state returns the tracker (nil before run) and the channel closed at the
@@ -65,17 +69,19 @@ func (m *healthMonitor) notify() {
 }
 
 // startHealth makes the tracker the publisher taints by and runs the loop
-// over events until they close. clk is not Deps.Clock: that one is the
-// claim pass's alone (its tests wait for its only timer).
-func (d *Driver) startHealth(ctx context.Context, clk clock.Clock, events <-chan nvgpu.Event) {
+// over events until they close; the loop records the health in statusDir.
+// clk is not Deps.Clock: that one is the claim pass's alone (its tests wait
+// for its only timer).
+func (d *Driver) startHealth(ctx context.Context, clk clock.Clock, events <-chan nvgpu.Event, statusDir string) {
 	d.pub.mu.Lock()
 	tracker := health.NewTracker(clk, d.pub.policy.Spec.Health)
 	d.pub.health = tracker
 	d.pub.mu.Unlock()
 	d.health.mu.Lock()
-	d.health.tracker, d.health.clock = tracker, clk
+	d.health.tracker, d.health.clock, d.health.statusDir = tracker, clk, statusDir
 	d.health.mu.Unlock()
 	d.health.notify()
+	d.recordHealth(ctx, tracker)
 	prober, _ := d.pub.gpus.(nvgpu.Prober)
 	d.wg.Go(func() { d.healthLoop(ctx, tracker, clk, prober, events) })
 }
@@ -99,14 +105,25 @@ func (d *Driver) healthLoop(ctx context.Context, tracker *health.Tracker, clk cl
 				if prober != nil && tracker.SetAnswering(uuid, prober.Answers(ctx, uuid) == nil) {
 					// Back on the bus: published again, still tainted.
 					logger.Info("GPU answers NVML again; tainted until the quiet period passes", "gpu", uuid)
-					d.pub.hardwareChanged(ctx, fmt.Sprintf("GPU %s answers again", uuid))
+					d.pub.hardwareChanged(ctx, metrics.CauseHardware, fmt.Sprintf("GPU %s answers again", uuid))
 					d.health.notify()
+					d.recordHealth(ctx, tracker)
 				}
+			}
+			var keys map[string][]string
+			if d.metrics != nil {
+				keys = taintKeys(tracker, tracker.Faulty())
 			}
 			if cleared := tracker.Expire(); len(cleared) > 0 {
 				logger.Info("GPU health restored: taints cleared after the quiet period", "gpus", cleared)
-				d.pub.hardwareChanged(ctx, fmt.Sprintf("GPUs %v healthy again", cleared))
+				for _, uuid := range cleared {
+					for _, key := range keys[uuid] {
+						d.metrics.TaintCleared(key)
+					}
+				}
+				d.pub.hardwareChanged(ctx, metrics.CauseHealth, fmt.Sprintf("GPUs %v healthy again", cleared))
 				d.health.notify()
+				d.recordHealth(ctx, tracker)
 			}
 		}
 	}
@@ -128,12 +145,34 @@ func (d *Driver) observe(ctx context.Context, tracker *health.Tracker, ev nvgpu.
 		hev.Placement = d.instancePlacement(ctx, ev.GPUUUID, ev.GPUInstanceID)
 	}
 	action, changed := tracker.Observe(hev)
+	if ev.Type == nvgpu.EventXID {
+		d.metrics.XID(ev.GPUUUID, ev.XID, string(action))
+	}
+	if changed {
+		d.metrics.TaintApplied(healthTaintKey(hev.Kind))
+	}
 	klog.FromContext(ctx).Info("GPU health event", "gpu", ev.GPUUUID, "index", ev.GPUIndex, "type", ev.Type,
 		"xid", ev.XID, "gpuInstance", ev.GPUInstanceID, "computeInstance", ev.ComputeInstanceID, "action", action)
 	if changed || hev.Kind == health.KindGPULost {
-		d.pub.hardwareChanged(ctx, fmt.Sprintf("GPU %s: %s (%s)", ev.GPUUUID, ev.Type, action))
+		cause := metrics.CauseHealth
+		if hev.Kind == health.KindGPULost {
+			cause = metrics.CauseHardware
+		}
+		d.pub.hardwareChanged(ctx, cause, fmt.Sprintf("GPU %s: %s (%s)", ev.GPUUUID, ev.Type, action))
 	}
 	d.health.notify()
+	d.recordHealth(ctx, tracker)
+}
+
+// recordHealth writes the tracker's status to the state directory, where
+// tierra inspect reads it; a failure is logged, health goes on.
+func (d *Driver) recordHealth(ctx context.Context, tracker *health.Tracker) {
+	if d.health.statusDir == "" {
+		return
+	}
+	if err := health.WriteStatus(d.health.statusDir, tracker.Status()); err != nil {
+		klog.FromContext(ctx).Error(err, "Recording GPU health for tierra inspect", "dir", d.health.statusDir)
+	}
 }
 
 // instancePlacement is the placement of a live MIG GPU instance; nil (the

@@ -49,7 +49,7 @@ func (d *Driver) watch(ctx context.Context, cfg Config, deps Deps, policyFromAPI
 		policies.Start(ctx.Done())
 		d.stops = append(d.stops, policies.Shutdown)
 	}
-	return d.watchHardware(ctx)
+	return d.watchHardware(ctx, cfg.StateDir)
 }
 
 func (d *Driver) nodeChanged(ctx context.Context, name string, obj any) {
@@ -81,7 +81,7 @@ func (d *Driver) policyChanged(ctx context.Context, name string, obj any) {
 // then publishes the GPUs that are left) and when an event's classification
 // taints devices, or their quiet period clears them. NVML has no event for
 // a MIG mode change: that takes a GPU reset, which loses the GPU first.
-func (d *Driver) watchHardware(ctx context.Context) error {
+func (d *Driver) watchHardware(ctx context.Context, stateDir string) error {
 	w, ok := d.pub.gpus.(nvgpu.EventWatcher)
 	if !ok {
 		return nil
@@ -93,6 +93,6 @@ func (d *Driver) watchHardware(ctx context.Context) error {
 		klog.FromContext(ctx).Error(err, "Not watching GPU events")
 		return nil
 	}
-	d.startHealth(ctx, clock.RealClock{}, events)
+	d.startHealth(ctx, clock.RealClock{}, events, stateDir)
 	return nil
 }
