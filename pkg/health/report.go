@@ -100,19 +100,19 @@ func faults(fs []Fault) string {
 // clears says when a GPU's taints go: in how long, or once a lost GPU
 // answers again.
 func clears(g GPUStatus, now time.Time) string {
-	quiet := ""
+	quiet := "?"
 	if g.QuietPeriod != nil {
-		quiet = " (quiet period " + g.QuietPeriod.Duration.String() + ")"
+		quiet = g.QuietPeriod.Duration.String()
 	}
 	switch {
 	case g.State == StateLost:
-		return "when it answers NVML again, then after the quiet period" + quiet
+		return "after it answers NVML again + quiet " + quiet
 	case g.ClearsAt == nil:
 		return "-"
 	case !g.ClearsAt.After(now):
-		return "due now" + quiet
+		return "due now (quiet " + quiet + ")"
 	}
-	return "in " + g.ClearsAt.Sub(now).Round(time.Second).String() + quiet
+	return "in " + g.ClearsAt.Sub(now).Round(time.Second).String() + " (quiet " + quiet + ")"
 }
 
 func age(now, t time.Time) string {
