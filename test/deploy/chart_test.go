@@ -42,7 +42,7 @@ func TestChartDefaults(t *testing.T) {
 		"ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2, "Deployment": 1, "DaemonSet": 1,
 		"ValidatingAdmissionPolicy": 3, "ValidatingAdmissionPolicyBinding": 3,
 		"MutatingAdmissionPolicy": 2, "MutatingAdmissionPolicyBinding": 2,
-		"ValidatingWebhookConfiguration": 1, "Service": 1, "Secret": 1, "TierPolicy": 1}, kinds,
+		"ValidatingWebhookConfiguration": 1, "Service": 3, "Secret": 1, "TierPolicy": 1}, kinds,
 		"defaults install the starting TierPolicy and no fake machine")
 
 	var ds appsv1.DaemonSet

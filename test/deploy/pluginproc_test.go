@@ -98,6 +98,9 @@ func (s *suite) startPlugin(t *testing.T, bin string, ds *appsv1.DaemonSet, dirs
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	s.writeKubeconfig(t, kubeconfig, s.identityOf(t, pluginName, pod).token)
 	env = append(env, "TIERRA_KUBECONFIG="+kubeconfig)
+	// Each pod has its own network namespace, these processes share one:
+	// the chart's metrics port on a port of their own.
+	env = append(env, "TIERRA_METRICS_ADDRESS=127.0.0.1:0")
 	env = append(env, extra...)
 
 	log, err := os.Create(filepath.Join(dir, "plugin.log"))
