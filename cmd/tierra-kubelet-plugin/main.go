@@ -71,6 +71,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	str(&cfg.MPSDaemonPriorityClass, "mps-daemon-priority-class", "TIERRA_MPS_DAEMON_PRIORITY_CLASS", plugin.DefaultMPSDaemonPriorityClass, "PriorityClass of the MPS daemon pods; empty for none")
 	str(&cfg.MPSDaemonRuntimeClass, "mps-daemon-runtime-class", "TIERRA_MPS_DAEMON_RUNTIME_CLASS", "", "RuntimeClass of the MPS daemon pods that injects the NVIDIA driver (e.g. nvidia); empty for the node's default")
 	str(&cfg.Namespace, "namespace", "TIERRA_NAMESPACE", "", "the plugin's namespace (downward API): where the MPS daemon pods go")
+	str(&cfg.MetricsAddress, "metrics-address", "TIERRA_METRICS_ADDRESS", plugin.DefaultMetricsAddress, "host:port of the Prometheus /metrics endpoint (requests, errors, prepared devices, GPU health, claim-device info); empty serves none")
 	var runnerS string
 	str(&runnerS, "sharing-runner", "TIERRA_SHARING_RUNNER", string(plugin.SharingRunnerAuto), `how the MPS and nvidia-smi commands run: "auto" records them without running on a fake machine and runs them otherwise, "exec" always runs them, "fake" never does`)
 	str(&cfg.FakeMIGNodes, "fake-mig-nodes", "TIERRA_FAKE_MIG_NODES", "", `DEMO ONLY, fake machines only: a label selector (e.g. tierra.dev/tier=inference); on a node it matches, the fake GPUs are put into MIG mode at start, as an admin would on an inference node`)

@@ -20,7 +20,8 @@ func defaults(node string) plugin.Config {
 		PluginDataDir: "/var/lib/kubelet/plugins/gpu.tierra.dev", RegistrarDir: "/var/lib/kubelet/plugins_registry",
 		TierPolicy: "default", QPS: 500, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi",
 		SharingRunner: "auto", ClaimGCInterval: plugin.DefaultClaimGCInterval,
-		MPSDaemonCommand: "/usr/bin/tierra-kubelet-plugin mps-daemon", MPSDaemonPriorityClass: "system-node-critical"}
+		MPSDaemonCommand: "/usr/bin/tierra-kubelet-plugin mps-daemon", MPSDaemonPriorityClass: "system-node-critical",
+		MetricsAddress: ":8080"}
 }
 
 func with(c plugin.Config, edit func(*plugin.Config)) plugin.Config {
@@ -68,6 +69,15 @@ func TestParse(t *testing.T) {
 			env:  map[string]string{"TIERRA_CLAIM_GC_INTERVAL": "-1s"},
 			want: with(defaults("n5"), func(c *plugin.Config) { c.ClaimGCInterval = -time.Second }),
 		},
+		"metrics address from the environment": {
+			args: []string{"--node-name=n7"},
+			env:  map[string]string{"TIERRA_METRICS_ADDRESS": "127.0.0.1:9400"},
+			want: with(defaults("n7"), func(c *plugin.Config) { c.MetricsAddress = "127.0.0.1:9400" }),
+		},
+		"no metrics": {
+			args: []string{"--node-name=n8", "--metrics-address="},
+			want: with(defaults("n8"), func(c *plugin.Config) { c.MetricsAddress = "" }),
+		},
 		"bad claim GC interval": {args: []string{"--node-name=n", "--claim-gc-interval=often"}, wantErr: `--claim-gc-interval "often": want a duration`},
 	}
 	for name, tc := range tests {
@@ -90,7 +100,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	for _, s := range []string{"-node-name", "TIERRA_NODE_NAME", "-machine", "fake:<name>", "-state-dir", "-cdi-dir",
 		"-plugin-data-dir", "-registrar-dir", "-kubeconfig", "in-cluster", "-tier-policy", "-tier-policy-file", "-kube-api-qps", "-kube-api-burst",
 		"-mps-control-command", "TIERRA_MPS_CONTROL_COMMAND", "-nvidia-smi-command", "TIERRA_NVIDIA_SMI_COMMAND", "-sharing-runner", "TIERRA_SHARING_RUNNER",
-		"-mps-daemon-image", "TIERRA_MPS_DAEMON_IMAGE", "-namespace", "TIERRA_NAMESPACE", "mps-daemon --help"} {
+		"-mps-daemon-image", "TIERRA_MPS_DAEMON_IMAGE", "-metrics-address", "TIERRA_METRICS_ADDRESS", "-namespace", "TIERRA_NAMESPACE", "mps-daemon --help"} {
 		assert.Contains(t, out.String(), s)
 	}
 	help := out.String()

@@ -36,6 +36,15 @@ type Claim struct {
 	Tenant    string   `json:"tenant,omitempty"`
 	Phase     Phase    `json:"phase"`
 	Devices   []Device `json:"devices"`
+	// Pods are the pods the claim was reserved for when it was prepared
+	// (metrics: which pod uses which GPU). Empty in older records.
+	Pods []Pod `json:"pods,omitempty"`
+}
+
+// Pod is a pod a claim is reserved for (in the claim's namespace).
+type Pod struct {
+	Name string `json:"name"`
+	UID  string `json:"uid,omitempty"`
 }
 
 // Device is one allocated device of a claim and what preparing it changed.
@@ -139,6 +148,9 @@ var (
 // share slices.
 func (c Claim) Clone() Claim {
 	out := c
+	if c.Pods != nil {
+		out.Pods = append([]Pod(nil), c.Pods...)
+	}
 	if c.Devices != nil {
 		out.Devices = make([]Device, len(c.Devices))
 		for i, d := range c.Devices {

@@ -39,6 +39,8 @@ const (
 	// DefaultMPSDaemonPriorityClass keeps the daemons of running claims
 	// from being preempted or evicted before them.
 	DefaultMPSDaemonPriorityClass = "system-node-critical"
+	// DefaultMetricsAddress is where the plugin's binary serves /metrics.
+	DefaultMetricsAddress = ":8080"
 )
 
 // SharingRunner says how the plugin runs the MPS control daemon and
@@ -120,6 +122,9 @@ type Config struct {
 	// deleted from the API while prepared (claimGC); 0 means
 	// DefaultClaimGCInterval, negative disables them.
 	ClaimGCInterval time.Duration
+	// MetricsAddress is where /metrics is served (host:port; port 0 picks
+	// one, Driver.MetricsAddress says which); empty serves none.
+	MetricsAddress string
 }
 
 // Default fills in unset fields.

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/tierra-gpu/tierra/pkg/checkpoint"
+	"github.com/tierra-gpu/tierra/pkg/metrics"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 )
 
@@ -33,6 +34,12 @@ type Driver struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	// metrics counts requests (nil: no metrics); metricsAddr is where they
+	// are served. store is the checkpoint, read for a request's mode.
+	metrics     *metrics.Plugin
+	metricsAddr string
+	store       *checkpoint.Store
 }
 
 var _ kubeletplugin.DRAPlugin = (*Driver)(nil)
@@ -61,7 +68,11 @@ func (d *Driver) PrepareResourceClaims(ctx context.Context, claims []*resourceap
 }
 
 func (d *Driver) prepareOne(ctx context.Context, claim *resourceapi.ResourceClaim) kubeletplugin.PrepareResult {
+	req := d.metrics.Start(metrics.OpPrepare)
 	devs, err := d.prep.Prepare(ctx, claim)
+	if d.metrics != nil {
+		req.Done(d.claimMode(claim, err == nil), ErrorReason(err))
+	}
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Prepare failed", "claim", klog.KObj(claim))
 		return kubeletplugin.PrepareResult{Err: err}
@@ -88,7 +99,7 @@ func (d *Driver) UnprepareResourceClaims(ctx context.Context, claims []kubeletpl
 	var wg sync.WaitGroup
 	for _, claim := range claims {
 		wg.Go(func() {
-			err := d.prep.Unprepare(ctx, string(claim.UID))
+			err := d.unprepareOne(ctx, string(claim.UID))
 			if err != nil {
 				klog.FromContext(ctx).Error(err, "Unprepare failed", "claim", claim.NamespacedName, "uid", claim.UID)
 			}
@@ -100,6 +111,20 @@ func (d *Driver) UnprepareResourceClaims(ctx context.Context, claims []kubeletpl
 	wg.Wait()
 	d.pub.claimsEnded(ctx)
 	return results, nil
+}
+
+func (d *Driver) unprepareOne(ctx context.Context, uid string) error {
+	if d.metrics == nil {
+		return d.prep.Unprepare(ctx, uid)
+	}
+	mode := metrics.ModeUnknown
+	if rec, ok := d.store.Get(uid); ok {
+		mode = recordMode(rec)
+	}
+	req := d.metrics.Start(metrics.OpUnprepare)
+	err := d.prep.Unprepare(ctx, uid)
+	req.Done(mode, ErrorReason(err))
+	return err
 }
 
 // HandleError implements kubeletplugin.DRAPlugin: background errors of the

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -57,6 +58,11 @@ type harness struct {
 	policy *v1alpha1.TierPolicy
 	// clock, when set, drives the plugin's periodic claim pass.
 	clock clock.Clock
+	// metrics, when set, is the registry the plugin's metrics go into; a
+	// restart needs a new one.
+	metrics *prometheus.Registry
+	// driver is the plugin last started.
+	driver *plugin.Driver
 }
 
 // withPolicy runs the plugin under another fixed TierPolicy.
@@ -122,7 +128,8 @@ func (h *harness) start(t testing.TB) {
 // startDriver starts a plugin with cfg on the harness's node and returns
 // the function that stops it; it is stopped at the end of the test anyway.
 func (h *harness) startDriver(t testing.TB, cfg plugin.Config) func() {
-	deps := plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: h.policy, Runner: h.runner, Caps: prepare.FakeCaps{}, Clock: h.clock}
+	deps := plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: h.policy, Runner: h.runner, Caps: prepare.FakeCaps{}, Clock: h.clock,
+		Metrics: h.metrics}
 	if h.dynamic != nil {
 		deps.Dynamic, deps.Policy = h.dynamic, nil
 	}
@@ -131,6 +138,7 @@ func (h *harness) startDriver(t testing.TB, cfg plugin.Config) func() {
 	}
 	d, err := plugin.Start(h.ctx, cfg, deps)
 	require.NoError(t, err)
+	h.driver = d
 	t.Cleanup(func() { require.NoError(t, d.Stop()) })
 	return func() { require.NoError(t, d.Stop()) }
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/pkg/health"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/metrics"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
 )
@@ -104,14 +105,23 @@ func (d *Driver) healthLoop(ctx context.Context, tracker *health.Tracker, clk cl
 				if prober != nil && tracker.SetAnswering(uuid, prober.Answers(ctx, uuid) == nil) {
 					// Back on the bus: published again, still tainted.
 					logger.Info("GPU answers NVML again; tainted until the quiet period passes", "gpu", uuid)
-					d.pub.hardwareChanged(ctx, fmt.Sprintf("GPU %s answers again", uuid))
+					d.pub.hardwareChanged(ctx, metrics.CauseHardware, fmt.Sprintf("GPU %s answers again", uuid))
 					d.health.notify()
 					d.recordHealth(ctx, tracker)
 				}
 			}
+			var keys map[string][]string
+			if d.metrics != nil {
+				keys = taintKeys(tracker, tracker.Faulty())
+			}
 			if cleared := tracker.Expire(); len(cleared) > 0 {
 				logger.Info("GPU health restored: taints cleared after the quiet period", "gpus", cleared)
-				d.pub.hardwareChanged(ctx, fmt.Sprintf("GPUs %v healthy again", cleared))
+				for _, uuid := range cleared {
+					for _, key := range keys[uuid] {
+						d.metrics.TaintCleared(key)
+					}
+				}
+				d.pub.hardwareChanged(ctx, metrics.CauseHealth, fmt.Sprintf("GPUs %v healthy again", cleared))
 				d.health.notify()
 				d.recordHealth(ctx, tracker)
 			}
@@ -135,10 +145,20 @@ func (d *Driver) observe(ctx context.Context, tracker *health.Tracker, ev nvgpu.
 		hev.Placement = d.instancePlacement(ctx, ev.GPUUUID, ev.GPUInstanceID)
 	}
 	action, changed := tracker.Observe(hev)
+	if ev.Type == nvgpu.EventXID {
+		d.metrics.XID(ev.GPUUUID, ev.XID, string(action))
+	}
+	if changed {
+		d.metrics.TaintApplied(healthTaintKey(hev.Kind))
+	}
 	klog.FromContext(ctx).Info("GPU health event", "gpu", ev.GPUUUID, "index", ev.GPUIndex, "type", ev.Type,
 		"xid", ev.XID, "gpuInstance", ev.GPUInstanceID, "computeInstance", ev.ComputeInstanceID, "action", action)
 	if changed || hev.Kind == health.KindGPULost {
-		d.pub.hardwareChanged(ctx, fmt.Sprintf("GPU %s: %s (%s)", ev.GPUUUID, ev.Type, action))
+		cause := metrics.CauseHealth
+		if hev.Kind == health.KindGPULost {
+			cause = metrics.CauseHardware
+		}
+		d.pub.hardwareChanged(ctx, cause, fmt.Sprintf("GPU %s: %s (%s)", ev.GPUUUID, ev.Type, action))
 	}
 	d.health.notify()
 	d.recordHealth(ctx, tracker)

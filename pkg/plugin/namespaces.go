@@ -12,6 +12,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+
+	"github.com/tierra-gpu/tierra/pkg/metrics"
 )
 
 // namespaceLabels reads namespace labels for tenant resolution from an
@@ -51,7 +53,7 @@ func (n namespaceLabels) NamespaceLabels(ctx context.Context, name string) (map[
 			return ns.Labels, nil
 		}
 		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("namespace %s from cache: %w", name, err)
+			return nil, markReason(fmt.Errorf("namespace %s from cache: %w", name, err), metrics.ReasonAPI)
 		}
 	}
 	ns, err := n.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
@@ -59,7 +61,7 @@ func (n namespaceLabels) NamespaceLabels(ctx context.Context, name string) (map[
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get namespace %s: %w", name, err)
+		return nil, markReason(fmt.Errorf("get namespace %s: %w", name, err), metrics.ReasonAPI)
 	}
 	return ns.Labels, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	gslices "slices"
 	"sync"
 	"sync/atomic"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/health"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/metrics"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/slices"
@@ -52,6 +54,10 @@ type publisher struct {
 	// health taints the devices of faulty GPUs (health.go); nil until the
 	// GPU events are watched.
 	health *health.Tracker
+	// metrics counts republishes; published indexes the devices last
+	// published, for the metrics' mode and tier labels.
+	metrics   *metrics.Plugin
+	published atomic.Pointer[map[[2]string]publishedDevice]
 }
 
 // build discovers the hardware and computes the node's resources and the
@@ -80,7 +86,7 @@ func (p *publisher) setLabels(ctx context.Context, labels map[string]string) {
 		return
 	}
 	p.labels = labels
-	p.republish(ctx, "node labels changed")
+	p.republish(ctx, metrics.CauseNodeLabels, "node labels changed")
 }
 
 // setPolicy republishes when the TierPolicy's spec changed.
@@ -94,19 +100,21 @@ func (p *publisher) setPolicy(ctx context.Context, policy *v1alpha1.TierPolicy) 
 	if p.health != nil {
 		p.health.SetPolicy(policy.Spec.Health)
 	}
-	p.republish(ctx, "TierPolicy changed")
+	p.republish(ctx, metrics.CausePolicy, "TierPolicy changed")
 }
 
-// hardwareChanged republishes after a hardware event.
-func (p *publisher) hardwareChanged(ctx context.Context, why string) {
+// hardwareChanged republishes after a hardware or health event; cause is
+// metrics.CauseHardware or CauseHealth.
+func (p *publisher) hardwareChanged(ctx context.Context, cause, why string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.republish(ctx, why)
+	p.republish(ctx, cause, why)
 }
 
 // republish rebuilds and publishes; the caller holds mu. A failure is
 // logged: the last published slices stay, and the next change retries.
-func (p *publisher) republish(ctx context.Context, why string) {
+// cause (metrics.Cause…) labels the republish count.
+func (p *publisher) republish(ctx context.Context, cause, why string) {
 	logger := klog.FromContext(ctx)
 	resources, inv, _, err := p.build(ctx)
 	if err == nil {
@@ -117,6 +125,7 @@ func (p *publisher) republish(ctx context.Context, why string) {
 		logger.Error(err, "Republishing ResourceSlices failed", "reason", why)
 		return
 	}
+	p.metrics.Republished(cause)
 	logger.Info("Republished ResourceSlices", "reason", why, "tierPolicy", p.policy.Name)
 }
 
@@ -135,6 +144,10 @@ func (p *publisher) taint(ctx context.Context, resources resourceslice.DriverRes
 	reshaping := slices.Reshaping(resources, p.prep.HeldDevices())
 	logReshaping(ctx, p.reshaping, reshaping)
 	p.built, p.reshaping = resources, reshaping
+	if p.metrics != nil {
+		published := indexDevices(resources)
+		p.published.Store(&published)
+	}
 	p.anyReshaping.Store(len(reshaping) > 0)
 	return p.healthTaints(slices.Taint(resources, sets.KeySet(reshaping), slices.ReshapingTaint()))
 }
@@ -171,7 +184,30 @@ func (p *publisher) recheck(ctx context.Context) {
 	if sets.KeySet(now).Equal(sets.KeySet(p.reshaping)) {
 		return
 	}
-	p.republish(ctx, "claims on a reshaping GPU ended")
+	p.republish(ctx, metrics.CauseReshaping, "claims on a reshaping GPU ended")
+}
+
+// devices are the devices last published (nil before the first publish or
+// without metrics).
+func (p *publisher) devices() map[[2]string]publishedDevice {
+	if m := p.published.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// publishedGPUs are the UUIDs of the GPUs last published, sorted.
+func (p *publisher) publishedGPUs() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, dev := range p.devices() {
+		if dev.gpu != "" && !seen[dev.gpu] {
+			seen[dev.gpu] = true
+			out = append(out, dev.gpu)
+		}
+	}
+	gslices.Sort(out)
+	return out
 }
 
 func logReshaping(ctx context.Context, before, after map[string][]slices.Held) {

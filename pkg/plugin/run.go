@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -22,6 +23,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/cdi"
 	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/metrics"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
@@ -47,6 +49,13 @@ type Deps struct {
 	// Clock drives the periodic pass over claims deleted from the API; nil
 	// means the real clock.
 	Clock clock.Clock
+	// Metrics is the registry the plugin's collectors go into (tests pass
+	// their own and gather it). Nil: one from metrics.NewRegistry when
+	// Config.MetricsAddress is set, else no metrics at all.
+	Metrics *prometheus.Registry
+	// Collectors are registered beside the plugin's own (e.g. per-pod GPU
+	// use), into the same registry.
+	Collectors []prometheus.Collector
 }
 
 // Run starts the plugin with clients built from the Config and serves
@@ -69,7 +78,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("dynamic client: %w", err)
 	}
-	d, err := Start(ctx, cfg, Deps{Client: client, Dynamic: dyn})
+	var reg *prometheus.Registry
+	if cfg.MetricsAddress != "" {
+		reg = metrics.NewRegistry()
+	}
+	d, err := Start(ctx, cfg, Deps{Client: client, Dynamic: dyn, Metrics: reg})
 	if err != nil && ctx.Err() != nil {
 		// Asked to stop while starting (a rollout replaced the pod at
 		// once): Start has undone its work; that is a clean exit.
@@ -101,6 +114,9 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 			finalErr = errors.Join(finalErr, d.Stop())
 		}
 	}()
+	if err := d.startMetrics(ctx, cfg, deps); err != nil {
+		return nil, err
+	}
 	node, err := deps.Client.CoreV1().Nodes().Get(ctx, cfg.NodeName, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("get node %s: %w", cfg.NodeName, err)
@@ -128,17 +144,18 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 		}
 		logger.Info("Fake machine in MIG mode", "selector", cfg.FakeMIGNodes)
 	}
-	d.pub = &publisher{nodeName: cfg.NodeName, gpus: gpus, labels: node.Labels, policy: policy}
+	d.pub = &publisher{nodeName: cfg.NodeName, gpus: gpus, labels: node.Labels, policy: policy, metrics: d.metrics}
 	resources, inv, machine, err := d.pub.build(ctx)
 	if err != nil {
 		return nil, err
 	}
 	namespaces, stopNamespaces := watchNamespaces(ctx, deps.Client)
 	d.stops = append(d.stops, stopNamespaces)
-	if err := d.openState(ctx, cfg, deps, node, prepare.Options{Inventory: inv, Hardware: gpus, Caps: capResolver(cfg, deps.Caps),
-		Policy: policy, Namespaces: namespaces, Sharer: sharer, Observe: deps.Observe}, machine); err != nil {
+	if err := d.openState(ctx, cfg, deps, node, prepare.Options{Inventory: inv, Hardware: reasonHardware{gpus}, Caps: capResolver(cfg, deps.Caps),
+		Policy: policy, Namespaces: namespaces, Sharer: reasonSharer{sharer}, Observe: deps.Observe}, machine); err != nil {
 		return nil, err
 	}
+	d.metrics.SetState(d.metricsState(cfg.NodeName, sharer))
 	d.pub.prep = d.prep
 	if err := d.serve(ctx, cfg, deps.Client, d.pub.tainted(ctx, resources)); err != nil {
 		return nil, err
@@ -179,6 +196,7 @@ func (d *Driver) openState(ctx context.Context, cfg Config, deps Deps, node *cor
 		return fmt.Errorf("open CDI directory: %w", err)
 	}
 	logger := klog.FromContext(ctx)
+	d.metrics.CheckpointQuarantined(len(report.Quarantined))
 	for _, q := range report.Quarantined {
 		logger.Info("Quarantined a corrupt checkpoint record", "file", q)
 		nodeEvent(ctx, deps.Client, node, corev1.EventTypeWarning, ReasonCheckpointQuarantined,
@@ -190,7 +208,8 @@ func (d *Driver) openState(ctx context.Context, cfg Config, deps Deps, node *cor
 		}
 		logger.Info("Dropped a claim prepared before the last reboot", "claim", klog.KRef(c.Namespace, c.Name), "uid", c.UID)
 	}
-	opts.Store, opts.CDI, opts.Locks = store, writer, store
+	d.store = store
+	opts.Store, opts.CDI, opts.Locks = reasonStore{store}, writer, reasonStore{store}
 	if d.prep, err = prepare.New(opts); err != nil {
 		return err
 	}

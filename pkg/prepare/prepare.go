@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/tenancy"
 )
@@ -176,7 +177,8 @@ func (p *Preparer) Unprepare(ctx context.Context, uid string) error {
 // it after a crash at any point (the mode to restore, the MIG instance to
 // destroy even if its creation was never recorded).
 func (p *Preparer) newRecord(claim *resourceapi.ResourceClaim, tenant string, plan Plan) Record {
-	rec := Record{UID: string(claim.UID), Namespace: claim.Namespace, Name: claim.Name, Tenant: tenant, Phase: PhasePrepareStarted}
+	rec := Record{UID: string(claim.UID), Namespace: claim.Namespace, Name: claim.Name, Tenant: tenant, Phase: PhasePrepareStarted,
+		Pods: reservedPods(claim)}
 	for _, d := range plan.Devices {
 		rd := RecordDevice{Request: d.Request, Pool: d.Pool, Device: d.Device, GPUUUID: d.GPU.UUID,
 			Sharing: string(d.Sharing()), Mode: string(d.Mode()), AdminAccess: d.AdminAccess, Config: d.RawConfig}
@@ -193,6 +195,17 @@ func (p *Preparer) newRecord(claim *resourceapi.ResourceClaim, tenant string, pl
 		rec.Devices = append(rec.Devices, rd)
 	}
 	return rec
+}
+
+// reservedPods are the pods the claim is reserved for.
+func reservedPods(claim *resourceapi.ResourceClaim) []checkpoint.Pod {
+	var pods []checkpoint.Pod
+	for _, r := range claim.Status.ReservedFor {
+		if r.APIGroup == "" && r.Resource == "pods" {
+			pods = append(pods, checkpoint.Pod{Name: r.Name, UID: string(r.UID)})
+		}
+	}
+	return pods
 }
 
 // lockGPUs locks the GPUs in this process and, with a GPULocker, for every
