@@ -128,3 +128,18 @@ func TestPodUIDOfThisProcess(t *testing.T) {
 	}
 	assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`, uid)
 }
+
+// A simulator's fake process is found in its pod, and moves with it.
+func TestWriteFakeCgroup(t *testing.T) {
+	root := t.TempDir()
+	require.NoError(t, podproc.WriteFakeCgroup(root, 31, uid))
+	m := podproc.Mapper{ProcRoot: root}
+	got, err := m.PodUID(31)
+	require.NoError(t, err)
+	assert.Equal(t, uid, got)
+	const other = "11111111-2222-3333-4444-555555555555"
+	require.NoError(t, podproc.WriteFakeCgroup(root, 31, other))
+	got, err = m.PodUID(31)
+	require.NoError(t, err)
+	assert.Equal(t, other, got)
+}
