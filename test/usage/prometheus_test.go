@@ -3,10 +3,7 @@ package usage
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,19 +25,6 @@ type claimList []usage.Claim
 func (l claimList) PreparedClaims() []usage.Claim { return l }
 
 func podUID(n int) string { return fmt.Sprintf("%08x-0000-4000-8000-000000000000", n) }
-
-// writeCgroups writes <root>/<pid>/cgroup naming each PID's pod, as the
-// kubelet's systemd cgroup driver on cgroup v2 lays it out.
-func writeCgroups(t *testing.T, root string, pods map[uint32]string) {
-	t.Helper()
-	for pid, uid := range pods {
-		dir := filepath.Join(root, strconv.Itoa(int(pid)))
-		require.NoError(t, os.MkdirAll(dir, 0o755))
-		path := "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" +
-			strings.ReplaceAll(uid, "-", "_") + ".slice/cri-containerd-0123.scope\n"
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "cgroup"), []byte(path), 0o644))
-	}
-}
 
 func value(v model.Vector, label, want string) (float64, bool) {
 	for _, s := range v {
@@ -76,7 +60,9 @@ func TestPerTenantUseInPrometheus(t *testing.T) {
 		{PID: 301, GPUUUID: migGPU.UUID, GPUInstance: ptr.To(gi), ComputeInstance: ptr.To(ci), MemoryBytes: 7 << 30},
 	}))
 	procRoot := t.TempDir()
-	writeCgroups(t, procRoot, map[uint32]string{101: podUID(1), 102: podUID(2), 103: podUID(2), 301: podUID(3)})
+	for pid, uid := range map[uint32]string{101: podUID(1), 102: podUID(2), 103: podUID(2), 301: podUID(3)} {
+		require.NoError(t, podproc.WriteFakeCgroup(procRoot, pid, uid))
+	}
 	h200 := func(ref usage.GPURef) usage.Device {
 		return usage.Device{GPU: ref, Product: "NVIDIA H200 NVL", MemoryBytes: 140 << 30, Multiprocessors: 132}
 	}
