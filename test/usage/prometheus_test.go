@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
 
@@ -35,41 +36,48 @@ func value(v model.Vector, label, want string) (float64, bool) {
 	return 0, false
 }
 
-// Two pods of tenant acme time-slice one GPU at 30 % and 50 % (the second
-// in two processes); tenant bolt runs in a MIG instance; a claim of tenant
-// acme on another GPU runs nothing and turns idle after its (short) window.
-func TestPerTenantUseInPrometheus(t *testing.T) {
-	logger, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
+// node is a simulated node: a fake machine whose processes come from a
+// file, a fake /proc, and the claims its plugin prepared.
+type node struct {
+	fake      *nvgpu.Fake
+	procsFile string
+	shared    string // the time-sliced GPU
+	pods      podproc.Mapper
+	claims    claimList
+}
 
-	procsFile := filepath.Join(t.TempDir(), "processes.json")
-	t.Setenv(nvgpu.FakeProcessesEnv, procsFile)
+// newNode: two pods of tenant acme time-slice one GPU at 30 % and 50 %
+// (the second in two processes); tenant bolt runs in a MIG instance; a
+// claim of tenant acme on another GPU runs nothing.
+func newNode(ctx context.Context, t *testing.T) node {
+	n := node{procsFile: filepath.Join(t.TempDir(), "processes.json"), pods: podproc.Mapper{ProcRoot: t.TempDir()}}
+	t.Setenv(nvgpu.FakeProcessesEnv, n.procsFile)
 	f, err := nvgpu.NewFake(ctx, "mixed", nvgpu.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, f.Close()) })
+	n.fake = f
 	m, err := f.Machine(ctx)
 	require.NoError(t, err)
-	shared, idleGPU, migGPU := m.GPUs[4].UUID, m.GPUs[5].UUID, m.GPUs[0]
+	n.shared = m.GPUs[4].UUID
+	idleGPU, migGPU := m.GPUs[5].UUID, m.GPUs[0]
 	in := migGPU.MIG.Instances[0]
 	gi, ci := in.GPUInstanceID, in.ComputeInstances[0].ID
-	require.NoError(t, nvgpu.WriteFakeProcesses(procsFile, []nvgpu.FakeProcess{
-		{PID: 101, GPUUUID: shared, SMPercent: 30, MemoryBytes: 10 << 30},
-		{PID: 102, GPUUUID: shared, SMPercent: 20, MemoryBytes: 4 << 30},
-		{PID: 103, GPUUUID: shared, SMPercent: 30, MemoryBytes: 2 << 30},
+	require.NoError(t, nvgpu.WriteFakeProcesses(n.procsFile, []nvgpu.FakeProcess{
+		{PID: 101, GPUUUID: n.shared, SMPercent: 30, MemoryBytes: 10 << 30},
+		{PID: 102, GPUUUID: n.shared, SMPercent: 20, MemoryBytes: 4 << 30},
+		{PID: 103, GPUUUID: n.shared, SMPercent: 30, MemoryBytes: 2 << 30},
 		{PID: 301, GPUUUID: migGPU.UUID, GPUInstance: ptr.To(gi), ComputeInstance: ptr.To(ci), MemoryBytes: 7 << 30},
 	}))
-	procRoot := t.TempDir()
 	for pid, uid := range map[uint32]string{101: podUID(1), 102: podUID(2), 103: podUID(2), 301: podUID(3)} {
-		require.NoError(t, podproc.WriteFakeCgroup(procRoot, pid, uid))
+		require.NoError(t, podproc.WriteFakeCgroup(n.pods.ProcRoot, pid, uid))
 	}
 	h200 := func(ref usage.GPURef) usage.Device {
 		return usage.Device{GPU: ref, Product: "NVIDIA H200 NVL", MemoryBytes: 140 << 30, Multiprocessors: 132}
 	}
-	claims := claimList{
+	n.claims = claimList{
 		{UID: "c1", Namespace: "team-a", Name: "notebooks", Tenant: "acme", Tier: "dev",
 			Pods:    []usage.Pod{{UID: podUID(1), Name: "nb-0"}, {UID: podUID(2), Name: "nb-1"}},
-			Devices: []usage.Device{h200(usage.WholeGPU(shared))}},
+			Devices: []usage.Device{h200(usage.WholeGPU(n.shared))}},
 		{UID: "c2", Namespace: "team-b", Name: "small", Tenant: "bolt", Tier: "inference",
 			Pods:    []usage.Pod{{UID: podUID(3), Name: "infer-0"}},
 			Devices: []usage.Device{h200(usage.MIGRef(migGPU.UUID, gi, ci))}},
@@ -77,24 +85,37 @@ func TestPerTenantUseInPrometheus(t *testing.T) {
 			Pods:    []usage.Pod{{UID: podUID(4), Name: "train-0"}},
 			Devices: []usage.Device{h200(usage.WholeGPU(idleGPU))}, CostPerHour: 3.5},
 	}
-	pods := podproc.Mapper{ProcRoot: procRoot}
+	return n
+}
 
+// serve exports the node's use and idle claims (idle window 3 s) on a
+// loopback /metrics and starts a Prometheus that scrapes it.
+func (n node) serve(ctx context.Context, t *testing.T) *stack.Prometheus {
 	reg := metrics.NewRegistry()
-	uc, err := metrics.NewUsageCollector(metrics.UsageOptions{Processes: f, Claims: claims, Pods: pods, Logger: logger})
+	uc, err := metrics.NewUsageCollector(metrics.UsageOptions{Processes: n.fake, Claims: n.claims, Pods: n.pods,
+		Logger: klog.FromContext(ctx)})
 	require.NoError(t, err)
 	tracker, err := usage.NewTracker(usage.TrackerOptions{IdleWindow: 3 * time.Second})
 	require.NoError(t, err)
-	mon, err := usage.NewMonitor(usage.MonitorOptions{Processes: f, Pods: pods, Claims: claims, Tracker: tracker,
+	mon, err := usage.NewMonitor(usage.MonitorOptions{Processes: n.fake, Pods: n.pods, Claims: n.claims, Tracker: tracker,
 		Interval: 200 * time.Millisecond})
 	require.NoError(t, err)
 	go mon.Run(ctx)
 	reg.MustRegister(uc, metrics.NewIdleCollector(tracker))
 	addr, err := metrics.Serve(ctx, "127.0.0.1:0", reg)
 	require.NoError(t, err)
-
 	prom, err := stack.StartPrometheus(ctx, t.TempDir(), stack.Target{Job: "tierra-kubelet-plugin", Addrs: []string{addr}})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, prom.Stop()) })
+	return prom
+}
+
+func TestPerTenantUseInPrometheus(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	n := newNode(ctx, t)
+	prom := n.serve(ctx, t)
 
 	start := time.Now()
 	const perTenant = `sum by (tenant) (tierra_pod_gpu_utilization_ratio)`
@@ -107,16 +128,14 @@ func TestPerTenantUseInPrometheus(t *testing.T) {
 	_, ok = value(v, "tenant", "bolt")
 	assert.False(t, ok, "no utilization inside MIG")
 
-	const perPod = `tierra_pod_gpu_utilization_ratio{tenant="acme"}`
-	v, err = prom.Query(ctx, perPod)
+	v, err = prom.Query(ctx, `tierra_pod_gpu_utilization_ratio{tenant="acme"}`)
 	require.NoError(t, err)
 	nb0, _ := value(v, "pod", "nb-0")
 	nb1, _ := value(v, "pod", "nb-1")
 	assert.InDelta(t, 0.3, nb0, 1e-9)
 	assert.InDelta(t, 0.5, nb1, 1e-9)
 
-	const memory = `sum by (tenant) (tierra_pod_gpu_memory_used_bytes)`
-	v, err = prom.Query(ctx, memory)
+	v, err = prom.Query(ctx, `sum by (tenant) (tierra_pod_gpu_memory_used_bytes)`)
 	require.NoError(t, err)
 	acmeMem, _ := value(v, "tenant", "acme")
 	boltMem, _ := value(v, "tenant", "bolt")
@@ -131,11 +150,11 @@ func TestPerTenantUseInPrometheus(t *testing.T) {
 	assert.Equal(t, "forgotten", string(v[0].Metric["claim"]))
 
 	// The use follows the processes: pod nb-1's second process ends.
-	require.NoError(t, nvgpu.WriteFakeProcesses(procsFile, []nvgpu.FakeProcess{
-		{PID: 101, GPUUUID: shared, SMPercent: 30, MemoryBytes: 10 << 30},
-		{PID: 102, GPUUUID: shared, SMPercent: 20, MemoryBytes: 4 << 30},
+	require.NoError(t, nvgpu.WriteFakeProcesses(n.procsFile, []nvgpu.FakeProcess{
+		{PID: 101, GPUUUID: n.shared, SMPercent: 30, MemoryBytes: 10 << 30},
+		{PID: 102, GPUUUID: n.shared, SMPercent: 20, MemoryBytes: 4 << 30},
 	}))
-	v, err = prom.WaitFor(ctx, perTenant, 30*time.Second, func(v model.Vector) bool {
+	_, err = prom.WaitFor(ctx, perTenant, 30*time.Second, func(v model.Vector) bool {
 		x, ok := value(v, "tenant", "acme")
 		return ok && x < 0.51 && x > 0.49
 	})
