@@ -134,7 +134,7 @@ func writePrometheusConfig(path string, opts PrometheusOptions) error {
 }
 
 func startPrometheus(ctx context.Context, bin, cfg, dir string) (*Prometheus, error) {
-	port, err := freeLoopbackPort()
+	port, err := FreeLoopbackPort()
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,9 @@ func startPrometheus(ctx context.Context, bin, cfg, dir string) (*Prometheus, er
 	return p, nil
 }
 
-func freeLoopbackPort() (int, error) {
+// FreeLoopbackPort returns a TCP port free on 127.0.0.1 now; something
+// else can take it before the caller binds it.
+func FreeLoopbackPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
