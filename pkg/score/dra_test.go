@@ -58,40 +58,40 @@ func TestInventoryAndDemand(t *testing.T) {
 	rs[0].Spec.Devices[1].Taints = []resourceapi.DeviceTaint{{Key: "k", Effect: resourceapi.DeviceTaintEffectNoSchedule}}
 	nodes := inv.Nodes(rs)
 	require.Len(t, nodes, 2, "only the driver's slices")
-	assert.Len(t, nodes["a"], 1, "the tainted device is left out")
-	assert.Len(t, nodes["b"], 2)
-	assert.Same(t, &nodes["b"][0].Spec.Name, &inv.Nodes(rs)["b"][0].Spec.Name, "an unchanged slice is not parsed again")
+	assert.Len(t, nodes["a"].Devices, 1, "the tainted device is left out")
+	assert.Len(t, nodes["b"].Devices, 2)
+	assert.Same(t, nodes["b"], inv.Nodes(rs)["b"], "unchanged slices are not parsed or joined again")
 	shapes, classes := table.Snapshot()
 	require.Len(t, shapes, 2)
 	require.Len(t, classes, 1)
 
 	// 400 of b's first GPU is consumed by an allocated claim.
-	id := nodes["b"][0].ID
+	id := nodes["b"].Devices[0].ID
 	alloc := &structured.AllocatedState{AllocatedDevices: sets.New[structured.DeviceID](), AggregatedCapacity: structured.NewConsumedCapacityCollection()}
 	alloc.AggregatedCapacity.Insert(structured.NewDeviceConsumedCapacity(id, map[resourceapi.QualifiedName]resource.Quantity{slices.CapCompute: resource.MustParse("400")}))
 	host := Host{MilliCPU: 8000, Memory: 1 << 34}
 	b := NodeOf(host, nodes["b"], shapes, alloc)
 	assert.Equal(t, []int64{600, 1000}, []int64{b.FreeMilli(0, shapes), b.FreeMilli(1, shapes)})
 
-	cache := cel.NewCache(10, cel.Features{EnableConsumableCapacity: true})
-	d, err := NewDemand([]*resourceapi.ResourceClaim{claim("half", 1, "500", "")}, gpuClass, cache, shapes)
+	res := Resolver{Classes: gpuClass, CEL: cel.NewCache(10, cel.Features{EnableConsumableCapacity: true}), Shapes: shapes, Table: table}
+	d, err := NewDemand([]*resourceapi.ResourceClaim{claim("half", 1, "500", "")}, res)
 	require.NoError(t, err)
-	picks, ok := FirstFit(b, d.On(context.Background(), 100, 0, nodes["b"]), nil)
+	picks, ok := FirstFit(b, d.On(context.Background(), 100, 0, nodes["b"], nil), nil)
 	require.True(t, ok)
 	assert.Equal(t, []Pick{{GPU: 0, Take: 500}}, picks, "the first GPU still has 600 left")
 
 	sel := fmt.Sprintf("device.attributes[%q].productName == \"T4\"", slices.DriverName)
-	d, err = NewDemand([]*resourceapi.ResourceClaim{claim("t4", 1, "100", sel)}, gpuClass, cache, shapes)
+	d, err = NewDemand([]*resourceapi.ResourceClaim{claim("t4", 1, "100", sel)}, res)
 	require.NoError(t, err)
-	_, ok = FirstFit(b, d.On(context.Background(), 100, 0, nodes["b"]), nil)
+	_, ok = FirstFit(b, d.On(context.Background(), 100, 0, nodes["b"], nil), nil)
 	assert.False(t, ok, "the selector rules out b's A10s")
 	a := NodeOf(host, nodes["a"], shapes, alloc)
-	_, ok = FirstFit(a, d.On(context.Background(), 100, 0, nodes["a"]), nil)
+	_, ok = FirstFit(a, d.On(context.Background(), 100, 0, nodes["a"], nil), nil)
 	assert.True(t, ok)
 
 	allocated := claim("done", 1, "100", "")
 	allocated.Status.Allocation = &resourceapi.AllocationResult{}
-	d, err = NewDemand([]*resourceapi.ResourceClaim{allocated}, gpuClass, cache, shapes)
+	d, err = NewDemand([]*resourceapi.ResourceClaim{allocated}, res)
 	require.NoError(t, err)
 	assert.True(t, d.Empty(), "an allocated claim asks for nothing new")
 }

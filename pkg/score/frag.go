@@ -105,11 +105,17 @@ func NewClasses(typical []Typical, shapes []Shape) []Class {
 // of a GPU): for each typical pod, the idle GPU share it could not use —
 // every idle share when the pod cannot land on the node at all, otherwise
 // the idle share of the GPUs it cannot use (too little left, or a product
-// it does not run on).
-func fragOf(classes []Class, cpuLeft int64, frees []int64, gpus []GPU) float64 {
+// it does not run on). frees[j] is device j's idle share; devices on MIG
+// GPUs are left to mig.
+func fragOf(classes []Class, cpuLeft int64, frees []int64, n *Node, mig *migView) float64 {
 	var total int64
-	for _, f := range frees {
-		total += f
+	for j, f := range frees {
+		if !n.inMIG(j) {
+			total += f
+		}
+	}
+	if mig != nil {
+		total += mig.idle
 	}
 	if total == 0 {
 		return 0
@@ -123,11 +129,18 @@ func fragOf(classes []Class, cpuLeft int64, frees []int64, gpus []GPU) float64 {
 		}
 		fit, small := 0, int64(0)
 		for j, f := range frees {
-			if c.Allowed[gpus[j].Shape] && f >= c.Milli {
+			if n.inMIG(j) {
+				continue
+			}
+			if c.Allowed[n.GPUs[j].Shape] && f >= c.Milli {
 				fit++
 			} else {
 				small += f
 			}
+		}
+		if mig != nil {
+			f, s := mig.unusable(c)
+			fit, small = fit+f, small+s
 		}
 		if fit >= c.Num {
 			frag += c.Weight * float64(small)
@@ -156,10 +169,20 @@ func (n *Node) FragWith(classes []Class, shapes []Shape, buf []int64, cpu int64,
 	}
 	buf = buf[:0]
 	for j := range n.GPUs {
+		if n.inMIG(j) {
+			buf = append(buf, 0)
+			continue
+		}
 		buf = append(buf, n.FreeMilli(j, shapes))
 	}
 	for _, p := range picks {
-		buf[p.GPU] = max(0, buf[p.GPU]-p.Take)
+		if !n.inMIG(p.GPU) {
+			buf[p.GPU] = max(0, buf[p.GPU]-p.Take)
+		}
 	}
-	return fragOf(classes, n.MilliCPU-n.UsedMilliCPU-cpu, buf, n.GPUs)
+	var mig *migView
+	if n.hasMIG() {
+		mig = n.migAfter(picks)
+	}
+	return fragOf(classes, n.MilliCPU-n.UsedMilliCPU-cpu, buf, n, mig)
 }

@@ -101,7 +101,7 @@ func TestFirstFit(t *testing.T) {
 	assert.Equal(t, []Pick{{2, 1000}, {3, 1000}}, picks, "no device twice")
 
 	odd := share(100, 1, 0)
-	odd.Match = func(j int) bool { return j == 3 }
+	odd.Match = MatchFunc(func(j int) bool { return j == 3 })
 	picks, _ = FirstFit(n, &Pod{Requests: []Request{odd}}, nil)
 	assert.Equal(t, []Pick{{3, 100}}, picks, "Match narrows the devices")
 }

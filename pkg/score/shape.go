@@ -101,6 +101,17 @@ func (s Shape) Need(requests map[resourceapi.QualifiedName]int64) []int64 {
 	return need
 }
 
+// Holds reports whether a fresh device of this shape has the need: the
+// allocator's static capacity check.
+func (s Shape) Holds(need []int64) bool {
+	for k, d := range s.Dims {
+		if need[k] > d.Capacity {
+			return false
+		}
+	}
+	return true
+}
+
 // ShareOf is the thousandths of the device's compute a consumption takes.
 func (s Shape) ShareOf(need []int64) int64 {
 	return need[s.Compute] * 1000 / s.Dims[s.Compute].Capacity

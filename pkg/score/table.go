@@ -11,11 +11,12 @@ type Table struct {
 	index   map[string]int
 	shapes  []Shape
 	classes []Class
+	keys    map[string]int
 }
 
 // NewTable starts an empty table for the target workload.
 func NewTable(typical []Typical) *Table {
-	return &Table{typical: typical, index: map[string]int{}}
+	return &Table{typical: typical, index: map[string]int{}, keys: map[string]int{}}
 }
 
 // Add returns the index of the shape, adding it when new.
@@ -39,4 +40,17 @@ func (t *Table) Snapshot() ([]Shape, []Class) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.shapes, t.classes
+}
+
+// Key numbers a request's selector set (its expressions joined), for the
+// devices' memo of selector results.
+func (t *Table) Key(selectors string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k, ok := t.keys[selectors]
+	if !ok {
+		k = len(t.keys)
+		t.keys[selectors] = k
+	}
+	return k
 }
