@@ -3,6 +3,7 @@ package yield
 import (
 	resourceapi "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/dynamic-resource-allocation/structured"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -61,9 +62,17 @@ func (t claimTracker) Get(namespace, name string) (*resourceapi.ResourceClaim, e
 	return nil, apierrors.NewNotFound(resourceapi.Resource("resourceclaims"), name)
 }
 
+// GatherAllocatedState copies the state, as the scheduler's tracker does on
+// every call.
 func (t claimTracker) GatherAllocatedState() (*structured.AllocatedState, error) {
-	return t.f.alloc, nil
+	return &structured.AllocatedState{
+		AllocatedDevices:         t.f.alloc.AllocatedDevices.Clone(),
+		AllocatedSharedDeviceIDs: t.f.alloc.AllocatedSharedDeviceIDs.Clone(),
+		AggregatedCapacity:       t.f.alloc.AggregatedCapacity.Clone(),
+	}, nil
 }
+
+func (t claimTracker) GetPendingAllocation(types.UID) *resourceapi.AllocationResult { return nil }
 
 func (t claimTracker) ListAllAllocatedDevices() (sets.Set[structured.DeviceID], error) {
 	return t.f.alloc.AllocatedDevices, nil

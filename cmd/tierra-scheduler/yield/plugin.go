@@ -11,15 +11,13 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	v1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/dynamic-resource-allocation/cel"
 	"k8s.io/dynamic-resource-allocation/resourceclaim"
-	"k8s.io/dynamic-resource-allocation/structured"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -38,6 +36,8 @@ type Plugin struct {
 	table  *score.Table
 	inv    *score.Inventory
 	cel    *cel.Cache
+	views  views
+	driver string
 }
 
 var (
@@ -69,7 +69,7 @@ func NewWithArgs(ctx context.Context, args Args, dra fwk.SharedDRAManager) (*Plu
 	klog.FromContext(ctx).Info("TierraYield scorer", "scorer", s.Name(), "driver", args.Driver, "typicalPods", len(args.TypicalPods))
 	return &Plugin{
 		dra: dra, scorer: s, table: table,
-		inv: score.NewInventory(args.Driver, table),
+		inv: score.NewInventory(args.Driver, table), driver: args.Driver,
 		cel: cel.NewCache(256, cel.Features{EnableConsumableCapacity: true}),
 	}, nil
 }
@@ -79,61 +79,44 @@ func (p *Plugin) Name() string { return Name }
 
 // cycle is what PreScore gathers once per pod for every node's Score.
 type cycle struct {
-	nodes   map[string][]score.Device
-	alloc   *structured.AllocatedState
+	nodes   map[string]*score.NodeDevices
 	shapes  []score.Shape
 	classes []score.Class
 	demand  *score.Demand
 	cpu     int64
 	memory  int64
-	// ranks[i] is the rank of nodes[i] of PreScore; index maps node names.
-	index map[string]int
+	// ranks has room for the rank of every node of PreScore; Score puts a
+	// node's rank at the next free place (next) and returns that place as
+	// the node's raw score, which NormalizeScore reads back.
 	ranks []score.Rank
+	next  atomic.Int64
 }
 
 // Clone implements fwk.StateData; the cycle is read-only after PreScore
 // except for ranks, which only this cycle's Score writes.
 func (c *cycle) Clone() fwk.StateData { return c }
 
-// PreScore gathers the DRA state once per pod.
+// PreScore reads the slices (parsed again only when they change) and the
+// pod's claims once per pod. What allocated claims hold of each node's
+// devices is read in Score, per node, only when the node changed.
 func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
 	rs, err := p.dra.ResourceSlices().ListWithDeviceTaintRules()
 	if err != nil {
 		return fwk.AsStatus(fmt.Errorf("list resource slices: %w", err))
 	}
-	c := &cycle{nodes: p.inv.Nodes(rs), index: make(map[string]int, len(nodes)), ranks: make([]score.Rank, len(nodes))}
+	c := &cycle{nodes: p.inv.Nodes(rs), ranks: make([]score.Rank, len(nodes))}
 	c.shapes, c.classes = p.table.Snapshot()
-	if c.alloc, err = p.allocated(ctx); err != nil {
-		return fwk.AsStatus(err)
-	}
 	claims, err := p.claims(pod)
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
-	if c.demand, err = score.NewDemand(claims, p.dra.DeviceClasses().Get, p.cel, c.shapes); err != nil {
+	res := score.Resolver{Classes: p.dra.DeviceClasses().Get, CEL: p.cel, Shapes: c.shapes, Table: p.table}
+	if c.demand, err = score.NewDemand(claims, res); err != nil {
 		return fwk.AsStatus(err)
 	}
 	c.cpu, c.memory = podRequests(pod)
-	for i, n := range nodes {
-		c.index[n.Node().Name] = i
-	}
 	state.Write(stateKey, c)
 	return nil
-}
-
-// allocated is the allocated state the DynamicResources plugin also
-// gathers, retried (as it does) while the claim tracker is being modified.
-func (p *Plugin) allocated(ctx context.Context) (*structured.AllocatedState, error) {
-	var a *structured.AllocatedState
-	var last error
-	err := wait.PollUntilContextTimeout(ctx, time.Microsecond, 5*time.Second, true, func(context.Context) (bool, error) {
-		a, last = p.dra.ResourceClaims().GatherAllocatedState()
-		return last == nil && a != nil, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gather allocated state: %w (last: %w)", err, last)
-	}
-	return a, nil
 }
 
 // claims are the pod's ResourceClaims the DRA manager knows.
@@ -180,9 +163,14 @@ var worst = score.Rank{Primary: -math.MaxFloat64, Secondary: -math.MaxFloat64}
 // bufs are per-goroutine scratch buffers for Score.
 var bufs = sync.Pool{New: func() any { return &scratch{frees: make([]int64, 0, 16), picks: make([]score.Pick, 0, 16)} }}
 
+// scratch is one goroutine's memory for ranking a node: nothing is
+// allocated per node once it has grown.
 type scratch struct {
 	frees []int64
 	picks []score.Pick
+	pod   score.PodBuf
+	host  score.Pod
+	cand  score.Candidate
 }
 
 // Score ranks one node; NormalizeScore turns the ranks into scores.
@@ -192,26 +180,35 @@ func (p *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *v1.Pod, n
 		return 0, fwk.AsStatus(fmt.Errorf("read %s state: %w", Name, err))
 	}
 	c := data.(*cycle)
-	name := ni.Node().Name
-	i, ok := c.index[name]
-	if !ok {
-		return 0, nil
+	i := c.next.Add(1) - 1
+	if i >= int64(len(c.ranks)) {
+		// Not a node of PreScore: the framework never asks.
+		return -1, nil
 	}
 	c.ranks[i] = p.rank(ctx, c, ni)
-	return 0, nil
+	return i, nil
 }
 
 func (p *Plugin) rank(ctx context.Context, c *cycle, ni fwk.NodeInfo) score.Rank {
 	devs := c.nodes[ni.Node().Name]
 	alloc, used := ni.GetAllocatable(), ni.GetRequested()
 	host := score.Host{MilliCPU: alloc.GetMilliCPU(), Memory: alloc.GetMemory(), UsedMilliCPU: used.GetMilliCPU(), UsedMemory: used.GetMemory()}
-	node := score.NodeOf(host, devs, c.shapes, c.alloc)
-	pod := c.demand.On(ctx, c.cpu, c.memory, devs)
 	b := bufs.Get().(*scratch)
 	defer bufs.Put(b)
+	e := p.views.entry(ni.Node().Name)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	node := e.view(ni, host, devs, c.shapes, p.allocatedOn)
+	pod := c.demand.On(ctx, c.cpu, c.memory, devs, &b.pod)
 	picks, ok := score.FirstFit(node, pod, b.picks)
+	if picks != nil {
+		b.picks = picks[:0]
+	}
+	if cap(b.frees) < len(node.GPUs) {
+		b.frees = make([]int64, 0, len(node.GPUs))
+	}
 	if !ok {
-		if len(devs) > 0 {
+		if len(node.GPUs) > 0 {
 			// The filter passed on devices the prediction does not see
 			// (another driver's, or a request it cannot model): rank the
 			// node as if the pod took no Tierra GPU.
@@ -219,12 +216,14 @@ func (p *Plugin) rank(ctx context.Context, c *cycle, ni fwk.NodeInfo) score.Rank
 		}
 		return worst
 	}
-	return p.scorer.Score(&score.Candidate{Node: node, Pod: pod, Picks: picks, Shapes: c.shapes, Classes: c.classes, Buf: b.frees})
+	b.cand = score.Candidate{Node: node, Pod: pod, Picks: picks, Shapes: c.shapes, Classes: c.classes, Buf: b.frees}
+	return p.scorer.Score(&b.cand)
 }
 
 func (p *Plugin) hostOnly(c *cycle, node *score.Node, pod *score.Pod, b *scratch) score.Rank {
-	host := &score.Pod{MilliCPU: pod.MilliCPU, Memory: pod.Memory}
-	return p.scorer.Score(&score.Candidate{Node: node, Pod: host, Shapes: c.shapes, Classes: c.classes, Buf: b.frees})
+	b.host = score.Pod{MilliCPU: pod.MilliCPU, Memory: pod.Memory}
+	b.cand = score.Candidate{Node: node, Pod: &b.host, Shapes: c.shapes, Classes: c.classes, Buf: b.frees}
+	return p.scorer.Score(&b.cand)
 }
 
 // ScoreExtensions implements fwk.ScorePlugin.
@@ -240,8 +239,8 @@ func (p *Plugin) NormalizeScore(_ context.Context, state fwk.CycleState, _ *v1.P
 	c := data.(*cycle)
 	ranks := make([]score.Rank, len(scores))
 	for k, s := range scores {
-		if i, ok := c.index[s.Name]; ok {
-			ranks[k] = c.ranks[i]
+		if s.Score >= 0 && s.Score < c.next.Load() && s.Score < int64(len(c.ranks)) {
+			ranks[k] = c.ranks[s.Score]
 		} else {
 			ranks[k] = worst
 		}
