@@ -35,15 +35,33 @@ const healthQuiet = 30 * time.Second
 // the health section) and waits until the node's plugin has taken it.
 func setQuietPeriod(ctx context.Context, t *testing.T, node string, quiet *time.Duration) {
 	t.Helper()
+	var section map[string]string
+	if quiet != nil {
+		section = map[string]string{"quietPeriod": quiet.String()}
+	}
+	setHealthSection(ctx, t, node, section)
+}
+
+// setHealthSection replaces the TierPolicy's health section (nil removes
+// it) and waits until the node's plugin has taken it.
+func setHealthSection(ctx context.Context, t *testing.T, node string, section map[string]string) {
+	t.Helper()
 	rest, err := env.cluster.RESTConfig()
 	require.NoError(t, err)
 	dyn, err := dynamic.NewForConfig(rest)
 	require.NoError(t, err)
-	var section any
-	if quiet != nil {
-		section = map[string]string{"quietPeriod": quiet.String()}
+	var body any
+	if section != nil {
+		// A merge patch merges maps: null the fields section leaves out,
+		// so that those of an earlier section do not stay.
+		fields := map[string]any{"xids": nil, "otherXIDs": nil, "doubleBitECC": nil, "gpuLost": nil,
+			"quietPeriod": nil, "maxQuietPeriod": nil, "flapWindow": nil}
+		for k, v := range section {
+			fields[k] = v
+		}
+		body = fields
 	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"health": section}})
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"health": body}})
 	require.NoError(t, err)
 	log := env.nodes[node].PluginLog()
 	before := policyChanges(log)

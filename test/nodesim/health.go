@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 
+	"github.com/tierra-gpu/tierra/pkg/health"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 )
 
@@ -23,6 +24,17 @@ func (n *Node) InjectFault(fault nvgpu.FakeFault) error {
 		return fmt.Errorf("inject fault into node %s: %w", n.opts.Name, err)
 	}
 	return nil
+}
+
+// HealthStatus is the health of the node's GPUs as its plugin last
+// recorded it in its state directory: what `tierra inspect --state-dir`
+// shows.
+func (n *Node) HealthStatus() (health.Status, error) {
+	s, err := health.ReadStatus(n.paths.state)
+	if err != nil {
+		return health.Status{}, fmt.Errorf("node %s: %w", n.opts.Name, err)
+	}
+	return s, nil
 }
 
 // reportHealth is the kubelet's status manager for KEP-4680: each time the
