@@ -108,7 +108,7 @@ func setUp(ctx context.Context, c *cluster.Cluster, dir string) error {
 		n, err := nodesim.Start(ctx, nodesim.Options{
 			Name: s.Name, Machine: s.Machine, MIGEnabled: s.MIGEnabled, Labels: s.Labels,
 			Kubeconfig: c.Kubeconfig(), PluginBinary: bins.Plugin, Dir: filepath.Join(dir, fmt.Sprintf("n%d", i)),
-			PluginArgs: bins.PluginArgs(), Images: bins.Images(), Log: os.Stderr,
+			PluginArgs: bins.PluginArgs(), Images: bins.Images(), Log: os.Stderr, MetricsAddress: "127.0.0.1:0",
 		})
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,12 @@ type Options struct {
 	Images map[string]string
 	// Log receives progress lines. Default: discarded.
 	Log io.Writer
+	// MetricsAddress is where the plugin serves /metrics (host:port, e.g.
+	// 127.0.0.1:0); port 0 is resolved to a free port once, at Start, so
+	// the address (Node.MetricsURL) survives plugin restarts. Empty: the
+	// plugin serves no metrics (its own default, :8080, would collide
+	// between the nodes of one host).
+	MetricsAddress string
 }
 
 func (o *Options) validate() error {
@@ -57,7 +64,28 @@ func (o *Options) validate() error {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.MetricsAddress != "" {
+		addr, err := freeAddress(o.MetricsAddress)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("metrics address: %w", err))
+		}
+		o.MetricsAddress = addr
+	}
 	return errors.Join(errs...)
+}
+
+// freeAddress resolves port 0 of addr to a port free now.
+func freeAddress(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, err
+	}
+	lis, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer lis.Close()
+	return lis.Addr().String(), nil
 }
 
 // paths are the node's files under Options.Dir.

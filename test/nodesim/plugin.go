@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/tierra-gpu/tierra/pkg/metrics"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/test/cluster"
 )
@@ -27,7 +28,7 @@ func (n *Node) pluginCommand() *exec.Cmd {
 		"--node-name=" + n.opts.Name, "--machine=" + n.opts.Machine,
 		"--state-dir=" + p.state, "--cdi-dir=" + p.cdi,
 		"--plugin-data-dir=" + p.pluginDir, "--registrar-dir=" + p.registry,
-		"--kubeconfig=" + n.opts.Kubeconfig,
+		"--kubeconfig=" + n.opts.Kubeconfig, "--metrics-address=" + n.opts.MetricsAddress,
 	}, n.opts.PluginArgs...)
 	if n.opts.MIGEnabled {
 		// The plugin's own demo switch: MIG on for this node's fake GPUs.
@@ -36,6 +37,15 @@ func (n *Node) pluginCommand() *exec.Cmd {
 	cmd := exec.Command(n.opts.PluginBinary, args...)
 	cmd.Env = append(os.Environ(), nvgpu.FakeStateEnv+"="+p.fakeState, nvgpu.FakeFaultsEnv+"="+p.faults)
 	return cmd
+}
+
+// MetricsURL is the plugin's /metrics URL; "" without
+// Options.MetricsAddress.
+func (n *Node) MetricsURL() string {
+	if n.opts.MetricsAddress == "" {
+		return ""
+	}
+	return "http://" + n.opts.MetricsAddress + metrics.Path
 }
 
 // restartDelay is how long the supervisor waits before restarting a plugin
