@@ -16,6 +16,7 @@ type fakeDRA struct {
 	classes map[string]*resourceapi.DeviceClass
 	claims  map[string]*resourceapi.ResourceClaim
 	alloc   *structured.AllocatedState
+	pending map[types.UID]*resourceapi.AllocationResult
 }
 
 var _ fwk.SharedDRAManager = (*fakeDRA)(nil)
@@ -72,7 +73,9 @@ func (t claimTracker) GatherAllocatedState() (*structured.AllocatedState, error)
 	}, nil
 }
 
-func (t claimTracker) GetPendingAllocation(types.UID) *resourceapi.AllocationResult { return nil }
+func (t claimTracker) GetPendingAllocation(uid types.UID) *resourceapi.AllocationResult {
+	return t.f.pending[uid]
+}
 
 func (t claimTracker) ListAllAllocatedDevices() (sets.Set[structured.DeviceID], error) {
 	return t.f.alloc.AllocatedDevices, nil

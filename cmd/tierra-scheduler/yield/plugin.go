@@ -38,6 +38,8 @@ type Plugin struct {
 	cel    *cel.Cache
 	views  views
 	driver string
+	// snapshot lists every node of the cycle's snapshot (nil in tests).
+	snapshot func() fwk.SharedLister
 }
 
 var (
@@ -52,7 +54,12 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err != nil {
 		return nil, err
 	}
-	return NewWithArgs(ctx, args, h.SharedDRAManager())
+	p, err := NewWithArgs(ctx, args, h.SharedDRAManager())
+	if err != nil {
+		return nil, err
+	}
+	p.snapshot = h.SnapshotSharedLister
+	return p, nil
 }
 
 // NewWithArgs builds the plugin on a DRA manager (the framework's, or a
@@ -115,6 +122,7 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 		return fwk.AsStatus(err)
 	}
 	c.cpu, c.memory = podRequests(pod)
+	p.sweep()
 	state.Write(stateKey, c)
 	return nil
 }

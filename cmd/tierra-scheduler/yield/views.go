@@ -2,6 +2,7 @@ package yield
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -18,7 +19,11 @@ import (
 // pods that use them) or when its slices do, so a cycle re-reads only the
 // nodes that changed, from the claims of their pods, instead of copying the
 // allocated state of the whole cluster as GatherAllocatedState does.
-type views struct{ m sync.Map }
+type views struct {
+	m sync.Map
+	// n counts the entries; sweep drops those of nodes gone.
+	n atomic.Int64
+}
 
 // view is one node's cached view; mu is held while a Score uses it.
 type view struct {
@@ -33,8 +38,38 @@ func (v *views) entry(name string) *view {
 	if e, ok := v.m.Load(name); ok {
 		return e.(*view)
 	}
-	e, _ := v.m.LoadOrStore(name, &view{})
+	e, loaded := v.m.LoadOrStore(name, &view{})
+	if !loaded {
+		v.n.Add(1)
+	}
 	return e.(*view)
+}
+
+// sweep forgets the views of nodes the snapshot no longer has once there
+// are many more views than nodes.
+func (p *Plugin) sweep() {
+	if p.snapshot == nil {
+		return
+	}
+	nodes, err := p.snapshot().NodeInfos().List()
+	if err != nil || p.views.n.Load() <= int64(2*len(nodes)+64) {
+		return
+	}
+	p.views.drop(nodes)
+}
+
+func (v *views) drop(nodes []fwk.NodeInfo) {
+	live := make(map[string]bool, len(nodes))
+	for _, ni := range nodes {
+		live[ni.Node().Name] = true
+	}
+	v.m.Range(func(k, _ any) bool {
+		if !live[k.(string)] {
+			v.m.Delete(k)
+			v.n.Add(-1)
+		}
+		return true
+	})
 }
 
 // view returns the node's view, rebuilding it when the node, its pods or
