@@ -41,6 +41,9 @@ var env struct {
 	apply   *manifests.Applier
 	root    string
 	nodes   map[string]*nodesim.Node
+	// metrics maps each node to its plugin's metrics address, the
+	// target's instance label.
+	metrics map[string]string
 	prom    *stack.Prometheus
 	stops   []func() error
 }
@@ -152,7 +155,7 @@ func startNodes(ctx context.Context, c *cluster.Cluster, bins stack.Binaries) ([
 	if err := stack.EnsurePluginNamespace(ctx, env.cs); err != nil {
 		return nil, err
 	}
-	env.nodes = map[string]*nodesim.Node{}
+	env.nodes, env.metrics = map[string]*nodesim.Node{}, map[string]string{}
 	var addrs []string
 	for i, s := range specs {
 		if !slices.Contains(simulatedNodes, s.Name) {
@@ -170,7 +173,7 @@ func startNodes(ctx context.Context, c *cluster.Cluster, bins stack.Binaries) ([
 		if err != nil {
 			return nil, err
 		}
-		env.nodes[s.Name] = n
+		env.nodes[s.Name], env.metrics[s.Name] = n, addr
 		env.stops = append(env.stops, n.Stop)
 		addrs = append(addrs, addr)
 	}
