@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
@@ -44,6 +45,9 @@ func metricsCluster(t *testing.T) (*v1alpha1.TierPolicy, []*resourceapi.Resource
 		require.NoError(t, err)
 		rs = append(rs, slices.ResourceSlices(n.Name, dr)...)
 	}
+	for _, s := range rs {
+		s.UID = types.UID(s.Name) // score.Inventory keys slices by UID, as the apiserver sets it
+	}
 	classes, err := tiers.Render(policy)
 	require.NoError(t, err)
 	return policy, rs, allocator.NewCluster(rs, classes...)
@@ -65,6 +69,8 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 		{"train", tt.MakeClaim("t1", "lab").Request("gpu", train).Obj()},
 		{"infer", tt.MakeClaim("m1", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
 			Selector(`device.attributes["gpu.tierra.dev"].migProfile.startsWith("3g.")`).Obj()},
+		{"infer", tt.MakeClaim("m2", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
+			Selector(`device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"`).Obj()},
 		{"dev", tt.MakeClaim("s1", "web").Request("gpu", dev).Capacity(slices.CapCompute, "250").Obj()},
 		{"dev", tt.MakeClaim("s2", "web").Request("gpu", dev).Capacity(slices.CapCompute, "500").Obj()},
 	}
@@ -77,7 +83,7 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 		cluster.Record(a.claim, alloc)
 		claims = append(claims, created(a.claim, time.Hour))
 	}
-	require.Equal(t, claims[2].Status.Allocation.Devices.Results[0].Device, claims[3].Status.Allocation.Devices.Results[0].Device,
+	require.Equal(t, claims[3].Status.Allocation.Devices.Results[0].Device, claims[4].Status.Allocation.Devices.Results[0].Device,
 		"both shares on one slot of the first L4")
 	claims = append(claims,
 		created(tt.MakeClaim("p1", "lab").Request("gpu", train).Count(2).Obj(), 90*time.Second),
@@ -95,7 +101,7 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 
 	assert.Equal(t, []metrics.TierSample{
 		{Tier: "training", YieldRatio: 0.5, OldestPendingSeconds: 90},
-		{Tier: "inference", YieldRatio: 0.5 / 8},
+		{Tier: "inference", YieldRatio: 0.625 / 8},
 		{Tier: "dev", YieldRatio: 0.75 / 4, OldestPendingSeconds: 30},
 		{Tier: "", OldestPendingSeconds: 10},
 	}, snap.Tiers)
@@ -107,8 +113,16 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 	// Training's typical claims: 1 GPU (t1) and 2 GPUs (p1), half each; the
 	// free H200 serves the first, not the second: half of it is stranded.
 	assert.Equal(t, metrics.TierNodeSample{Tier: "training", Node: "train", GPUs: 2, AllocatedGPUs: 1, StrandedGPUs: 0.5, HasStranded: true}, nodes["training/train"])
-	assert.Equal(t, metrics.TierNodeSample{Tier: "inference", Node: "infer", GPUs: 8, AllocatedGPUs: 0.5}, nodes["inference/infer"],
-		"no stranded share on MIG GPUs")
+	// Inference's typical claims: a 3g and a 1g slice, half each, both on
+	// the first H200, whose three free memory slices no 3g placement can use
+	// any more: 3/8 of a GPU for half of the claims.
+	infer := nodes["inference/infer"]
+	assert.Equal(t, 8.0, infer.GPUs)
+	assert.InDelta(t, 0.625, infer.AllocatedGPUs, 1e-9)
+	assert.True(t, infer.HasStranded)
+	assert.InDelta(t, 0.5*3/8, infer.StrandedGPUs, 1e-9)
+	assert.InDelta(t, wholeNodeFrag(t, rs, "infer", claims[:4], []score.Typical{{Milli: 500, Num: 1}, {Milli: 125, Num: 1}}),
+		infer.StrandedGPUs, 1e-9, "one tier's devices of a node, split out, measure as the whole node does")
 	// Dev's typical claims: one share of 250, 500 or 600 milli-GPU, or five
 	// of 100, a quarter each. The first L4 has 250 left, which only the
 	// first can use; the other three are free. Five shares fit on no node
@@ -128,7 +142,7 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 	require.Len(t, snap.Costs, 3)
 	want := []metrics.CostSample{
 		{Tenant: "", Namespace: "web", Tier: "dev", DollarsPerHour: 0.75 * 0.80},
-		{Tenant: "research", Namespace: "lab", Tier: "inference", DollarsPerHour: 3.50 / 2},
+		{Tenant: "research", Namespace: "lab", Tier: "inference", DollarsPerHour: 3.50/2 + 3.50/8},
 		{Tenant: "research", Namespace: "lab", Tier: "training", DollarsPerHour: 3.50},
 	}
 	for i, w := range want {
@@ -136,6 +150,18 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 		assert.Equal(t, []string{w.Tenant, w.Namespace, w.Tier}, []string{got.Tenant, got.Namespace, got.Tier})
 		assert.InDelta(t, w.DollarsPerHour, got.DollarsPerHour, 1e-9, "%s/%s", w.Namespace, w.Tier)
 	}
+}
+
+// wholeNodeFrag is pkg/score's fragmentation of all of a node's devices.
+func wholeNodeFrag(t *testing.T, rs []*resourceapi.ResourceSlice, node string, allocated []*resourceapi.ResourceClaim, typical []score.Typical) float64 {
+	t.Helper()
+	table := score.NewTable(nil)
+	nd := score.NewInventory(driverName, table).Nodes(rs)[node]
+	require.NotNil(t, nd)
+	shapes, _ := table.Snapshot()
+	state := (&allocator.Cluster{Allocated: allocated}).State()
+	n := score.NodeOf(score.Host{}, nd, shapes, &state)
+	return n.Frag(score.NewClasses(score.MostPopular(typical), shapes), shapes, nil) / slices.ComputeUnitsPerGPU
 }
 
 // With no claims at all there is nothing to measure against: no idle

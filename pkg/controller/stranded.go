@@ -14,7 +14,8 @@ type tierNode struct{ tier, node string }
 
 // strandedModel measures stranded GPU share with pkg/score, the code
 // `tierra sim` reports fragmentation with and TierraYield scores by: FGD's
-// expected fragmentation of a node against a target workload. It keeps
+// expected fragmentation of a node against a target workload, here of one
+// tier's devices on the node. It keeps
 // parsed slices between scrapes (score.Inventory) and is safe for
 // concurrent use.
 type strandedModel struct {
@@ -30,56 +31,79 @@ func newStrandedModel() *strandedModel {
 }
 
 // stranded returns, per tier and node, the GPUs' idle share (in GPUs) that
-// the tier's typical claims cannot use. Each physical GPU counts once: of a
-// soft-shared GPU's tenant slots the one in use (the others cannot be
-// allocated while it is), else the first. A tier whose devices on a node
-// include MIG slices gets no value there: FGD's share per GPU does not
-// describe which MIG placements are left. Devices tainted NoSchedule or
-// NoExecute are left out, as the scheduler leaves them out.
+// the tier's typical claims cannot use. A MIG GPU counts by its free memory
+// slices and the placements still possible (pkg/score). Any other GPU
+// counts once: of a soft-shared GPU's tenant slots the one in use (the
+// others cannot be allocated while it is), else the first. Devices tainted
+// NoSchedule or NoExecute are left out, as the scheduler leaves them out.
 func (m *strandedModel) stranded(rs []*resourceapi.ResourceSlice, idx map[tslices.DeviceKey]tslices.Published,
 	allocated []*resourceapi.ResourceClaim, typical map[string][]score.Typical) map[tierNode]float64 {
 	byNode := m.inv.Nodes(rs)
 	shapes, _ := m.table.Snapshot()
 	state := (&allocator.Cluster{Allocated: allocated}).State()
-	groups := map[tierNode][]score.Device{}
-	mig := map[tierNode]bool{}
-	slot := map[tslices.DeviceKey]int{} // GPU -> its device's index in its group
-	for _, devs := range byNode {
-		for _, d := range devs {
-			p, ok := idx[tslices.DeviceKey{Pool: d.ID.Pool.String(), Device: d.ID.Device.String()}]
-			if !ok {
-				continue // an older generation of the pool, or no tier
-			}
-			key := tierNode{p.Tier, p.GPU.Pool}
-			if _, isMIG := d.Spec.Attributes[tslices.AttrMIGProfile]; isMIG {
-				mig[key] = true
-				continue
-			}
-			if i, dup := slot[p.GPU]; dup {
-				if inUse(&state, d.ID) {
-					groups[key][i] = d
-				}
-				continue
-			}
-			slot[p.GPU] = len(groups[key])
-			groups[key] = append(groups[key], d)
-		}
-	}
 	classes := map[string][]score.Class{}
-	out := make(map[tierNode]float64, len(groups))
-	for key, devs := range groups {
-		if mig[key] {
-			continue
+	out := map[tierNode]float64{}
+	for _, nd := range byNode {
+		for key, devs := range tierDevices(nd, idx, &state) {
+			cl, ok := classes[key.tier]
+			if !ok {
+				cl = score.NewClasses(score.MostPopular(typical[key.tier]), shapes)
+				classes[key.tier] = cl
+			}
+			node := score.NodeOf(score.Host{}, devs, shapes, &state)
+			out[key] = node.Frag(cl, shapes, make([]int64, 0, len(devs.Devices))) / tslices.ComputeUnitsPerGPU
 		}
-		cl, ok := classes[key.tier]
-		if !ok {
-			cl = score.NewClasses(score.MostPopular(typical[key.tier]), shapes)
-			classes[key.tier] = cl
-		}
-		node := score.NodeOf(score.Host{}, devs, shapes, &state)
-		out[key] = node.Frag(cl, shapes, make([]int64, 0, len(devs))) / tslices.ComputeUnitsPerGPU
 	}
 	return out
+}
+
+// tierDevices splits a node's devices by tier, each tier with the counter
+// sets its devices draw on; a non-MIG GPU keeps one device (see stranded).
+func tierDevices(nd *score.NodeDevices, idx map[tslices.DeviceKey]tslices.Published, state *structured.AllocatedState) map[tierNode]*score.NodeDevices {
+	out := map[tierNode]*score.NodeDevices{}
+	slot := map[tslices.DeviceKey]int{} // non-MIG GPU -> its device's index in its tier
+	sets := map[tierNode]map[int]int{}  // node set -> the tier's set
+	for _, d := range nd.Devices {
+		p, ok := idx[tslices.DeviceKey{Pool: d.ID.Pool.String(), Device: d.ID.Device.String()}]
+		if !ok {
+			continue // an older generation of the pool, or no tier
+		}
+		key := tierNode{p.Tier, p.GPU.Pool}
+		td := out[key]
+		if td == nil {
+			td = &score.NodeDevices{}
+			out[key], sets[key] = td, map[int]int{}
+		}
+		mig := d.Part != nil && nd.Sets[d.Part.Set].Slices > 0
+		if i, dup := slot[p.GPU]; dup && !mig {
+			if inUse(state, d.ID) {
+				td.Devices[i] = withSet(d, nd, td, sets[key])
+			}
+			continue
+		}
+		if !mig {
+			slot[p.GPU] = len(td.Devices)
+		}
+		td.Devices = append(td.Devices, withSet(d, nd, td, sets[key]))
+	}
+	return out
+}
+
+// withSet is the device with its counter set moved into the tier's sets.
+func withSet(d score.Device, nd, td *score.NodeDevices, sets map[int]int) score.Device {
+	if d.Part == nil {
+		return d
+	}
+	s, ok := sets[d.Part.Set]
+	if !ok {
+		s = len(td.Sets)
+		sets[d.Part.Set] = s
+		td.Sets = append(td.Sets, nd.Sets[d.Part.Set])
+	}
+	part := *d.Part
+	part.Set = s
+	d.Part = &part
+	return d
 }
 
 func inUse(state *structured.AllocatedState, id structured.DeviceID) bool {

@@ -36,7 +36,8 @@ type TierNodeSample struct {
 	// AllocatedGPUs the GPU-equivalents claims hold of them.
 	GPUs, AllocatedGPUs float64
 	// StrandedGPUs is the expected idle GPU share the tier's typical
-	// claims cannot use (FGD's fragmentation); only when HasStranded.
+	// claims cannot use (FGD's fragmentation); only when HasStranded (the
+	// node has untainted devices of the tier).
 	StrandedGPUs float64
 	HasStranded  bool
 }
@@ -67,7 +68,7 @@ var (
 		"GPU-equivalents allocated to claims on the tier's GPUs of the node (whole GPU 1, MIG slice its memory slices over the GPU's, share its compute).",
 		[]string{"tier", "node"}, nil)
 	tierStrandedDesc = prometheus.NewDesc(Namespace+"_tier_stranded_gpus",
-		"Idle GPU share of the tier on the node that the tier's typical claims cannot use (FGD's expected fragmentation, as tierra sim computes it); not reported for MIG GPUs.",
+		"Idle GPU share of the tier on the node that the tier's typical claims cannot use (FGD's expected fragmentation, as tierra sim computes it; MIG GPUs by free memory slices no possible placement covers).",
 		[]string{"tier", "node"}, nil)
 	tierYieldDesc = prometheus.NewDesc(Namespace+"_tier_yield_ratio",
 		"Allocated GPU-equivalents over published GPUs of the tier.", []string{"tier"}, nil)

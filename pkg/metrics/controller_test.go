@@ -40,7 +40,7 @@ func TestControllerCollectorReportsTheSnapshot(t *testing.T) {
 # TYPE tierra_tier_gpus gauge
 tierra_tier_gpus{node="n1",tier="training"} 2
 tierra_tier_gpus{node="n2",tier="inference"} 8
-# HELP tierra_tier_stranded_gpus Idle GPU share of the tier on the node that the tier's typical claims cannot use (FGD's expected fragmentation, as tierra sim computes it); not reported for MIG GPUs.
+# HELP tierra_tier_stranded_gpus Idle GPU share of the tier on the node that the tier's typical claims cannot use (FGD's expected fragmentation, as tierra sim computes it; MIG GPUs by free memory slices no possible placement covers).
 # TYPE tierra_tier_stranded_gpus gauge
 tierra_tier_stranded_gpus{node="n1",tier="training"} 0.5
 # HELP tierra_pending_claims Unallocated ResourceClaims asking for the tier's class (tier "": gpu.tierra.dev or mig.gpu.tierra.dev, any tier).
