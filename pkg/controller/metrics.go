@@ -50,6 +50,7 @@ type observation struct {
 	cost      map[tenantNS]int64 // micro-dollars per hour
 	typical   map[string][]score.Typical
 	shared    map[string]*score.Shape // a tier's shared-GPU shape
+	predict   map[string][]prediction
 	allocated []*resourceapi.ResourceClaim
 }
 
@@ -64,7 +65,7 @@ func observeMetrics(in MetricsInput, model *strandedModel) metrics.ControllerSna
 		in: in, idx: tslices.Index(in.Slices),
 		nodes: map[tierNode]*metrics.TierNodeSample{}, pending: map[tierNS]int{},
 		oldest: map[string]time.Duration{}, cost: map[tenantNS]int64{},
-		typical: map[string][]score.Typical{}, shared: sharedShapes(in.Slices),
+		typical: map[string][]score.Typical{}, shared: sharedShapes(in.Slices), predict: map[string][]prediction{},
 	}
 	gpus := map[tslices.DeviceKey]bool{}
 	for _, d := range o.idx {
@@ -85,7 +86,12 @@ func observeMetrics(in MetricsInput, model *strandedModel) metrics.ControllerSna
 			o.pendingClaim(c, classTier)
 		}
 	}
-	for key, v := range model.stranded(in.Slices, o.idx, o.allocated, o.typical) {
+	classes := map[string]*resourceapi.DeviceClass{}
+	for _, c := range in.Classes {
+		classes[c.Name] = c
+	}
+	for key, v := range model.stranded(strandedInput{slices: in.Slices, idx: o.idx, allocated: o.allocated,
+		typical: o.typical, predict: o.predict, classes: classes}) {
 		n := o.node(key.tier, key.node)
 		n.StrandedGPUs, n.HasStranded = v, true
 	}
@@ -131,11 +137,13 @@ func (o *observation) allocatedClaim(c *resourceapi.ResourceClaim) {
 }
 
 // pendingClaim counts an unallocated claim in each tier it asks for and
-// books its shape: a request's count (its first subrequest's, as the
-// scheduler tries it first) of whole GPUs, or of shares of the tier's
-// shared GPUs sized as the allocator sizes them.
+// books its shape. On a tier of shared GPUs a request takes its count (its
+// first subrequest's, as the scheduler tries it first) of shares sized as
+// the allocator sizes them (requestShare); on any other tier FirstFit
+// predicts what the tier's requests of the claim take (strandedModel).
 func (o *observation) pendingClaim(c *resourceapi.ResourceClaim, classTier map[string]string) {
 	shapes := map[string]*score.Typical{}
+	requests := map[string][]resourceapi.DeviceRequest{}
 	for _, r := range c.Spec.Devices.Requests {
 		exact := r.Exactly
 		if exact == nil && len(r.FirstAvailable) > 0 {
@@ -155,6 +163,7 @@ func (o *observation) pendingClaim(c *resourceapi.ResourceClaim, classTier map[s
 			t = &score.Typical{}
 			shapes[tier] = t
 		}
+		requests[tier] = append(requests[tier], r)
 		if exact.AllocationMode == resourceapi.DeviceAllocationModeAll {
 			continue
 		}
@@ -165,7 +174,13 @@ func (o *observation) pendingClaim(c *resourceapi.ResourceClaim, classTier map[s
 	for tier, t := range shapes {
 		o.pending[tierNS{tier, c.Namespace}]++
 		o.oldest[tier] = max(o.oldest[tier], age)
-		if tier != "" && t.Num > 0 {
+		switch {
+		case tier == "":
+		case o.shared[tier] == nil:
+			cut := c.DeepCopy()
+			cut.Spec.Devices = resourceapi.DeviceClaim{Requests: requests[tier]}
+			o.predict[tier] = append(o.predict[tier], prediction{claim: cut, fallback: *t})
+		case t.Num > 0:
 			o.typical[tier] = append(o.typical[tier], *t)
 		}
 	}

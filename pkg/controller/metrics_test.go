@@ -89,6 +89,8 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 		created(tt.MakeClaim("p1", "lab").Request("gpu", train).Count(2).Obj(), 90*time.Second),
 		created(tt.MakeClaim("p2", "web").Request("gpu", dev).Capacity(slices.CapCompute, "600").Obj(), 30*time.Second),
 		created(tt.MakeClaim("p3", "web").Request("gpu", tiers.ClassGPU).Obj(), 10*time.Second),
+		created(tt.MakeClaim("p5", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
+			Selector(`device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"`).Obj(), 40*time.Second),
 		created(tt.MakeClaim("p4", "web").Request("gpu", dev).Count(5).Capacity(slices.CapCompute, "100").Obj(), 20*time.Second),
 		created(tt.MakeClaim("other", "web").Request("gpu", "other-driver.example.com").Obj(), time.Hour),
 	)
@@ -101,7 +103,7 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 
 	assert.Equal(t, []metrics.TierSample{
 		{Tier: "training", YieldRatio: 0.5, OldestPendingSeconds: 90},
-		{Tier: "inference", YieldRatio: 0.625 / 8},
+		{Tier: "inference", YieldRatio: 0.625 / 8, OldestPendingSeconds: 40},
 		{Tier: "dev", YieldRatio: 0.75 / 4, OldestPendingSeconds: 30},
 		{Tier: "", OldestPendingSeconds: 10},
 	}, snap.Tiers)
@@ -113,15 +115,17 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 	// Training's typical claims: 1 GPU (t1) and 2 GPUs (p1), half each; the
 	// free H200 serves the first, not the second: half of it is stranded.
 	assert.Equal(t, metrics.TierNodeSample{Tier: "training", Node: "train", GPUs: 2, AllocatedGPUs: 1, StrandedGPUs: 0.5, HasStranded: true}, nodes["training/train"])
-	// Inference's typical claims: a 3g and a 1g slice, half each, both on
-	// the first H200, whose three free memory slices no 3g placement can use
-	// any more: 3/8 of a GPU for half of the claims.
+	// Inference's typical claims: a 3g slice (a third) and a 1g slice (two
+	// thirds: one allocated, one pending, its profile predicted by FirstFit
+	// from its selector). The allocated two share the first H200, whose
+	// three free memory slices no 3g placement can use any more: 3/8 of a
+	// GPU for a third of the claims.
 	infer := nodes["inference/infer"]
 	assert.Equal(t, 8.0, infer.GPUs)
 	assert.InDelta(t, 0.625, infer.AllocatedGPUs, 1e-9)
 	assert.True(t, infer.HasStranded)
-	assert.InDelta(t, 0.5*3/8, infer.StrandedGPUs, 1e-9)
-	assert.InDelta(t, wholeNodeFrag(t, rs, "infer", claims[:4], []score.Typical{{Milli: 500, Num: 1}, {Milli: 125, Num: 1}}),
+	assert.InDelta(t, 3.0/8/3, infer.StrandedGPUs, 1e-9)
+	assert.InDelta(t, wholeNodeFrag(t, rs, "infer", claims[:4], []score.Typical{{Milli: 500, Num: 1}, {Milli: 125, Num: 1, Weight: 2}}),
 		infer.StrandedGPUs, 1e-9, "one tier's devices of a node, split out, measure as the whole node does")
 	// Dev's typical claims: one share of 250, 500 or 600 milli-GPU, or five
 	// of 100, a quarter each. The first L4 has 250 left, which only the
@@ -137,6 +141,7 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 	assert.Equal(t, []metrics.PendingSample{
 		{Tier: "", Namespace: "web", Claims: 1},
 		{Tier: "dev", Namespace: "web", Claims: 2},
+		{Tier: "inference", Namespace: "lab", Claims: 1},
 		{Tier: "training", Namespace: "lab", Claims: 1},
 	}, snap.Pending)
 	require.Len(t, snap.Costs, 3)

@@ -1,7 +1,14 @@
 package controller
 
 import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
 	resourceapi "k8s.io/api/resource/v1"
+	"k8s.io/dynamic-resource-allocation/cel"
 	"k8s.io/dynamic-resource-allocation/structured"
 
 	"github.com/tierra-gpu/tierra/pkg/allocator"
@@ -15,19 +22,40 @@ type tierNode struct{ tier, node string }
 // strandedModel measures stranded GPU share with pkg/score, the code
 // `tierra sim` reports fragmentation with and TierraYield scores by: FGD's
 // expected fragmentation of a node against a target workload, here of one
-// tier's devices on the node. It keeps
-// parsed slices between scrapes (score.Inventory) and is safe for
-// concurrent use.
+// tier's devices on the node. It keeps parsed slices between scrapes
+// (score.Inventory) and is safe for concurrent use.
 type strandedModel struct {
 	table *score.Table
 	inv   *score.Inventory
+	cel   *cel.Cache
 }
 
 func newStrandedModel() *strandedModel {
 	// The table's typical pods are unused: each tier's are resolved
 	// against the shapes at each scrape.
 	table := score.NewTable(nil)
-	return &strandedModel{table: table, inv: score.NewInventory(driverName, table)}
+	return &strandedModel{table: table, inv: score.NewInventory(driverName, table),
+		cel: allocator.NewCELCache(256, allocator.SchedulerFeatures)}
+}
+
+// strandedInput is one scrape's view for strandedModel.
+type strandedInput struct {
+	slices    []*resourceapi.ResourceSlice
+	idx       map[tslices.DeviceKey]tslices.Published
+	allocated []*resourceapi.ResourceClaim
+	// typical are each tier's claims of known shape; predict are pending
+	// claims (cut down to one tier's requests) whose shape FirstFit
+	// predicts on the tier's idle devices.
+	typical map[string][]score.Typical
+	predict map[string][]prediction
+	classes map[string]*resourceapi.DeviceClass
+}
+
+// prediction is a pending claim cut down to one tier's requests, with the
+// shape it counts as when FirstFit cannot place it.
+type prediction struct {
+	claim    *resourceapi.ResourceClaim
+	fallback score.Typical
 }
 
 // stranded returns, per tier and node, the GPUs' idle share (in GPUs) that
@@ -36,25 +64,79 @@ func newStrandedModel() *strandedModel {
 // counts once: of a soft-shared GPU's tenant slots the one in use (the
 // others cannot be allocated while it is), else the first. Devices tainted
 // NoSchedule or NoExecute are left out, as the scheduler leaves them out.
-func (m *strandedModel) stranded(rs []*resourceapi.ResourceSlice, idx map[tslices.DeviceKey]tslices.Published,
-	allocated []*resourceapi.ResourceClaim, typical map[string][]score.Typical) map[tierNode]float64 {
-	byNode := m.inv.Nodes(rs)
+func (m *strandedModel) stranded(in strandedInput) map[tierNode]float64 {
+	byNode := m.inv.Nodes(in.slices)
 	shapes, _ := m.table.Snapshot()
-	state := (&allocator.Cluster{Allocated: allocated}).State()
+	state := (&allocator.Cluster{Allocated: in.allocated}).State()
+	views := map[tierNode]*score.NodeDevices{}
+	for _, nd := range byNode {
+		for key, devs := range tierDevices(nd, in.idx, &state) {
+			views[key] = devs
+		}
+	}
+	typical := m.predicted(in, views, shapes)
 	classes := map[string][]score.Class{}
 	out := map[tierNode]float64{}
-	for _, nd := range byNode {
-		for key, devs := range tierDevices(nd, idx, &state) {
-			cl, ok := classes[key.tier]
-			if !ok {
-				cl = score.NewClasses(score.MostPopular(typical[key.tier]), shapes)
-				classes[key.tier] = cl
-			}
-			node := score.NodeOf(score.Host{}, devs, shapes, &state)
-			out[key] = node.Frag(cl, shapes, make([]int64, 0, len(devs.Devices))) / tslices.ComputeUnitsPerGPU
+	for key, devs := range views {
+		cl, ok := classes[key.tier]
+		if !ok {
+			cl = score.NewClasses(score.MostPopular(typical[key.tier]), shapes)
+			classes[key.tier] = cl
+		}
+		node := score.NodeOf(score.Host{}, devs, shapes, &state)
+		out[key] = node.Frag(cl, shapes, make([]int64, 0, len(devs.Devices))) / tslices.ComputeUnitsPerGPU
+	}
+	return out
+}
+
+// predicted adds to the typical claims the pending ones whose shape
+// FirstFit predicts: on the first node (by name) where the claim fits the
+// tier's devices with nothing allocated, the devices it takes and the
+// largest share of a GPU one of them is (a MIG slice its memory slices).
+// A claim that fits no node, or whose selectors do not compile, counts as
+// its fallback: its devices, whole GPUs.
+func (m *strandedModel) predicted(in strandedInput, views map[tierNode]*score.NodeDevices, shapes []score.Shape) map[string][]score.Typical {
+	if len(in.predict) == 0 {
+		return in.typical
+	}
+	out := maps.Clone(in.typical)
+	keys := slices.SortedFunc(maps.Keys(views), func(a, b tierNode) int { return cmp.Or(cmp.Compare(a.tier, b.tier), cmp.Compare(a.node, b.node)) })
+	r := score.Resolver{CEL: m.cel, Shapes: shapes, Table: m.table, Classes: func(name string) (*resourceapi.DeviceClass, error) {
+		if c, ok := in.classes[name]; ok {
+			return c, nil
+		}
+		return nil, fmt.Errorf("no managed DeviceClass %s", name)
+	}}
+	for tier, ps := range in.predict {
+		for _, p := range ps {
+			out[tier] = append(out[tier], predictOne(p, tier, keys, views, shapes, r))
 		}
 	}
 	return out
+}
+
+func predictOne(p prediction, tier string, keys []tierNode, views map[tierNode]*score.NodeDevices,
+	shapes []score.Shape, r score.Resolver) score.Typical {
+	demand, err := score.NewDemand([]*resourceapi.ResourceClaim{p.claim}, r)
+	if err != nil {
+		return p.fallback
+	}
+	for _, key := range keys {
+		if key.tier != tier {
+			continue
+		}
+		node := score.NodeOf(score.Host{}, views[key], shapes, nil)
+		picks, ok := score.FirstFit(node, demand.On(context.Background(), 0, 0, views[key], nil), nil)
+		if !ok || len(picks) == 0 {
+			continue
+		}
+		t := score.Typical{Num: len(picks)}
+		for _, p := range picks {
+			t.Milli = max(t.Milli, p.Take)
+		}
+		return t
+	}
+	return p.fallback
 }
 
 // tierDevices splits a node's devices by tier, each tier with the counter
@@ -107,6 +189,9 @@ func withSet(d score.Device, nd, td *score.NodeDevices, sets map[int]int) score.
 }
 
 func inUse(state *structured.AllocatedState, id structured.DeviceID) bool {
+	if state == nil {
+		return false
+	}
 	if state.AllocatedDevices.Has(id) {
 		return true
 	}
