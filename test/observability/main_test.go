@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -161,18 +162,19 @@ func startNodes(ctx context.Context, c *cluster.Cluster, bins stack.Binaries) ([
 		if !slices.Contains(simulatedNodes, s.Name) {
 			continue
 		}
-		addr, err := loopbackAddr()
-		if err != nil {
-			return nil, err
-		}
 		n, err := nodesim.Start(ctx, nodesim.Options{
 			Name: s.Name, Machine: s.Machine, MIGEnabled: s.MIGEnabled, Labels: s.Labels,
 			Kubeconfig: c.Kubeconfig(), PluginBinary: bins.Plugin, Dir: filepath.Join(env.dir, fmt.Sprintf("n%d", i)),
-			PluginArgs: append(bins.PluginArgs(), "--metrics-address="+addr), Images: bins.Images(), Log: os.Stderr,
+			PluginArgs: bins.PluginArgs(), Images: bins.Images(), Log: os.Stderr, MetricsAddress: "127.0.0.1:0",
 		})
 		if err != nil {
 			return nil, err
 		}
+		u, err := url.Parse(n.MetricsURL())
+		if err != nil {
+			return nil, err
+		}
+		addr := u.Host
 		env.nodes[s.Name], env.metrics[s.Name] = n, addr
 		env.stops = append(env.stops, n.Stop)
 		addrs = append(addrs, addr)
