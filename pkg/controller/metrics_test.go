@@ -6,9 +6,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
@@ -203,4 +209,35 @@ func TestRequestShare(t *testing.T) {
 			assert.Equal(t, tc.want, requestShare(tc.claim.Spec.Devices.Requests[0].Exactly, tc.shape))
 		})
 	}
+}
+
+// ControllerMetrics reads the informers: nothing before they synced, then
+// the claims' cost under the tenant the namespace's labels name.
+func TestControllerMetricsFromCaches(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	policy, rs, _ := metricsCluster(t)
+	policy.APIVersion, policy.Kind = v1alpha1.SchemeGroupVersion.String(), v1alpha1.TierPolicyKind
+	policy.Name = "default"
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(policy)
+	require.NoError(t, err)
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{TierPolicyResource: "TierPolicyList"}, &unstructured.Unstructured{Object: u})
+	claim := tt.MakeClaim("t1", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj()
+	claim.Status.Allocation = &resourceapi.AllocationResult{Devices: resourceapi.DeviceAllocationResult{
+		Results: []resourceapi.DeviceRequestAllocationResult{{Request: "gpu", Driver: driverName, Pool: "train", Device: "gpu-1"}},
+	}}
+	objs := []runtime.Object{claim, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "lab", Labels: map[string]string{v1alpha1.TenantLabel: "research"}}}}
+	for _, s := range rs {
+		objs = append(objs, s)
+	}
+	c := New(Config{MetricsAddr: "127.0.0.1:0"}, fake.NewClientset(objs...), dyn)
+	snap, err := c.ControllerMetrics()
+	require.NoError(t, err)
+	assert.Empty(t, snap.Nodes, "nothing before the caches synced")
+	require.NoError(t, c.startInformers(ctx))
+	snap, err = c.ControllerMetrics()
+	require.NoError(t, err)
+	assert.Len(t, snap.Nodes, 3)
+	require.Len(t, snap.Costs, 1)
+	assert.Equal(t, metrics.CostSample{Tenant: "research", Namespace: "lab", Tier: "training", DollarsPerHour: 3.5}, snap.Costs[0])
 }
