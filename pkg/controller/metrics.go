@@ -59,7 +59,7 @@ type observation struct {
 // accounting of the TierPolicy status and `tierra plan`), stranded share
 // (strandedModel), pending claims and their age, and allocated cost by
 // tenant. The typical claims stranded share is measured against are the
-// tier's claims seen, pending and allocated (see typicalOf).
+// tier's claims seen, pending and allocated (allocatedClaim, pendingClaim).
 func observeMetrics(in MetricsInput, model *strandedModel) metrics.ControllerSnapshot {
 	o := &observation{
 		in: in, idx: tslices.Index(in.Slices),
