@@ -65,6 +65,7 @@ func parse(args []string) (nodesim.Options, error) {
 	fs.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig for the node and its plugin (required)")
 	fs.StringVar(&opts.PluginBinary, "plugin-binary", "", "tierra-kubelet-plugin executable (required)")
 	fs.StringVar(&opts.Dir, "dir", "", "the node's directory: sockets, checkpoint, CDI specs, fake machine state, plugin log (required; short, for unix sockets)")
+	fs.StringVar(&opts.MetricsAddress, "metrics-address", "", "host:port where the node's plugin serves /metrics (port 0: a free port); empty: none")
 	labels := fs.String("labels", "", "Node labels, k=v,k=v")
 	pluginArgs := fs.String("plugin-args", "", "extra plugin flags, space-separated (e.g. -v=4)")
 	images := fs.String("images", "", "image=executable,...: pods whose every container image is listed run as host processes of the executable (the plugin's MPS daemon pods); others are only reported Running")
