@@ -28,6 +28,15 @@ const StatusVersion = "health.tierra.dev/v1"
 // with a health watch has run there.
 var ErrNoStatus = errors.New("no health status recorded")
 
+// ErrCorruptStatus means the state directory's health status cannot be
+// decoded or does not hold together; ErrStatusVersion that it is of a
+// version this plugin does not know. A starting plugin moves either aside
+// (QuarantineStatus) rather than restore from it.
+var (
+	ErrCorruptStatus = errors.New("corrupt health status")
+	ErrStatusVersion = errors.New("unknown health status version")
+)
+
 // State is a GPU's health as the tracker sees it.
 type State string
 
@@ -45,9 +54,13 @@ const (
 // Status is the health of a node's GPUs at one time: what the tracker
 // knows of every GPU that had an event.
 type Status struct {
-	Version string      `json:"version"`
-	Time    time.Time   `json:"time"`
-	GPUs    []GPUStatus `json:"gpus"`
+	Version string    `json:"version"`
+	Time    time.Time `json:"time"`
+	// BootID is the host's boot id when the status was recorded (empty in
+	// records of plugins that did not know it): a restart in the same boot
+	// restores the faults, a reboot (which resets the GPUs) does not.
+	BootID string      `json:"bootID,omitempty"`
+	GPUs   []GPUStatus `json:"gpus"`
 }
 
 // GPUStatus is one GPU's health, its taints and its recent events.
@@ -62,6 +75,9 @@ type GPUStatus struct {
 	// while it does not answer or has no fault).
 	QuietPeriod *metav1.Duration `json:"quietPeriod,omitempty"`
 	ClearsAt    *time.Time       `json:"clearsAt,omitempty"`
+	// FlapHistory are the times of the tainting events that damp the next
+	// quiet period (those within the flap window of the last one).
+	FlapHistory []time.Time `json:"flapHistory,omitempty"`
 	// Events are the GPU's recent events, oldest first.
 	Events []Record `json:"events,omitempty"`
 }
@@ -92,7 +108,7 @@ func (t *Tracker) Status() Status {
 	defer t.mu.Unlock()
 	s := Status{Version: StatusVersion, Time: t.clock.Now(), GPUs: make([]GPUStatus, 0, len(t.gpus))}
 	for uuid, g := range t.gpus {
-		gs := GPUStatus{UUID: uuid, State: StateHealthy, Events: slices.Clone(g.records)}
+		gs := GPUStatus{UUID: uuid, State: StateHealthy, Events: slices.Clone(g.records), FlapHistory: slices.Clone(g.history)}
 		for _, f := range g.faults {
 			gs.Faults = append(gs.Faults, Fault{Key: f.key, Value: f.value, Effect: f.effect, Placement: f.placement, Since: f.since})
 		}
@@ -146,7 +162,8 @@ func WriteStatus(dir string, s Status) (err error) {
 }
 
 // ReadStatus reads dir's StatusFile; it fails with ErrNoStatus when there
-// is none, and on a version it does not know.
+// is none, ErrStatusVersion on a version it does not know and
+// ErrCorruptStatus on one it cannot decode or that does not hold together.
 func ReadStatus(dir string) (Status, error) {
 	path := filepath.Join(dir, StatusFile)
 	data, err := os.ReadFile(path)
@@ -158,10 +175,13 @@ func ReadStatus(dir string) (Status, error) {
 	}
 	var s Status
 	if err := json.Unmarshal(data, &s); err != nil {
-		return Status{}, fmt.Errorf("decode health status %s: %w", path, err)
+		return Status{}, fmt.Errorf("%w: decode health status %s: %w", ErrCorruptStatus, path, err)
 	}
 	if s.Version != StatusVersion {
-		return Status{}, fmt.Errorf("health status %s has version %q, want %q", path, s.Version, StatusVersion)
+		return Status{}, fmt.Errorf("%w: health status %s has version %q, want %q", ErrStatusVersion, path, s.Version, StatusVersion)
+	}
+	if err := s.validate(); err != nil {
+		return Status{}, fmt.Errorf("%w: health status %s: %w", ErrCorruptStatus, path, err)
 	}
 	return s, nil
 }
