@@ -200,6 +200,7 @@ func BenchmarkCycle(b *testing.B) {
 			b.ReportMetric(float64(feasible), "feasible-nodes")
 			if with {
 				b.ReportMetric(100*float64(yieldT)/float64(filterT), "%-added")
+				b.ReportMetric(float64(yieldT.Microseconds())/float64(b.N), "yield-µs/op")
 			}
 			filterT, yieldT = 0, 0
 		})
