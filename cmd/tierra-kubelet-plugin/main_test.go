@@ -21,7 +21,7 @@ func defaults(node string) plugin.Config {
 		TierPolicy: "default", QPS: 500, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi",
 		SharingRunner: "auto", ClaimGCInterval: plugin.DefaultClaimGCInterval,
 		MPSDaemonCommand: "/usr/bin/tierra-kubelet-plugin mps-daemon", MPSDaemonPriorityClass: "system-node-critical",
-		MetricsAddress: ":8080"}
+		MetricsAddress: ":8080", ProcRoot: "/proc", IdleThreshold: 0.05, IdleWindow: 2 * time.Hour}
 }
 
 func with(c plugin.Config, edit func(*plugin.Config)) plugin.Config {
@@ -79,6 +79,20 @@ func TestParse(t *testing.T) {
 			want: with(defaults("n8"), func(c *plugin.Config) { c.MetricsAddress = "" }),
 		},
 		"bad claim GC interval": {args: []string{"--node-name=n", "--claim-gc-interval=often"}, wantErr: `--claim-gc-interval "often": want a duration`},
+		"per-pod GPU use": {
+			args: []string{"--node-name=n9", "--idle-threshold=0.1", "--idle-window=30m"},
+			env:  map[string]string{"TIERRA_PROC_ROOT": "/host/proc"},
+			want: with(defaults("n9"), func(c *plugin.Config) { c.ProcRoot, c.IdleThreshold, c.IdleWindow = "/host/proc", 0.1, 30*time.Minute }),
+		},
+		"per-pod GPU use off": {
+			args: []string{"--node-name=n10", "--proc-root="},
+			want: with(defaults("n10"), func(c *plugin.Config) { c.ProcRoot = "" }),
+		},
+		"idle threshold over 1": {args: []string{"--node-name=n", "--idle-threshold=5"}, wantErr: `--idle-threshold "5": want an SM share greater than 0 and at most 1`},
+		"idle threshold 0":      {args: []string{"--node-name=n", "--idle-threshold=0"}, wantErr: `--idle-threshold "0": want an SM share greater than 0`},
+		"idle threshold a word": {args: []string{"--node-name=n"}, env: map[string]string{"TIERRA_IDLE_THRESHOLD": "low"}, wantErr: `--idle-threshold "low"`},
+		"idle window negative":  {args: []string{"--node-name=n", "--idle-window=-1h"}, wantErr: `--idle-window "-1h": want a positive duration`},
+		"idle window a number":  {args: []string{"--node-name=n", "--idle-window=7200"}, wantErr: `--idle-window "7200": want a positive duration`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -100,7 +114,8 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	for _, s := range []string{"-node-name", "TIERRA_NODE_NAME", "-machine", "fake:<name>", "-state-dir", "-cdi-dir",
 		"-plugin-data-dir", "-registrar-dir", "-kubeconfig", "in-cluster", "-tier-policy", "-tier-policy-file", "-kube-api-qps", "-kube-api-burst",
 		"-mps-control-command", "TIERRA_MPS_CONTROL_COMMAND", "-nvidia-smi-command", "TIERRA_NVIDIA_SMI_COMMAND", "-sharing-runner", "TIERRA_SHARING_RUNNER",
-		"-mps-daemon-image", "TIERRA_MPS_DAEMON_IMAGE", "-metrics-address", "TIERRA_METRICS_ADDRESS", "-namespace", "TIERRA_NAMESPACE", "mps-daemon --help"} {
+		"-mps-daemon-image", "TIERRA_MPS_DAEMON_IMAGE", "-metrics-address", "TIERRA_METRICS_ADDRESS", "-namespace", "TIERRA_NAMESPACE", "mps-daemon --help",
+		"-proc-root", "TIERRA_PROC_ROOT", "/host/proc", "-idle-threshold", "TIERRA_IDLE_THRESHOLD", "-idle-window", "TIERRA_IDLE_WINDOW", "GPUIdle"} {
 		assert.Contains(t, out.String(), s)
 	}
 	help := out.String()

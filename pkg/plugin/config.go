@@ -17,6 +17,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
+	"github.com/tierra-gpu/tierra/pkg/usage"
 )
 
 // Defaults of Config.
@@ -41,6 +42,16 @@ const (
 	DefaultMPSDaemonPriorityClass = "system-node-critical"
 	// DefaultMetricsAddress is where the plugin's binary serves /metrics.
 	DefaultMetricsAddress = ":8080"
+	// DefaultProcRoot is where the plugin's binary reads the host's
+	// processes (their cgroups name their pods).
+	DefaultProcRoot = "/proc"
+	// DefaultIdleThreshold and DefaultIdleWindow: a claim whose GPUs all
+	// stay under 5 % SM use for 2 hours is idle.
+	DefaultIdleThreshold = usage.DefaultIdleThreshold
+	DefaultIdleWindow    = usage.DefaultIdleWindow
+	// DefaultUsageInterval is the time between two readings of the usage
+	// monitor.
+	DefaultUsageInterval = time.Minute
 )
 
 // SharingRunner says how the plugin runs the MPS control daemon and
@@ -125,6 +136,19 @@ type Config struct {
 	// MetricsAddress is where /metrics is served (host:port; port 0 picks
 	// one, Driver.MetricsAddress says which); empty serves none.
 	MetricsAddress string
+	// ProcRoot is the host's /proc as the plugin sees it (NVML reports host
+	// PIDs; each one's cgroup names its pod). Per-pod GPU use, idle and
+	// oversized claims are on when it is set and the metrics are.
+	ProcRoot string
+	// IdleThreshold is the SM share (0-1] under which a GPU counts as
+	// unused; IdleWindow how long every GPU of a claim must stay so for the
+	// claim to be idle (a Warning GPUIdle event on its pods); 0 means the
+	// defaults.
+	IdleThreshold float64
+	IdleWindow    time.Duration
+	// UsageInterval is the time between two readings of the GPU use for
+	// idle and oversized claims; 0 means DefaultUsageInterval.
+	UsageInterval time.Duration
 }
 
 // Default fills in unset fields.
@@ -154,6 +178,15 @@ func (c *Config) Default() {
 	if c.ClaimGCInterval == 0 {
 		c.ClaimGCInterval = DefaultClaimGCInterval
 	}
+	if c.IdleThreshold == 0 {
+		c.IdleThreshold = DefaultIdleThreshold
+	}
+	if c.IdleWindow == 0 {
+		c.IdleWindow = DefaultIdleWindow
+	}
+	if c.UsageInterval == 0 {
+		c.UsageInterval = DefaultUsageInterval
+	}
 }
 
 // Validate reports missing required settings.
@@ -166,6 +199,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MPSDaemonImage != "" && c.Namespace == "" {
 		return errors.New("namespace is required with --mps-daemon-image: the MPS daemon pods go there (--namespace or TIERRA_NAMESPACE)")
+	}
+	if c.IdleThreshold < 0 || c.IdleThreshold > 1 {
+		return fmt.Errorf("--idle-threshold (TIERRA_IDLE_THRESHOLD) %g: want an SM share greater than 0 and at most 1 (0.05 is 5 %%)", c.IdleThreshold)
+	}
+	if c.IdleWindow < 0 {
+		return fmt.Errorf("--idle-window (TIERRA_IDLE_WINDOW) %s: want a positive duration such as 2h", c.IdleWindow)
+	}
+	if c.UsageInterval < 0 {
+		return fmt.Errorf("usage interval %s: want a positive duration", c.UsageInterval)
 	}
 	if c.FakeMIGNodes != "" {
 		if !strings.HasPrefix(c.Machine, nvgpu.FakePrefix) {

@@ -28,32 +28,33 @@ const mpsCountTimeout = 5 * time.Second
 // extra collectors, and serves the registry on Config.MetricsAddress. A
 // plugin without either gets a nil *metrics.Plugin: every count is a no-op.
 // A metrics address that cannot be bound is logged, not fatal: the node's
-// claims matter more than its metrics.
-func (d *Driver) startMetrics(ctx context.Context, cfg Config, deps Deps) error {
+// claims matter more than its metrics. It returns the registry (nil
+// without metrics), for the collectors of per-pod use.
+func (d *Driver) startMetrics(ctx context.Context, cfg Config, deps Deps) (*prometheus.Registry, error) {
 	reg := deps.Metrics
 	if reg == nil && cfg.MetricsAddress == "" {
-		return nil
+		return nil, nil
 	}
 	if reg == nil {
 		reg = metrics.NewRegistry()
 	}
 	p := metrics.NewPlugin(nil)
 	if err := reg.Register(p); err != nil {
-		return fmt.Errorf("register the plugin's metrics: %w", err)
+		return nil, fmt.Errorf("register the plugin's metrics: %w", err)
 	}
 	for _, c := range deps.Collectors {
 		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("register a metrics collector: %w", err)
+			return nil, fmt.Errorf("register a metrics collector: %w", err)
 		}
 	}
 	d.metrics = p
 	addr, err := metrics.Serve(ctx, cfg.MetricsAddress, reg)
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Not serving metrics")
-		return nil
+		return reg, nil
 	}
 	d.metricsAddr = addr
-	return nil
+	return reg, nil
 }
 
 // MetricsAddress is the address the metrics are served on ("" when not
@@ -174,9 +175,12 @@ func deviceMode(dev checkpoint.Device) string {
 	return metrics.ModeExclusive
 }
 
-// publishedDevice is what the metrics need of a published device.
+// publishedDevice is what the metrics need of a published device; cost is
+// its costPerHour in micro-dollars (0 for a shared device, whose claims pay
+// for the compute they consume).
 type publishedDevice struct {
 	mode, tier, gpu string
+	cost            int64
 }
 
 // indexDevices maps each published device, by pool and name, to its mode
@@ -186,8 +190,12 @@ func indexDevices(resources resourceslice.DriverResources) map[[2]string]publish
 	for pool, p := range resources.Pools {
 		for _, s := range p.Slices {
 			for _, dev := range s.Devices {
-				out[[2]string{pool, dev.Name}] = publishedDevice{mode: publishedMode(dev),
+				pd := publishedDevice{mode: publishedMode(dev),
 					tier: tslices.StringAttribute(dev, tslices.AttrTier), gpu: tslices.DeviceGPU(dev)}
+				if dev.AllowMultipleAllocations == nil || !*dev.AllowMultipleAllocations {
+					pd.cost, _ = tslices.IntAttribute(dev, tslices.AttrCostPerHour)
+				}
+				out[[2]string{pool, dev.Name}] = pd
 			}
 		}
 	}

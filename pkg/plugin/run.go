@@ -114,7 +114,8 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 			finalErr = errors.Join(finalErr, d.Stop())
 		}
 	}()
-	if err := d.startMetrics(ctx, cfg, deps); err != nil {
+	reg, err := d.startMetrics(ctx, cfg, deps)
+	if err != nil {
 		return nil, err
 	}
 	node, err := deps.Client.CoreV1().Nodes().Get(ctx, cfg.NodeName, metav1.GetOptions{})
@@ -157,6 +158,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 	}
 	d.metrics.SetState(d.metricsState(cfg.NodeName, sharer))
 	d.pub.prep = d.prep
+	d.restoreHealth(ctx, cfg.StateDir, deps.Client, node, machine)
 	if err := d.serve(ctx, cfg, deps.Client, d.pub.tainted(ctx, resources)); err != nil {
 		return nil, err
 	}
@@ -165,6 +167,10 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 		return nil, err
 	}
 	d.startClaimGC(ctx, cfg, deps, node)
+	if err := d.startUsage(ctx, usageInput{cfg: cfg, reg: reg, gpus: gpus, client: deps.Client, clock: deps.Clock,
+		policy: policy, node: node, machine: machine}); err != nil {
+		return nil, err
+	}
 	logger.Info("Kubelet plugin started", "gpus", len(machine.GPUs), "tierPolicy", policy.Name)
 	return d, nil
 }
