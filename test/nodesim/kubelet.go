@@ -47,6 +47,7 @@ func startKubelet(ctx context.Context, n *Node) (*kubelet, error) {
 	k.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: n.client.CoreV1().Events("")})
 	recorder := k.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: n.opts.Name})
 	k.pods = newPodWorker(n.client, n.opts.Name, mgr, recorder, newContainers(n.opts.Images, n.opts.Dir, n.opts.Log))
+	k.pods.gpu = newGPUProcesses(n.paths.fakeProcesses, n.paths.fakeProc, n.MetricsURL())
 	ready := config.NewSourcesReady(func(sets.Set[string]) bool { return k.pods.synced() })
 	getNode := func(ctx context.Context) (*corev1.Node, error) {
 		return n.client.CoreV1().Nodes().Get(ctx, n.opts.Name, metav1.GetOptions{})

@@ -98,6 +98,11 @@ type paths struct {
 	fakeState string // the fake machine's hardware
 	faults    string // where InjectFault drops faults for the fake machine
 	pluginLog string
+	// fakeProcesses lists the fake GPU processes of the node's pods
+	// (nvgpu.FakeProcessesEnv); fakeProc is the /proc the plugin reads
+	// their cgroups from (--proc-root).
+	fakeProcesses string
+	fakeProc      string
 }
 
 func newPaths(dir string) paths {
@@ -110,11 +115,14 @@ func newPaths(dir string) paths {
 		fakeState: filepath.Join(dir, "fake-machine.json"),
 		faults:    filepath.Join(dir, "faults"),
 		pluginLog: filepath.Join(dir, "plugin.log"),
+
+		fakeProcesses: filepath.Join(dir, "gpu-processes.json"),
+		fakeProc:      filepath.Join(dir, "proc"),
 	}
 }
 
 func (p paths) create() error {
-	for _, d := range []string{p.registry, p.pluginDir, p.cdi, p.state, p.kubelet, p.faults} {
+	for _, d := range []string{p.registry, p.pluginDir, p.cdi, p.state, p.kubelet, p.faults, p.fakeProc} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}

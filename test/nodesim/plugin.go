@@ -29,13 +29,15 @@ func (n *Node) pluginCommand() *exec.Cmd {
 		"--state-dir=" + p.state, "--cdi-dir=" + p.cdi,
 		"--plugin-data-dir=" + p.pluginDir, "--registrar-dir=" + p.registry,
 		"--kubeconfig=" + n.opts.Kubeconfig, "--metrics-address=" + n.opts.MetricsAddress,
+		"--proc-root=" + p.fakeProc,
 	}, n.opts.PluginArgs...)
 	if n.opts.MIGEnabled {
 		// The plugin's own demo switch: MIG on for this node's fake GPUs.
 		args = append(args, "--fake-mig-nodes="+corev1.LabelHostname+"="+n.opts.Name)
 	}
 	cmd := exec.Command(n.opts.PluginBinary, args...)
-	cmd.Env = append(os.Environ(), nvgpu.FakeStateEnv+"="+p.fakeState, nvgpu.FakeFaultsEnv+"="+p.faults)
+	cmd.Env = append(os.Environ(), nvgpu.FakeStateEnv+"="+p.fakeState, nvgpu.FakeFaultsEnv+"="+p.faults,
+		nvgpu.FakeProcessesEnv+"="+p.fakeProcesses)
 	return cmd
 }
 

@@ -27,6 +27,8 @@ const (
 	ReasonFailedPrepare   = "FailedPrepareDynamicResources"
 	ReasonFailedUnprepare = "FailedUnprepareDynamicResources"
 	ReasonPrepared        = "DynamicResourcesPrepared"
+	// ReasonFailedGPUUse: the pod's GPUUseAnnotation could not be acted on.
+	ReasonFailedGPUUse = "FailedGPUUse"
 )
 
 // podWorkers is how many pods are synced at once.
@@ -42,6 +44,8 @@ type podWorker struct {
 	informer cache.SharedIndexInformer
 	queue    workqueue.TypedRateLimitingInterface[types.UID]
 	procs    *containers
+	// gpu runs the fake GPU processes of pods with GPUUseAnnotation.
+	gpu *gpuProcesses
 
 	mu   sync.Mutex
 	pods map[types.UID]*podEntry
@@ -168,6 +172,7 @@ func (w *podWorker) sync(ctx context.Context, uid types.UID) error {
 	case gone:
 		// Deleted behind our back (grace period 0): unprepare, then forget.
 		w.procs.stop(uid)
+		w.stopGPU(ctx, pod)
 		if err := w.unprepare(ctx, pod); err != nil {
 			return err
 		}
@@ -226,7 +231,30 @@ func (w *podWorker) run(ctx context.Context, pod *corev1.Pod) error {
 		e.prepared = true
 	}
 	w.mu.Unlock()
+	w.startGPU(ctx, pod)
 	return nil
+}
+
+// startGPU runs the pod's fake GPU processes (GPUUseAnnotation). A failure
+// is a Warning event on the pod, which runs on without them.
+func (w *podWorker) startGPU(ctx context.Context, pod *corev1.Pod) {
+	if w.gpu == nil {
+		return
+	}
+	if err := w.gpu.start(ctx, pod); err != nil {
+		klog.FromContext(ctx).Error(err, "Fake GPU processes not started", "pod", klog.KObj(pod))
+		w.recorder.Event(pod, corev1.EventTypeWarning, ReasonFailedGPUUse, err.Error())
+	}
+}
+
+// stopGPU ends the pod's fake GPU processes.
+func (w *podWorker) stopGPU(ctx context.Context, pod *corev1.Pod) {
+	if w.gpu == nil {
+		return
+	}
+	if err := w.gpu.stop(pod.UID); err != nil {
+		klog.FromContext(ctx).Error(err, "Fake GPU processes not stopped", "pod", klog.KObj(pod))
+	}
 }
 
 // cdiDevices are the CDI device IDs the runtime would inject, per container.
@@ -251,6 +279,7 @@ func (w *podWorker) cdiDevices(pod *corev1.Pod) []string {
 // as the kubelet does once its containers have stopped.
 func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod) error {
 	w.procs.stop(pod.UID)
+	w.stopGPU(ctx, pod)
 	if err := w.unprepare(ctx, pod); err != nil {
 		w.recorder.Event(pod, corev1.EventTypeWarning, ReasonFailedUnprepare, err.Error())
 		return err
