@@ -99,6 +99,33 @@ func TestChartMetricsPortsAndServices(t *testing.T) {
 	}
 }
 
+// TestChartPodGPUUse: per-pod GPU use reads the host's processes, so the
+// real-GPU plugin (privileged anyway) shares the host's PID namespace; a
+// fake machine's unprivileged plugin never does, and with the feature or
+// the metrics off the plugin gets no proc root.
+func TestChartPodGPUUse(t *testing.T) {
+	c := newChart(t)
+	tests := map[string]struct {
+		set          []string
+		wantHostPID  bool
+		wantProcRoot string
+	}{
+		"real GPUs":    {wantHostPID: true, wantProcRoot: "/proc"},
+		"fake machine": {set: []string{"plugin.machine=fake:dgxh200"}, wantProcRoot: "/proc"},
+		"off":          {set: []string{"metrics.podGPUUse=false"}},
+		"no metrics":   {set: []string{"metrics.enabled=false"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			out, err := c.template(tc.set...)
+			require.NoError(t, err)
+			_, plugin := metricsWorkloads(t, decode(t, out))
+			assert.Equal(t, tc.wantHostPID, plugin.Spec.HostPID)
+			assert.Equal(t, tc.wantProcRoot, envValue(plugin.Spec.Containers[0], "TIERRA_PROC_ROOT"))
+		})
+	}
+}
+
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
