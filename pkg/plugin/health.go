@@ -2,13 +2,16 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
 	"k8s.io/dynamic-resource-allocation/resourceslice"
 	"k8s.io/klog/v2"
@@ -44,8 +47,9 @@ type healthMonitor struct {
 	// changed is closed and replaced whenever health may have changed.
 	changed chan struct{}
 	// statusDir gets the tracker's health.Status (health.StatusFile) on
-	// every event and every change of taints, for tierra inspect.
-	statusDir string
+	// every event and every change of taints, for tierra inspect and the
+	// next start (restoreHealth), under bootID.
+	statusDir, bootID string
 }
 
 // state returns the tracker (nil before run) and the channel closed at the
@@ -68,17 +72,78 @@ func (m *healthMonitor) notify() {
 	m.changed = make(chan struct{})
 }
 
-// startHealth makes the tracker the publisher taints by and runs the loop
-// over events until they close; the loop records the health in statusDir.
-// clk is not Deps.Clock: that one is the claim pass's alone (its tests wait
-// for its only timer).
-func (d *Driver) startHealth(ctx context.Context, clk clock.Clock, events <-chan nvgpu.Event, statusDir string) {
+// ReasonHealthRecordQuarantined is the reason of the Node event that says
+// the health record (health.StatusFile) could not be restored from and was
+// moved aside at start.
+const ReasonHealthRecordQuarantined = "HealthRecordQuarantined"
+
+// restoreHealth makes the tracker the publisher taints by, before the first
+// publish, with what the previous plugin recorded in stateDir restored into
+// it: a restart (or crash) keeps every GPU's taints, quiet period and clear
+// time. A record of another boot restores no fault (a reboot resets the
+// GPUs); a record without a boot id (or a boot id not known) is taken as
+// this boot's, since keeping a taint a quiet period too long costs less
+// than placing pods on a GPU that just faulted. A record that cannot be
+// used is moved aside, with a log line and a Node event; health starts
+// empty then.
+func (d *Driver) restoreHealth(ctx context.Context, stateDir string, client kubernetes.Interface, node *corev1.Node, machine inventory.Machine) {
+	logger := klog.FromContext(ctx)
+	clk := clock.RealClock{}
 	d.pub.mu.Lock()
 	tracker := health.NewTracker(clk, d.pub.policy.Spec.Health)
 	d.pub.health = tracker
 	d.pub.mu.Unlock()
+	bootID := ""
+	if d.store != nil {
+		bootID = d.store.BootID()
+	}
 	d.health.mu.Lock()
-	d.health.tracker, d.health.clock, d.health.statusDir = tracker, clk, statusDir
+	d.health.clock, d.health.statusDir, d.health.bootID = clk, stateDir, bootID
+	d.health.mu.Unlock()
+	if stateDir == "" {
+		return
+	}
+	rec, quarantined, err := health.LoadStatus(stateDir, clk.Now())
+	switch {
+	case quarantined != "":
+		logger.Error(err, "Moved aside a GPU health record that cannot be restored; GPU health starts empty", "quarantinedAs", quarantined)
+		nodeEvent(ctx, client, node, corev1.EventTypeWarning, ReasonHealthRecordQuarantined,
+			fmt.Sprintf("Moved aside a GPU health record that cannot be restored as %s (%v); taints recorded before the restart are lost", quarantined, err))
+		return
+	case errors.Is(err, health.ErrNoStatus):
+		return
+	case err != nil:
+		logger.Error(err, "Not restoring GPU health; it starts empty")
+		return
+	}
+	present := make([]string, 0, len(machine.GPUs))
+	for _, g := range machine.GPUs {
+		present = append(present, g.UUID)
+	}
+	rebooted := rec.BootID != "" && bootID != "" && rec.BootID != bootID
+	restored := tracker.Restore(rec, health.RestoreOptions{Present: present, Rebooted: rebooted})
+	expired := tracker.Expire()
+	logger.Info("Restored GPU health recorded before the restart", "recordedAt", rec.Time, "rebooted", rebooted,
+		"tainted", restored.Tainted, "lost", restored.Lost, "resetByReboot", restored.Reset, "clearedSince", expired)
+}
+
+// startHealth runs the loop over events until they close (nil: there is no
+// event watch, only the restored taints to clear); the loop records the
+// health in the state directory. Only with events do the kubelet's health
+// streams see the tracker. The tracker's clock is not Deps.Clock: that one
+// is the claim pass's alone (its tests wait for its only timer).
+func (d *Driver) startHealth(ctx context.Context, events <-chan nvgpu.Event) {
+	d.pub.mu.Lock()
+	tracker := d.pub.health
+	d.pub.mu.Unlock()
+	if events == nil && len(tracker.Faulty()) == 0 {
+		return
+	}
+	d.health.mu.Lock()
+	clk := d.health.clock
+	if events != nil {
+		d.health.tracker = tracker
+	}
 	d.health.mu.Unlock()
 	d.health.notify()
 	d.recordHealth(ctx, tracker)
@@ -94,6 +159,8 @@ func (d *Driver) healthLoop(ctx context.Context, tracker *health.Tracker, clk cl
 	defer probe.Stop()
 	for {
 		select {
+		case <-ctx.Done():
+			return
 		case ev, open := <-events:
 			if !open {
 				return
@@ -165,12 +232,15 @@ func (d *Driver) observe(ctx context.Context, tracker *health.Tracker, ev nvgpu.
 }
 
 // recordHealth writes the tracker's status to the state directory, where
-// tierra inspect reads it; a failure is logged, health goes on.
+// tierra inspect and the next start read it; a failure is logged, health
+// goes on.
 func (d *Driver) recordHealth(ctx context.Context, tracker *health.Tracker) {
 	if d.health.statusDir == "" {
 		return
 	}
-	if err := health.WriteStatus(d.health.statusDir, tracker.Status()); err != nil {
+	s := tracker.Status()
+	s.BootID = d.health.bootID
+	if err := health.WriteStatus(d.health.statusDir, s); err != nil {
 		klog.FromContext(ctx).Error(err, "Recording GPU health for tierra inspect", "dir", d.health.statusDir)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
@@ -49,7 +48,7 @@ func (d *Driver) watch(ctx context.Context, cfg Config, deps Deps, policyFromAPI
 		policies.Start(ctx.Done())
 		d.stops = append(d.stops, policies.Shutdown)
 	}
-	return d.watchHardware(ctx, cfg.StateDir)
+	return d.watchHardware(ctx)
 }
 
 func (d *Driver) nodeChanged(ctx context.Context, name string, obj any) {
@@ -81,9 +80,12 @@ func (d *Driver) policyChanged(ctx context.Context, name string, obj any) {
 // then publishes the GPUs that are left) and when an event's classification
 // taints devices, or their quiet period clears them. NVML has no event for
 // a MIG mode change: that takes a GPU reset, which loses the GPU first.
-func (d *Driver) watchHardware(ctx context.Context, stateDir string) error {
+// Without an event watch the health loop still runs, to clear the taints
+// restored from before a restart when their time comes.
+func (d *Driver) watchHardware(ctx context.Context) error {
 	w, ok := d.pub.gpus.(nvgpu.EventWatcher)
 	if !ok {
+		d.startHealth(ctx, nil)
 		return nil
 	}
 	events, err := w.Events(ctx)
@@ -91,8 +93,9 @@ func (d *Driver) watchHardware(ctx context.Context, stateDir string) error {
 		// Not fatal: the node is served; only republishing on hardware
 		// changes is lost.
 		klog.FromContext(ctx).Error(err, "Not watching GPU events")
+		d.startHealth(ctx, nil)
 		return nil
 	}
-	d.startHealth(ctx, clock.RealClock{}, events, stateDir)
+	d.startHealth(ctx, events)
 	return nil
 }
