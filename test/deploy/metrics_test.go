@@ -99,20 +99,19 @@ func TestChartMetricsPortsAndServices(t *testing.T) {
 	}
 }
 
-// TestChartPodGPUUse: per-pod GPU use reads the host's processes, so the
-// real-GPU plugin (privileged anyway) shares the host's PID namespace; a
-// fake machine's unprivileged plugin never does, and with the feature or
-// the metrics off the plugin gets no proc root.
+// TestChartPodGPUUse: per-pod GPU use reads the host's processes through
+// the host's /proc, mounted read-only at /host/proc (the plugin's proc
+// root), never through hostPID; with the feature or the metrics off the
+// plugin gets neither the mount nor a proc root.
 func TestChartPodGPUUse(t *testing.T) {
 	c := newChart(t)
 	tests := map[string]struct {
 		set          []string
-		wantHostPID  bool
 		wantProcRoot string
 	}{
-		"real GPUs":    {wantHostPID: true, wantProcRoot: "/proc"},
-		"fake machine": {set: []string{"plugin.machine=fake:dgxh200"}, wantProcRoot: "/proc"},
-		"off":          {set: []string{"metrics.podGPUUse=false"}},
+		"real GPUs":    {wantProcRoot: "/host/proc"},
+		"fake machine": {set: []string{"plugin.machine=fake:dgxh200"}, wantProcRoot: "/host/proc"},
+		"off":          {set: []string{"plugin.podUsage.enabled=false"}},
 		"no metrics":   {set: []string{"metrics.enabled=false"}},
 	}
 	for name, tc := range tests {
@@ -120,10 +119,25 @@ func TestChartPodGPUUse(t *testing.T) {
 			out, err := c.template(tc.set...)
 			require.NoError(t, err)
 			_, plugin := metricsWorkloads(t, decode(t, out))
-			assert.Equal(t, tc.wantHostPID, plugin.Spec.HostPID)
-			assert.Equal(t, tc.wantProcRoot, envValue(plugin.Spec.Containers[0], "TIERRA_PROC_ROOT"))
+			assert.False(t, plugin.Spec.HostPID)
+			ctr := plugin.Spec.Containers[0]
+			assert.Equal(t, tc.wantProcRoot, envValue(ctr, "TIERRA_PROC_ROOT"))
+			var mounted bool
+			for _, m := range ctr.VolumeMounts {
+				if m.MountPath == "/host/proc" {
+					mounted = true
+					assert.True(t, m.ReadOnly, "the host's /proc is mounted read-only")
+				}
+			}
+			assert.Equal(t, tc.wantProcRoot != "", mounted, "the host's /proc mounted")
+			if tc.wantProcRoot != "" {
+				assert.Equal(t, "0.05", envValue(ctr, "TIERRA_IDLE_THRESHOLD"))
+				assert.Equal(t, "2h", envValue(ctr, "TIERRA_IDLE_WINDOW"))
+			}
 		})
 	}
+	_, err := c.template("plugin.podUsage.idleThreshold=1.5")
+	assert.ErrorContains(t, err, "idleThreshold", "the schema bounds the threshold")
 }
 
 func jsonString(v any) string {
