@@ -34,42 +34,59 @@ type sliceWrite struct {
 	found  bool
 }
 
-// recordSliceWrites records every create and update of a ResourceSlice
-// from now on, with the taints of device.
-func (h *harness) recordSliceWrites(device string) func() []sliceWrite {
-	var mu sync.Mutex
-	var writes []sliceWrite
-	h.client.PrependReactor("*", "resourceslices", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		var obj runtime.Object
-		switch a := action.(type) {
-		case k8stesting.CreateAction:
-			obj = a.GetObject()
-		case k8stesting.UpdateAction:
-			obj = a.GetObject()
-		}
-		s, ok := obj.(*resourceapi.ResourceSlice)
-		if !ok {
-			return false, nil, nil
-		}
-		w := sliceWrite{at: time.Now()}
-		for _, d := range s.Spec.Devices {
-			if d.Name == device {
-				w.found = true
-				for _, taint := range d.Taints {
-					w.taints = append(w.taints, taint.Key+"="+taint.Value+":"+string(taint.Effect))
-				}
+// sliceLog is every create and update of a ResourceSlice, with the taints of
+// one device.
+type sliceLog struct {
+	device string
+	mu     sync.Mutex
+	writes []sliceWrite
+}
+
+// recordSliceWrites has the harness's client log its ResourceSlice writes
+// into l: a reactor added before the plugin starts (adding one later races
+// with the client's use).
+func recordSliceWrites(l *sliceLog) func(*harness) {
+	return func(h *harness) { h.client.PrependReactor("*", "resourceslices", l.react) }
+}
+
+func (l *sliceLog) react(action k8stesting.Action) (bool, runtime.Object, error) {
+	var obj runtime.Object
+	switch a := action.(type) {
+	case k8stesting.CreateAction:
+		obj = a.GetObject()
+	case k8stesting.UpdateAction:
+		obj = a.GetObject()
+	}
+	s, ok := obj.(*resourceapi.ResourceSlice)
+	if !ok {
+		return false, nil, nil
+	}
+	w := sliceWrite{at: time.Now()}
+	for _, d := range s.Spec.Devices {
+		if d.Name == l.device {
+			w.found = true
+			for _, taint := range d.Taints {
+				w.taints = append(w.taints, taint.Key+"="+taint.Value+":"+string(taint.Effect))
 			}
 		}
-		mu.Lock()
-		writes = append(writes, w)
-		mu.Unlock()
-		return false, nil, nil
-	})
-	return func() []sliceWrite {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]sliceWrite(nil), writes...)
 	}
+	l.mu.Lock()
+	l.writes = append(l.writes, w)
+	l.mu.Unlock()
+	return false, nil, nil
+}
+
+// since is the writes from at on.
+func (l *sliceLog) since(at time.Time) []sliceWrite {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []sliceWrite
+	for _, w := range l.writes {
+		if !w.at.Before(at) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // A plugin restarted after XID 79 on GPU 2 publishes GPU 2 tainted from its
@@ -78,7 +95,8 @@ func (h *harness) recordSliceWrites(device string) func() []sliceWrite {
 func TestRestartKeepsXIDTaintUntilItsClearTime(t *testing.T) {
 	p := v1alpha1.DefaultTierPolicy()
 	p.Spec.Health = &v1alpha1.HealthPolicy{QuietPeriod: &metav1.Duration{Duration: restartQuiet}}
-	h := startPlugin(t, v1alpha1.TierTraining, withPolicy(p))
+	writes := &sliceLog{device: "gpu-2"}
+	h := startPlugin(t, v1alpha1.TierTraining, withPolicy(p), recordSliceWrites(writes))
 	require.Eventually(t, func() bool { return h.gpus.OpenEventSets() > 0 }, 10*time.Second, 20*time.Millisecond)
 	claim := h.claim(t, tt.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj(),
 		func(r *resourceapi.AllocationResult) { r.Devices.Results[0].Device = "gpu-2" })
@@ -99,7 +117,7 @@ func TestRestartKeepsXIDTaintUntilItsClearTime(t *testing.T) {
 		return true
 	}, 2*time.Second, 10*time.Millisecond, "the first plugin records the clear time")
 
-	writes := h.recordSliceWrites("gpu-2")
+	stopped := time.Now()
 	h.restart(t)
 	restarted := time.Now()
 	require.Less(t, restarted, clearsAt.Add(-time.Second), "the restart took too long for this test")
@@ -110,7 +128,7 @@ func TestRestartKeepsXIDTaintUntilItsClearTime(t *testing.T) {
 	cleared := time.Now()
 	assert.GreaterOrEqual(t, cleared, clearsAt, "not before the recorded clear time")
 	assert.Less(t, cleared.Sub(clearsAt), time.Second, "at the recorded clear time, not a quiet period after the restart")
-	for _, w := range writes() {
+	for _, w := range writes.since(stopped) {
 		if w.found && w.at.Before(clearsAt) {
 			assert.Equal(t, want["gpu-2"], w.taints, "every write before the clear time carries the taint (at %s)", w.at.Sub(restarted))
 		}
@@ -119,7 +137,8 @@ func TestRestartKeepsXIDTaintUntilItsClearTime(t *testing.T) {
 
 // A record of another boot restores no fault: the reboot reset the GPU.
 func TestRestartAfterRebootDropsRecordedTaints(t *testing.T) {
-	h := startPlugin(t, v1alpha1.TierTraining, withPolicy(quickHealthPolicy()))
+	writes := &sliceLog{device: "gpu-2"}
+	h := startPlugin(t, v1alpha1.TierTraining, withPolicy(quickHealthPolicy()), recordSliceWrites(writes))
 	require.Eventually(t, func() bool { return h.gpus.OpenEventSets() > 0 }, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, h.gpus.InjectXID(2, 79))
 	require.Eventually(t, func() bool {
@@ -127,12 +146,13 @@ func TestRestartAfterRebootDropsRecordedTaints(t *testing.T) {
 		return err == nil && len(s.GPUs) == 1 && s.GPUs[0].State == health.StateTainted && s.BootID == "boot-1"
 	}, 2*time.Second, 10*time.Millisecond, "recorded tainted, under the boot id")
 
-	writes := h.recordSliceWrites("gpu-2")
 	h.cfg.BootID = "boot-2"
+	stopped := time.Now()
 	h.restart(t)
 	require.Eventually(t, func() bool { return len(h.taintsOf(t)) == 0 }, 2*time.Second, 10*time.Millisecond)
-	require.NotEmpty(t, writes())
-	assert.Empty(t, writes()[0].taints, "the first write after the reboot is untainted")
+	after := writes.since(stopped)
+	require.NotEmpty(t, after)
+	assert.Empty(t, after[0].taints, "the first write after the reboot is untainted")
 	s, err := health.ReadStatus(h.cfg.StateDir)
 	require.NoError(t, err)
 	assert.Equal(t, "boot-2", s.BootID)

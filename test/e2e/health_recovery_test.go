@@ -202,3 +202,45 @@ func TestHealthFlappingGPUStaysTaintedLonger(t *testing.T) {
 	t.Logf("quiet period %s: first fault cleared after %s; refault %s after that clear, cleared after %s (damped to %s)",
 		quiet, first.Round(time.Millisecond), f2.Sub(c1).Round(time.Millisecond), second.Round(time.Millisecond), 2*quiet)
 }
+
+// A plugin killed right after XID 79 on a GPU (nodesim restarts it, as a
+// crash and the DaemonSet would) publishes the GPU still tainted, and the
+// taint clears at the time the first plugin recorded, a quiet period after
+// the fault, with no new event: health survives the restart.
+func TestHealthTaintSurvivesPluginRestart(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	const index, quiet = 1, 6 * time.Second
+	healthScenario(ctx, t, recoveryNode, index, map[string]string{"quietPeriod": quiet.String()}, 2*quiet+10*time.Second)
+	devs := gpuDevices(ctx, t, recoveryNode, index)
+	require.NotEmpty(t, devs)
+	uuid := tslices.DeviceGPU(devs[0])
+	waitGPU(ctx, t, recoveryNode, index, 2*time.Second, "healthy before the fault", untainted)
+
+	faultAt := time.Now()
+	require.NoError(t, env.nodes[recoveryNode].InjectFault(nvgpu.FakeFault{GPU: index, Kind: nvgpu.FaultXID, XID: 79}))
+	waitGPU(ctx, t, recoveryNode, index, 2*time.Second, "tainted xid=79", allTainted(health.XIDTaintKey))
+	before := waitRecorded(t, recoveryNode, uuid, health.StateTainted)
+	require.NotNil(t, before.ClearsAt, "recorded: %+v", before)
+	clearsAt := *before.ClearsAt
+
+	restartAt := time.Now()
+	require.NoError(t, env.nodes[recoveryNode].RestartPlugin(ctx))
+	restartedAt := time.Now()
+	require.Less(t, restartedAt, clearsAt.Add(-time.Second), "the restart took too long for this test")
+	// Tainted right after the restart and at every look until just before
+	// the recorded clear time.
+	for time.Until(clearsAt) > 300*time.Millisecond {
+		require.True(t, allTainted(health.XIDTaintKey)(gpuDevices(ctx, t, recoveryNode, index)),
+			"GPU %d untainted %s after the restart, %s before its recorded clear time", index,
+			time.Since(restartedAt).Round(time.Millisecond), time.Until(clearsAt).Round(time.Millisecond))
+		time.Sleep(50 * time.Millisecond)
+	}
+	clearedAt := waitGPU(ctx, t, recoveryNode, index, time.Until(clearsAt)+recoveryLate, "untainted at the recorded clear time", untainted)
+	assert.False(t, clearedAt.Before(clearsAt), "not before the recorded clear time")
+	assert.Less(t, clearedAt.Sub(clearsAt), recoveryLate, "at the recorded clear time, not a quiet period after the restart")
+	after := waitRecorded(t, recoveryNode, uuid, health.StateHealthy)
+	assert.Equal(t, before.Events, after.Events, "the events recorded before the restart are kept, and no new one came")
+	t.Logf("XID 79 on GPU %d: plugin restarted %s after the fault in %s, still tainted; cleared %s after the fault (quiet period %s, %s after the recorded time)",
+		index, restartAt.Sub(faultAt).Round(time.Millisecond), restartedAt.Sub(restartAt).Round(time.Millisecond),
+		clearedAt.Sub(faultAt).Round(time.Millisecond), quiet, clearedAt.Sub(clearsAt).Round(time.Millisecond))
+}
