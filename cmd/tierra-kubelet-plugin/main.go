@@ -73,9 +73,10 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	str(&cfg.Namespace, "namespace", "TIERRA_NAMESPACE", "", "the plugin's namespace (downward API): where the MPS daemon pods go")
 	str(&cfg.MetricsAddress, "metrics-address", "TIERRA_METRICS_ADDRESS", plugin.DefaultMetricsAddress, "host:port of the Prometheus /metrics endpoint (requests, errors, prepared devices, GPU health, claim-device info); empty serves none")
 	str(&cfg.ProcRoot, "proc-root", "TIERRA_PROC_ROOT", plugin.DefaultProcRoot, "the host's /proc as the plugin sees it (e.g. /host/proc, mounted read-only): NVML reports host PIDs, whose cgroups name their pods; per-pod GPU use and idle/oversized claims need it and the metrics; empty turns them off")
-	var idleS, idleWindowS string
+	var idleS, idleWindowS, usageS string
 	str(&idleS, "idle-threshold", "TIERRA_IDLE_THRESHOLD", strconv.FormatFloat(plugin.DefaultIdleThreshold, 'g', -1, 64), "SM share (above 0, at most 1) under which a GPU counts as unused; a claim whose GPUs all stay under it for --idle-window is idle (metric, and a Warning GPUIdle event on its pods)")
 	str(&idleWindowS, "idle-window", "TIERRA_IDLE_WINDOW", plugin.DefaultIdleWindow.String(), "how long a claim's GPUs must stay under --idle-threshold for the claim to be idle; also how long a claim is watched before a smaller device is suggested (a Normal GPUOversized event)")
+	str(&usageS, "usage-interval", "TIERRA_USAGE_INTERVAL", plugin.DefaultUsageInterval.String(), "time between two readings of the GPUs' per-process use for idle and oversized claims")
 	var runnerS string
 	str(&runnerS, "sharing-runner", "TIERRA_SHARING_RUNNER", string(plugin.SharingRunnerAuto), `how the MPS and nvidia-smi commands run: "auto" records them without running on a fake machine and runs them otherwise, "exec" always runs them, "fake" never does`)
 	str(&cfg.FakeMIGNodes, "fake-mig-nodes", "TIERRA_FAKE_MIG_NODES", "", `DEMO ONLY, fake machines only: a label selector (e.g. tierra.dev/tier=inference); on a node it matches, the fake GPUs are put into MIG mode at start, as an admin would on an inference node`)
@@ -116,6 +117,9 @@ func parse(args []string, getenv func(string) string, out io.Writer) (plugin.Con
 	}
 	if cfg.IdleWindow, err = time.ParseDuration(idleWindowS); err != nil || cfg.IdleWindow <= 0 {
 		return cfg, fmt.Errorf("--idle-window %q: want a positive duration such as 2h", idleWindowS)
+	}
+	if cfg.UsageInterval, err = time.ParseDuration(usageS); err != nil || cfg.UsageInterval <= 0 {
+		return cfg, fmt.Errorf("--usage-interval %q: want a positive duration such as 1m", usageS)
 	}
 	return cfg, cfg.Validate()
 }

@@ -21,7 +21,7 @@ func defaults(node string) plugin.Config {
 		TierPolicy: "default", QPS: 500, Burst: 1000, MPSControlCommand: "nvidia-cuda-mps-control", NvidiaSMICommand: "nvidia-smi",
 		SharingRunner: "auto", ClaimGCInterval: plugin.DefaultClaimGCInterval,
 		MPSDaemonCommand: "/usr/bin/tierra-kubelet-plugin mps-daemon", MPSDaemonPriorityClass: "system-node-critical",
-		MetricsAddress: ":8080", ProcRoot: "/proc", IdleThreshold: 0.05, IdleWindow: 2 * time.Hour}
+		MetricsAddress: ":8080", ProcRoot: "/proc", IdleThreshold: 0.05, IdleWindow: 2 * time.Hour, UsageInterval: time.Minute}
 }
 
 func with(c plugin.Config, edit func(*plugin.Config)) plugin.Config {
@@ -80,9 +80,11 @@ func TestParse(t *testing.T) {
 		},
 		"bad claim GC interval": {args: []string{"--node-name=n", "--claim-gc-interval=often"}, wantErr: `--claim-gc-interval "often": want a duration`},
 		"per-pod GPU use": {
-			args: []string{"--node-name=n9", "--idle-threshold=0.1", "--idle-window=30m"},
+			args: []string{"--node-name=n9", "--idle-threshold=0.1", "--idle-window=30m", "--usage-interval=10s"},
 			env:  map[string]string{"TIERRA_PROC_ROOT": "/host/proc"},
-			want: with(defaults("n9"), func(c *plugin.Config) { c.ProcRoot, c.IdleThreshold, c.IdleWindow = "/host/proc", 0.1, 30*time.Minute }),
+			want: with(defaults("n9"), func(c *plugin.Config) {
+				c.ProcRoot, c.IdleThreshold, c.IdleWindow, c.UsageInterval = "/host/proc", 0.1, 30*time.Minute, 10*time.Second
+			}),
 		},
 		"per-pod GPU use off": {
 			args: []string{"--node-name=n10", "--proc-root="},
@@ -92,6 +94,7 @@ func TestParse(t *testing.T) {
 		"idle threshold 0":      {args: []string{"--node-name=n", "--idle-threshold=0"}, wantErr: `--idle-threshold "0": want an SM share greater than 0`},
 		"idle threshold a word": {args: []string{"--node-name=n"}, env: map[string]string{"TIERRA_IDLE_THRESHOLD": "low"}, wantErr: `--idle-threshold "low"`},
 		"idle window negative":  {args: []string{"--node-name=n", "--idle-window=-1h"}, wantErr: `--idle-window "-1h": want a positive duration`},
+		"usage interval zero":   {args: []string{"--node-name=n", "--usage-interval=0s"}, wantErr: `--usage-interval "0s": want a positive duration`},
 		"idle window a number":  {args: []string{"--node-name=n", "--idle-window=7200"}, wantErr: `--idle-window "7200": want a positive duration`},
 	}
 	for name, tc := range tests {
