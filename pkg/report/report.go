@@ -222,7 +222,7 @@ func claimFacts(facts map[string]*claim, s Sample) {
 func (f *claim) peaks() string {
 	var parts []string
 	if f.hasMem {
-		parts = append(parts, gib(f.peakMem))
+		parts = append(parts, fmt.Sprintf("%.1f GiB", f.peakMem/(1<<30)))
 	}
 	if f.hasUtil {
 		parts = append(parts, fmt.Sprintf("%.0f%% SM", f.peakUtil*100))

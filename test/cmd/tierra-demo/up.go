@@ -50,7 +50,7 @@ func up(ctx context.Context, o options) error {
 	if err := stack.Install(ctx, c); err != nil {
 		return err
 	}
-	if err := runOnce(c, "tierra-controller", bins.Controller, stack.ControllerArgs(c)...); err != nil {
+	if err := runOnce(c, "tierra-controller", bins.Controller, append(stack.ControllerArgs(c), "--metrics-addr="+controllerMetricsAddr)...); err != nil {
 		return err
 	}
 	if slices.Contains(c.Running(), stack.SchedulerName) {
@@ -66,6 +66,9 @@ func up(ctx context.Context, o options) error {
 	}
 	specs, err := startNodes(ctx, c, cs, bins)
 	if err != nil {
+		return err
+	}
+	if err := startPrometheus(c, root, len(specs)); err != nil {
 		return err
 	}
 	step("applying demo/scenarios (training, inference, serving, dev)")
@@ -84,6 +87,9 @@ func up(ctx context.Context, o options) error {
 		return err
 	}
 	if err := showMPSDaemons(ctx, c, cs); err != nil {
+		return err
+	}
+	if err := showUse(ctx); err != nil {
 		return err
 	}
 	fmt.Printf("\ndemo up in %s. Everything keeps running:\n  export KUBECONFIG=%s\n  %s get pods,resourceclaims -A\n  logs: %s\n  stop: make demo-down\n",
@@ -123,11 +129,12 @@ func startNodes(ctx context.Context, c *cluster.Cluster, cs kubernetes.Interface
 	if err := stack.EnsurePluginNamespace(ctx, cs); err != nil {
 		return nil, err
 	}
-	for _, s := range specs {
+	for i, s := range specs {
 		args := []string{"--name=" + s.Name, "--machine=" + s.Machine, "--kubeconfig=" + c.Kubeconfig(),
 			"--plugin-binary=" + bins.Plugin, "--dir=" + filepath.Join(c.StateDir(), "nodes", s.Name),
 			fmt.Sprintf("--mig-enabled=%t", s.MIGEnabled), "--labels=" + joinLabels(s.Labels),
-			"--plugin-args=" + strings.Join(bins.PluginArgs(), " "), "--images=" + bins.ImagesFlag()}
+			"--plugin-args=" + strings.Join(append(bins.PluginArgs(), "--idle-window="+demoIdleWindow.String(), "--usage-interval=5s"), " "),
+			"--images=" + bins.ImagesFlag(), "--metrics-address=" + nodeMetricsAddr(i)}
 		if err := runOnce(c, "node-"+s.Name, bins.Node, args...); err != nil {
 			return nil, err
 		}
