@@ -145,8 +145,7 @@ func startPrometheus(ctx context.Context, bin, cfg, dir string) (*Prometheus, er
 		return nil, err
 	}
 	defer logf.Close()
-	p.cmd = exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
+	p.cmd = exec.Command(bin, prometheusArgs(cfg, dir, addr)...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := cluster.StartTiedToParent(p.cmd); err != nil {
 		return nil, fmt.Errorf("start prometheus: %w", err)

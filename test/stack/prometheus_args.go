@@ -17,6 +17,11 @@ func PrometheusCommand(opts PrometheusOptions, addr string) (bin string, args []
 	if err := writePrometheusConfig(cfg, opts); err != nil {
 		return "", nil, fmt.Errorf("prometheus config: %w", err)
 	}
-	return bin, []string{"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(opts.Dir, "data"),
-		"--web.listen-address=" + addr, "--log.level=warn"}, nil
+	return bin, prometheusArgs(cfg, opts.Dir, addr), nil
+}
+
+// prometheusArgs serve config cfg on addr with the TSDB under dir.
+func prometheusArgs(cfg, dir, addr string) []string {
+	return []string{"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr, "--log.level=warn"}
 }
