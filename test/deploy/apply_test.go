@@ -60,8 +60,10 @@ func (a *applier) install(ctx context.Context, objs []*unstructured.Unstructured
 		if err := a.waitEstablished(ctx, o.GetName()); err != nil {
 			return err
 		}
+		if err := a.waitDiscovered(ctx, o); err != nil {
+			return err
+		}
 	}
-	a.mapper.Reset()
 	for _, o := range objs {
 		if o.GetKind() == "CustomResourceDefinition" {
 			continue
@@ -119,6 +121,26 @@ func (a *applier) waitEstablished(ctx context.Context, name string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("CRD %s never established: %w", name, err)
+	}
+	return nil
+}
+
+// waitDiscovered waits until discovery serves the CRD's kind: Established
+// comes first and discovery follows asynchronously, so applying the
+// CRD's objects at once can fail with "no matches for kind" on a busy
+// apiserver.
+func (a *applier) waitDiscovered(ctx context.Context, crd *unstructured.Unstructured) error {
+	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+	kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+	gk := schema.GroupKind{Group: group, Kind: kind}
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		a.mapper.Reset()
+		_, last = a.mapper.RESTMapping(gk)
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("CRD %s: kind %s never served by discovery (%v): %w", crd.GetName(), gk, last, err)
 	}
 	return nil
 }
