@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,6 +90,9 @@ func Decode(data []byte) ([]*unstructured.Unstructured, error) {
 	}
 }
 
+// discoveryWait is how long apply waits for discovery to serve a kind.
+const discoveryWait = 30 * time.Second
+
 // Apply server-side applies every object, in order, forcing conflicts as
 // `kubectl apply --server-side --force-conflicts` does.
 func (a *Applier) Apply(ctx context.Context, objs ...*unstructured.Unstructured) error {
@@ -103,8 +107,10 @@ func (a *Applier) Apply(ctx context.Context, objs ...*unstructured.Unstructured)
 func (a *Applier) apply(ctx context.Context, obj *unstructured.Unstructured) error {
 	gvk := obj.GroupVersionKind()
 	mapping, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if meta.IsNoMatchError(err) {
-		// A CRD applied just before: discovery has not seen it yet.
+	// A CRD applied just before: discovery serves its kind a moment after
+	// the CRD is Established, longer on a busy apiserver.
+	for deadline := time.Now().Add(discoveryWait); meta.IsNoMatchError(err) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
 		a.mapper.Reset()
 		mapping, err = a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	}
