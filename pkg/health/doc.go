@@ -13,4 +13,9 @@
 // event has arrived, for its quiet period; each tainting event within the
 // flap window of the previous ones doubles that period, up to the policy's
 // cap.
+//
+// The plugin records the tracker's Status in its state directory on every
+// change; a restarted plugin loads it (LoadStatus, which moves a corrupt
+// record aside) and puts it back (Restore), so taints and their clear times
+// survive a restart.
 package health

@@ -50,14 +50,12 @@ func recordSliceWrites(l *sliceLog) func(*harness) {
 }
 
 func (l *sliceLog) react(action k8stesting.Action) (bool, runtime.Object, error) {
-	var obj runtime.Object
-	switch a := action.(type) {
-	case k8stesting.CreateAction:
-		obj = a.GetObject()
-	case k8stesting.UpdateAction:
-		obj = a.GetObject()
+	// Create and update actions both carry the object they write.
+	write, ok := action.(k8stesting.CreateAction)
+	if !ok || (action.GetVerb() != "create" && action.GetVerb() != "update") {
+		return false, nil, nil
 	}
-	s, ok := obj.(*resourceapi.ResourceSlice)
+	s, ok := write.GetObject().(*resourceapi.ResourceSlice)
 	if !ok {
 		return false, nil, nil
 	}
@@ -145,6 +143,8 @@ func TestRestartAfterRebootDropsRecordedTaints(t *testing.T) {
 		s, err := health.ReadStatus(h.cfg.StateDir)
 		return err == nil && len(s.GPUs) == 1 && s.GPUs[0].State == health.StateTainted && s.BootID == "boot-1"
 	}, 2*time.Second, 10*time.Millisecond, "recorded tainted, under the boot id")
+	require.Eventually(t, func() bool { return len(h.taintsOf(t)) == 1 }, 2*time.Second, 10*time.Millisecond,
+		"the first plugin's tainted write is done")
 
 	h.cfg.BootID = "boot-2"
 	stopped := time.Now()
