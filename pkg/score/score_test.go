@@ -33,9 +33,20 @@ func TestShapeOf(t *testing.T) {
 	assert.Equal(t, "T4", sh.Product)
 	assert.Equal(t, resourceapi.QualifiedName(slices.CapCompute), sh.Dims[sh.Compute].Name)
 	assert.Equal(t, []int64{1000_000, 16 << 30 * 1000}, sh.Full())
-	need := sh.Need(map[resourceapi.QualifiedName]int64{slices.CapCompute: 300_000})
+	need := sh.Need(map[resourceapi.QualifiedName]int64{slices.CapCompute: 300_000, slices.CapMemory: 0})
 	assert.Equal(t, []int64{300_000, 0}, need)
 	assert.Equal(t, int64(300), sh.ShareOf(need))
+	// A capacity the claim does not name is consumed as the allocator's
+	// fillEmptyRequest does: the policy's default, else all of it.
+	assert.Equal(t, []int64{300_000, 16 << 30 * 1000}, sh.Need(map[resourceapi.QualifiedName]int64{slices.CapCompute: 300_000}))
+	assert.Equal(t, []int64{1000_000, 16 << 30 * 1000}, sh.Need(nil), "the compute range has no default: all of it")
+	def := sharedDevice("T4")
+	c := def.Capacity[slices.CapCompute]
+	c.RequestPolicy.Default = ptr.To(resource.MustParse("125"))
+	def.Capacity[slices.CapCompute] = c
+	withDefault, err := SharedShapeOf(def)
+	require.NoError(t, err)
+	assert.Equal(t, int64(125_000), withDefault.Need(map[resourceapi.QualifiedName]int64{slices.CapMemory: 0})[withDefault.Compute])
 
 	whole := sharedDevice("T4")
 	whole.AllowMultipleAllocations = nil

@@ -86,8 +86,9 @@ func (s Shape) Full() []int64 {
 }
 
 // Need is what one device of this shape gives up to a request asking for
-// the given capacities (milli-units by name; missing ones at their least
-// valid value), rounded the way the allocator rounds. An exclusive device
+// the given capacities (milli-units by name; a missing one at the
+// policy's default or whole, as the allocator fills it), rounded the way
+// the allocator rounds. An exclusive device
 // gives up all of itself.
 func (s Shape) Need(requests map[resourceapi.QualifiedName]int64) []int64 {
 	need := make([]int64, len(s.Dims))
@@ -96,9 +97,25 @@ func (s Shape) Need(requests map[resourceapi.QualifiedName]int64) []int64 {
 			need[k] = d.Capacity
 			continue
 		}
-		need[k] = ConsumedMilli(requests[d.Name], d)
+		req, ok := requests[d.Name]
+		if !ok {
+			need[k] = d.emptyRequest()
+			continue
+		}
+		need[k] = ConsumedMilli(req, d)
 	}
 	return need
+}
+
+// emptyRequest is what the allocator consumes of a capacity a claim does
+// not name: the request policy's default, else the whole capacity
+// (fillEmptyRequest in k8s.io/dynamic-resource-allocation). The default is
+// taken as published, not rounded.
+func (d Dim) emptyRequest() int64 {
+	if d.Policy != nil && d.Policy.Default != nil {
+		return d.Policy.Default.MilliValue()
+	}
+	return d.Capacity
 }
 
 // Holds reports whether a fresh device of this shape has the need: the
