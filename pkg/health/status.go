@@ -13,6 +13,7 @@ import (
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tierra-gpu/tierra/internal/atomicfile"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 )
 
@@ -135,27 +136,7 @@ func WriteStatus(dir string, s Status) (err error) {
 	if err != nil {
 		return fmt.Errorf("encode health status: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+StatusFile+"-*")
-	if err != nil {
-		return fmt.Errorf("write health status: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write health status: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write health status: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write health status: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, StatusFile)); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, StatusFile), append(data, '\n'), true); err != nil {
 		return fmt.Errorf("write health status: %w", err)
 	}
 	return nil

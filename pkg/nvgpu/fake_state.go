@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
+	"github.com/tierra-gpu/tierra/internal/atomicfile"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 )
 
@@ -108,19 +108,7 @@ func writeFakeState(path string, st fakeState) error {
 	if err != nil {
 		return fmt.Errorf("encode fake machine state: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("save fake machine state: %w", err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }()
-	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("save fake machine state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save fake machine state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, data, false); err != nil {
 		return fmt.Errorf("save fake machine state: %w", err)
 	}
 	return nil

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"github.com/tierra-gpu/tierra/internal/atomicfile"
 )
 
 // Prober asks whether a GPU answers NVML, read-only: the health state
@@ -60,20 +61,8 @@ func WriteFakeFault(dir string, fault FakeFault) error {
 	if err != nil {
 		return fmt.Errorf("encode fake fault: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".fault-*")
-	if err != nil {
-		return fmt.Errorf("write fake fault: %w", err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }()
-	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write fake fault: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write fake fault: %w", err)
-	}
 	name := fmt.Sprintf("%020d-%06d.json", time.Now().UnixNano(), faultSeq.Add(1)%1_000_000)
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, name), data, false); err != nil {
 		return fmt.Errorf("write fake fault: %w", err)
 	}
 	return nil

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/tierra-gpu/tierra/internal/atomicfile"
 )
 
 // ProcessUseReader reads what each process does on the node's GPUs. It is an
@@ -102,19 +103,7 @@ func WriteFakeProcesses(path string, procs []FakeProcess) error {
 	if err != nil {
 		return fmt.Errorf("encode fake processes: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write fake processes: %w", err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }()
-	if _, err := tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write fake processes: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write fake processes: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, data, false); err != nil {
 		return fmt.Errorf("write fake processes: %w", err)
 	}
 	return nil

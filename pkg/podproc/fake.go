@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/tierra-gpu/tierra/internal/atomicfile"
 )
 
 // WriteFakeCgroup writes root/<pid>/cgroup as the kubelet's systemd cgroup
@@ -19,19 +21,7 @@ func WriteFakeCgroup(root string, pid uint32, podUID string) error {
 	}
 	content := "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" +
 		strings.ReplaceAll(podUID, "-", "_") + ".slice/cri-containerd-" + strconv.FormatUint(uint64(pid), 16) + ".scope\n"
-	tmp, err := os.CreateTemp(dir, ".cgroup-*")
-	if err != nil {
-		return fmt.Errorf("fake cgroup of process %d: %w", pid, err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }()
-	if _, err := tmp.WriteString(content); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("fake cgroup of process %d: %w", pid, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("fake cgroup of process %d: %w", pid, err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, "cgroup")); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "cgroup"), []byte(content), false); err != nil {
 		return fmt.Errorf("fake cgroup of process %d: %w", pid, err)
 	}
 	return nil
