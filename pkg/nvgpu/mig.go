@@ -233,6 +233,29 @@ func migDeviceUUIDs(d device) (map[[2]int]string, error) {
 	if ret != nvml.SUCCESS {
 		return nil, nvmlError("count MIG devices of "+d.String(), ret)
 	}
+	migs, err := migHandles(d, n)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range migs {
+		out[[2]int{m.gi, m.ci}] = m.uuid
+	}
+	return out, nil
+}
+
+// migHandle is one MIG device of a parent GPU: its index and handle, and
+// the instance ids and UUID NVML reports for it.
+type migHandle struct {
+	index  int
+	handle nvml.Device
+	gi, ci int
+	uuid   string
+}
+
+// migHandles reads the MIG devices at d's first n MIG device indexes,
+// skipping the indexes that hold none.
+func migHandles(d device, n int) ([]migHandle, error) {
+	var out []migHandle
 	for i := range n {
 		h, ret := d.GetMigDeviceHandleByIndex(i)
 		if unsupported(ret) {
@@ -249,7 +272,7 @@ func migDeviceUUIDs(d device) (map[[2]int]string, error) {
 				return nil, nvmlError(fmt.Sprintf("read MIG device %d of %s", i, d), r)
 			}
 		}
-		out[[2]int{gi, ci}] = uuid
+		out = append(out, migHandle{index: i, handle: h, gi: gi, ci: ci, uuid: uuid})
 	}
 	return out, nil
 }

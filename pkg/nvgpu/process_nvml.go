@@ -74,26 +74,18 @@ func migProcessUse(d device) ([]ProcessUse, error) {
 	if ret != nvml.SUCCESS {
 		return nil, nvmlError("count MIG devices of "+d.String(), ret)
 	}
+	migs, err := migHandles(d, n)
+	if err != nil {
+		return nil, err
+	}
 	var out []ProcessUse
-	for i := range n {
-		h, ret := d.GetMigDeviceHandleByIndex(i)
-		if unsupported(ret) {
-			continue // no MIG device at this index
-		}
+	for _, m := range migs {
+		procs, ret := m.handle.GetComputeRunningProcesses()
 		if ret != nvml.SUCCESS {
-			return nil, nvmlError(fmt.Sprintf("get MIG device %d of %s", i, d), ret)
-		}
-		gi, ret1 := h.GetGpuInstanceId()
-		ci, ret2 := h.GetComputeInstanceId()
-		uuid, ret3 := h.GetUUID()
-		procs, ret4 := h.GetComputeRunningProcesses()
-		for _, r := range []nvml.Return{ret1, ret2, ret3, ret4} {
-			if r != nvml.SUCCESS {
-				return nil, nvmlError(fmt.Sprintf("read processes of MIG device %d of %s", i, d), r)
-			}
+			return nil, nvmlError(fmt.Sprintf("read processes of MIG device %d of %s", m.index, d), ret)
 		}
 		for _, p := range procs {
-			out = append(out, processUse(d, p, uuid, gi, ci))
+			out = append(out, processUse(d, p, m.uuid, m.gi, m.ci))
 		}
 	}
 	return out, nil
