@@ -21,7 +21,6 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/controller"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
-	"github.com/tierra-gpu/tierra/test/cluster"
 )
 
 const nodeName = "gpu-node-1"
@@ -32,24 +31,13 @@ var managedBy = tiers.LabelManagedBy + "=" + tiers.ManagedBy
 // tier, publishes a node's slices, allocates a claim and finally makes the
 // policy invalid, checking classes and status after each step.
 func TestControllerFollowsPolicy(t *testing.T) {
-	if err := cluster.CheckBinaries("", false); err != nil {
-		t.Skipf("skipping: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := startCluster(ctx, t)
-	rc, err := c.RESTConfig()
-	require.NoError(t, err)
-	cs, err := c.Clientset()
-	require.NoError(t, err)
-	dyn, err := dynamic.NewForConfig(rc)
-	require.NoError(t, err)
-	installCRD(ctx, t, dyn)
+	ctx, e := startEnv(t)
+	c, cs, dyn := e.c, e.cs, e.dyn
 
 	policy := v1alpha1.DefaultTierPolicy()
 	createPolicy(ctx, t, dyn, policy)
 	t0 := time.Now()
-	runController(ctx, t, c.Kubeconfig())
+	runController(ctx, t, controller.Config{Kubeconfig: c.Kubeconfig()})
 	classes := waitClasses(ctx, t, cs, "training", "inference", "dev")
 	t.Logf("5 classes applied %s after the controller started", time.Since(t0).Round(time.Millisecond))
 	assertSelectors(t, classes)
@@ -73,7 +61,7 @@ func TestControllerFollowsPolicy(t *testing.T) {
 
 	before := listManaged(ctx, t, cs)
 	// What the CRD's rules can say, the apiserver refuses outright.
-	err = tryUpdatePolicy(ctx, t, dyn, policy.Name, func(s *v1alpha1.TierPolicySpec) {
+	err := tryUpdatePolicy(ctx, t, dyn, policy.Name, func(s *v1alpha1.TierPolicySpec) {
 		s.Tenants[0].AllowedTiers = append(s.Tenants[0].AllowedTiers, v1alpha1.TierDev)
 	})
 	require.ErrorContains(t, err, "allowedTiers must name tiers defined in spec.tiers")
@@ -93,18 +81,28 @@ func TestControllerFollowsPolicy(t *testing.T) {
 	assert.Equal(t, before, listManaged(ctx, t, cs), "an invalid policy must leave the classes untouched")
 }
 
-func runController(ctx context.Context, t *testing.T, kubeconfig string) {
+// runController runs the controller with cfg (a 100 ms status delay
+// unless cfg sets one) until the test ends, then checks that Run returned
+// no error. The returned channel is closed when Run returns.
+func runController(ctx context.Context, t *testing.T, cfg controller.Config) <-chan struct{} {
 	t.Helper()
+	if cfg.StatusDelay == 0 {
+		cfg.StatusDelay = 100 * time.Millisecond
+	}
 	logger, _ := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(klog.NewContext(ctx, logger))
-	done := make(chan error, 1)
+	stopped := make(chan struct{})
+	var runErr error
 	go func() {
-		done <- controller.Run(ctx, controller.Config{Kubeconfig: kubeconfig, StatusDelay: 100 * time.Millisecond})
+		defer close(stopped)
+		runErr = controller.Run(ctx, cfg)
 	}()
 	t.Cleanup(func() {
 		cancel()
-		require.NoError(t, <-done)
+		<-stopped
+		require.NoError(t, runErr)
 	})
+	return stopped
 }
 
 // waitClasses waits until the managed classes are exactly the tiers' and

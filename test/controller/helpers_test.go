@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
@@ -27,6 +29,37 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 type logWriter struct{ t *testing.T }
 
 func (w logWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// testEnv is a started control plane with the TierPolicy CRD installed,
+// and clients of it.
+type testEnv struct {
+	c   *cluster.Cluster
+	rc  *rest.Config
+	cs  kubernetes.Interface
+	dyn dynamic.Interface
+}
+
+// startEnv skips the test when the control-plane binaries are missing;
+// otherwise it starts a control plane, installs the CRD and returns a
+// context that ends with the test, or after two minutes.
+func startEnv(t *testing.T) (context.Context, testEnv) {
+	t.Helper()
+	if err := cluster.CheckBinaries("", false); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	e := testEnv{c: startCluster(ctx, t)}
+	var err error
+	e.rc, err = e.c.RESTConfig()
+	require.NoError(t, err)
+	e.cs, err = e.c.Clientset()
+	require.NoError(t, err)
+	e.dyn, err = dynamic.NewForConfig(e.rc)
+	require.NoError(t, err)
+	installCRD(ctx, t, e.dyn)
+	return ctx, e
+}
 
 func startCluster(ctx context.Context, t *testing.T) *cluster.Cluster {
 	t.Helper()

@@ -16,16 +16,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2"
-	"k8s.io/klog/v2/ktesting"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/controller"
 	tiertesting "github.com/tierra-gpu/tierra/pkg/testing"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
-	"github.com/tierra-gpu/tierra/test/cluster"
 )
 
 // TestControllerMetrics publishes a DGX H200 (eight whole training GPUs
@@ -33,19 +29,9 @@ import (
 // research (namespace lab) and of the open tenant (namespace web), leaves a
 // claim for all eight pending, and scrapes the controller's /metrics.
 func TestControllerMetrics(t *testing.T) {
-	if err := cluster.CheckBinaries("", false); err != nil {
-		t.Skipf("skipping: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := startCluster(ctx, t)
-	rc, err := c.RESTConfig()
-	require.NoError(t, err)
-	cs, err := c.Clientset()
-	require.NoError(t, err)
-	dyn, err := dynamic.NewForConfig(rc)
-	require.NoError(t, err)
-	installCRD(ctx, t, dyn)
+	ctx, e := startEnv(t)
+	c, rc, cs, dyn := e.c, e.rc, e.cs, e.dyn
+
 	policy := v1alpha1.DefaultTierPolicy()
 	createPolicy(ctx, t, dyn, policy)
 	createNamespace(ctx, t, cs, "lab", map[string]string{v1alpha1.TenantLabel: "research"})
@@ -120,23 +106,14 @@ func allocate(ctx context.Context, t *testing.T, cs kubernetes.Interface, claim 
 // loopback port and returns the address it bound.
 func runControllerWithMetrics(ctx context.Context, t *testing.T, kubeconfig string) string {
 	t.Helper()
-	logger, _ := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(klog.NewContext(ctx, logger))
 	bound := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- controller.Run(ctx, controller.Config{Kubeconfig: kubeconfig, StatusDelay: 100 * time.Millisecond,
-			MetricsAddr: "127.0.0.1:0", OnMetricsServing: func(addr string) { bound <- addr }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	stopped := runController(ctx, t, controller.Config{Kubeconfig: kubeconfig,
+		MetricsAddr: "127.0.0.1:0", OnMetricsServing: func(addr string) { bound <- addr }})
 	select {
 	case addr := <-bound:
 		return addr
-	case err := <-done:
-		t.Fatalf("controller stopped before serving metrics: %v", err)
+	case <-stopped:
+		t.Fatal("controller stopped before serving metrics (its error is reported at cleanup)")
 	case <-ctx.Done():
 		t.Fatal("metrics never served")
 	}
