@@ -70,24 +70,9 @@ tierra_tier_yield_ratio{tier="training"} 0.5
 // onlyMetric gathers the one series of name on node.
 func onlyMetric(t *testing.T, reg *prometheus.Registry, name, node string) prometheus.Collector {
 	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "node" && l.GetValue() == node {
-					g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "copy"})
-					g.Set(m.GetGauge().GetValue())
-					return g
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s for node %s", name, node)
-	return nil
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "copy"})
+	g.Set(GaugeWith(t, reg, name, "node", node))
+	return g
 }
 
 func TestControllerCollectorFailsTheScrapeOnError(t *testing.T) {

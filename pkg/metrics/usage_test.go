@@ -118,22 +118,7 @@ tierra_gpu_unattributed_memory_used_bytes{gpu_uuid="` + shared + `",mig_ci="",mi
 
 func podValue(t *testing.T, g prometheus.Gatherer, name, pod string) float64 {
 	t.Helper()
-	mfs, err := g.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "pod" && l.GetValue() == pod {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s for pod %s", name, pod)
-	return 0
+	return metrics.GaugeWith(t, g, name, "pod", pod)
 }
 
 type failingSource struct{}
