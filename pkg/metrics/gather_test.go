@@ -7,8 +7,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// GaugeWith (exported for the external tests too) gathers g and returns the gauge value of the first series of
-// name whose label has value; the test fails when there is none.
+// GaugeWith gathers g and returns the gauge value of the first series of
+// name whose label has value; the test fails when there is none. It is
+// exported for the package's external tests too.
 func GaugeWith(t *testing.T, g prometheus.Gatherer, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := g.Gather()
