@@ -70,29 +70,11 @@ func setUp(ctx context.Context, c *cluster.Cluster, dir string) error {
 	if env.root, err = cluster.RepoRoot(); err != nil {
 		return err
 	}
-	if env.cs, err = c.Clientset(); err != nil {
-		return err
-	}
-	rest, err := c.RESTConfig()
+	base, err := stack.StartBase(ctx, c, dir)
 	if err != nil {
 		return err
 	}
-	if env.apply, err = manifests.New(rest); err != nil {
-		return err
-	}
-	bins, err := stack.Build(ctx, filepath.Join(dir, "bin"), os.Stderr)
-	if err != nil {
-		return err
-	}
-	if err := stack.Install(ctx, c); err != nil {
-		return err
-	}
-	if err := c.Run("tierra-controller", bins.Controller, stack.ControllerArgs(c)...); err != nil {
-		return err
-	}
-	if err := stack.WaitClasses(ctx, env.cs); err != nil {
-		return err
-	}
+	env.cs, env.apply = base.Clientset, base.Apply
 	if err := stack.AddKwokNode(ctx, env.cs, "cpu-0"); err != nil {
 		return err
 	}
@@ -105,11 +87,7 @@ func setUp(ctx context.Context, c *cluster.Cluster, dir string) error {
 	}
 	env.nodes = map[string]*nodesim.Node{}
 	for i, s := range specs {
-		n, err := nodesim.Start(ctx, nodesim.Options{
-			Name: s.Name, Machine: s.Machine, MIGEnabled: s.MIGEnabled, Labels: s.Labels,
-			Kubeconfig: c.Kubeconfig(), PluginBinary: bins.Plugin, Dir: filepath.Join(dir, fmt.Sprintf("n%d", i)),
-			PluginArgs: bins.PluginArgs(), Images: bins.Images(), Log: os.Stderr, MetricsAddress: "127.0.0.1:0",
-		})
+		n, err := base.StartNode(ctx, c, s, dir, i)
 		if err != nil {
 			return err
 		}

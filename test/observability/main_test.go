@@ -99,35 +99,17 @@ func startStack(ctx context.Context) error {
 	}
 	env.cluster = c
 	env.stops = append(env.stops, c.Stop)
-	if env.cs, err = c.Clientset(); err != nil {
-		return err
-	}
-	rest, err := c.RESTConfig()
-	if err != nil {
-		return err
-	}
-	if env.apply, err = manifests.New(rest); err != nil {
-		return err
-	}
-	bins, err := stack.Build(ctx, filepath.Join(env.dir, "bin"), os.Stderr)
-	if err != nil {
-		return err
-	}
-	if err := stack.Install(ctx, c); err != nil {
-		return err
-	}
 	controllerAddr, err := loopbackAddr()
 	if err != nil {
 		return err
 	}
 	// The last --metrics-addr wins: loopback, a port of its own.
-	if err := c.Run("tierra-controller", bins.Controller, append(stack.ControllerArgs(c), "--metrics-addr="+controllerAddr)...); err != nil {
+	base, err := stack.StartBase(ctx, c, env.dir, "--metrics-addr="+controllerAddr)
+	if err != nil {
 		return err
 	}
-	if err := stack.WaitClasses(ctx, env.cs); err != nil {
-		return err
-	}
-	pluginAddrs, err := startNodes(ctx, c, bins)
+	env.cs, env.apply = base.Clientset, base.Apply
+	pluginAddrs, err := startNodes(ctx, c, base)
 	if err != nil {
 		return err
 	}
@@ -148,7 +130,7 @@ func startStack(ctx context.Context) error {
 
 // startNodes starts the simulated nodes, each plugin serving /metrics on
 // a loopback port of its own, and returns those addresses.
-func startNodes(ctx context.Context, c *cluster.Cluster, bins stack.Binaries) ([]string, error) {
+func startNodes(ctx context.Context, c *cluster.Cluster, base stack.Base) ([]string, error) {
 	specs, err := stack.Nodes()
 	if err != nil {
 		return nil, err
@@ -162,11 +144,7 @@ func startNodes(ctx context.Context, c *cluster.Cluster, bins stack.Binaries) ([
 		if !slices.Contains(simulatedNodes, s.Name) {
 			continue
 		}
-		n, err := nodesim.Start(ctx, nodesim.Options{
-			Name: s.Name, Machine: s.Machine, MIGEnabled: s.MIGEnabled, Labels: s.Labels,
-			Kubeconfig: c.Kubeconfig(), PluginBinary: bins.Plugin, Dir: filepath.Join(env.dir, fmt.Sprintf("n%d", i)),
-			PluginArgs: bins.PluginArgs(), Images: bins.Images(), Log: os.Stderr, MetricsAddress: "127.0.0.1:0",
-		})
+		n, err := base.StartNode(ctx, c, s, env.dir, i)
 		if err != nil {
 			return nil, err
 		}
