@@ -107,8 +107,10 @@ func waitRecorded(t *testing.T, node, uuid string, state health.State) health.GP
 
 // healthScenario sets the node's health section for a test and, at its
 // end, restores the policy and waits until GPU index is published
-// untainted again (healed first, should the test have left it lost).
-func healthScenario(ctx context.Context, t *testing.T, node string, index int64, section map[string]string, wait time.Duration) {
+// untainted again (healed first, should the test have left it lost). It
+// returns the GPU's UUID once the GPU is published, untainted, before any
+// fault.
+func healthScenario(ctx context.Context, t *testing.T, node string, index int64, section map[string]string, wait time.Duration) string {
 	t.Helper()
 	setHealthSection(ctx, t, node, section)
 	t.Cleanup(func() {
@@ -117,6 +119,11 @@ func healthScenario(ctx context.Context, t *testing.T, node string, index int64,
 		setHealthSection(ctx, t, node, nil)
 		waitGPU(ctx, t, node, index, wait, "untainted after the test", untainted)
 	})
+	devs := gpuDevices(ctx, t, node, index)
+	require.NotEmpty(t, devs)
+	uuid := tslices.DeviceGPU(devs[0])
+	waitGPU(ctx, t, node, index, 2*time.Second, "healthy before the fault", untainted)
+	return uuid
 }
 
 // A GPU that falls off the bus is left out of the node's slices for as long
@@ -127,11 +134,7 @@ func healthScenario(ctx context.Context, t *testing.T, node string, index int64,
 func TestHealthLostGPUComesBackAndClears(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	const index, quiet = 3, 3 * time.Second
-	healthScenario(ctx, t, recoveryNode, index, map[string]string{"quietPeriod": quiet.String()}, 2*quiet+10*time.Second)
-	devs := gpuDevices(ctx, t, recoveryNode, index)
-	require.NotEmpty(t, devs)
-	uuid := tslices.DeviceGPU(devs[0])
-	waitGPU(ctx, t, recoveryNode, index, 2*time.Second, "healthy before the fault", untainted)
+	uuid := healthScenario(ctx, t, recoveryNode, index, map[string]string{"quietPeriod": quiet.String()}, 2*quiet+10*time.Second)
 
 	lostAt := time.Now()
 	require.NoError(t, env.nodes[recoveryNode].InjectFault(nvgpu.FakeFault{GPU: index, Kind: nvgpu.FaultLost}))
@@ -167,12 +170,8 @@ func TestHealthLostGPUComesBackAndClears(t *testing.T) {
 func TestHealthFlappingGPUStaysTaintedLonger(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	const index, quiet = 2, 2 * time.Second
-	healthScenario(ctx, t, recoveryNode, index,
+	uuid := healthScenario(ctx, t, recoveryNode, index,
 		map[string]string{"quietPeriod": quiet.String(), "maxQuietPeriod": "1m", "flapWindow": "1m"}, 4*quiet+10*time.Second)
-	devs := gpuDevices(ctx, t, recoveryNode, index)
-	require.NotEmpty(t, devs)
-	uuid := tslices.DeviceGPU(devs[0])
-	waitGPU(ctx, t, recoveryNode, index, 2*time.Second, "healthy before the fault", untainted)
 
 	// fault raises XID 79 and returns when it did, when the taint cleared
 	// and the quiet period the plugin recorded meanwhile.
@@ -210,11 +209,7 @@ func TestHealthFlappingGPUStaysTaintedLonger(t *testing.T) {
 func TestHealthTaintSurvivesPluginRestart(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	const index, quiet = 1, 6 * time.Second
-	healthScenario(ctx, t, recoveryNode, index, map[string]string{"quietPeriod": quiet.String()}, 2*quiet+10*time.Second)
-	devs := gpuDevices(ctx, t, recoveryNode, index)
-	require.NotEmpty(t, devs)
-	uuid := tslices.DeviceGPU(devs[0])
-	waitGPU(ctx, t, recoveryNode, index, 2*time.Second, "healthy before the fault", untainted)
+	uuid := healthScenario(ctx, t, recoveryNode, index, map[string]string{"quietPeriod": quiet.String()}, 2*quiet+10*time.Second)
 
 	faultAt := time.Now()
 	require.NoError(t, env.nodes[recoveryNode].InjectFault(nvgpu.FakeFault{GPU: index, Kind: nvgpu.FaultXID, XID: 79}))
