@@ -14,9 +14,16 @@ import (
 // it is removed on any failure. With sync set, the file is fsynced before
 // the rename and the directory after it, so the new content also survives
 // a machine crash; without it only a process crash is survived.
-func Write(path string, data []byte, sync bool) (err error) {
+func Write(path string, data []byte, sync bool) error {
+	return WriteTemp(path, "."+filepath.Base(path)+".tmp-*", data, sync)
+}
+
+// WriteTemp is Write with the temporary file named by pattern (as
+// os.CreateTemp takes it), for a caller that finds and removes the
+// temporary files a crash left.
+func WriteTemp(path, pattern string, data []byte, sync bool) (err error) {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)
 	}
@@ -43,10 +50,11 @@ func Write(path string, data []byte, sync bool) (err error) {
 	if !sync {
 		return nil
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs dir, so that a rename or removal in it survives a crash.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("open dir for sync: %w", err)

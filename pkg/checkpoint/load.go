@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/tierra-gpu/tierra/internal/atomicfile"
 )
 
 // load reads every record in the directory into s.claims. It removes
@@ -87,7 +89,7 @@ func (s *Store) quarantine(logger logr.Logger, name string, cause error, rep *Re
 		err = os.Rename(src, dst)
 	}
 	if err == nil {
-		err = syncDir(s.dir)
+		err = atomicfile.SyncDir(s.dir)
 	}
 	if err != nil {
 		err = fmt.Errorf("quarantine %s: %w", src, err)
