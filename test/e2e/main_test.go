@@ -70,7 +70,7 @@ func setUp(ctx context.Context, c *cluster.Cluster, dir string) error {
 	if env.root, err = cluster.RepoRoot(); err != nil {
 		return err
 	}
-	base, err := stack.StartBase(ctx, c, dir)
+	base, err := stack.StartBase(ctx, c, dir, "")
 	if err != nil {
 		return err
 	}

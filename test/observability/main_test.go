@@ -103,8 +103,7 @@ func startStack(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The last --metrics-addr wins: loopback, a port of its own.
-	base, err := stack.StartBase(ctx, c, env.dir, "--metrics-addr="+controllerAddr)
+	base, err := stack.StartBase(ctx, c, env.dir, controllerAddr)
 	if err != nil {
 		return err
 	}

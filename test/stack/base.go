@@ -24,10 +24,9 @@ type Base struct {
 }
 
 // StartBase builds the binaries into dir/bin, installs the chart's objects
-// into c, runs tierra-controller with ControllerArgs followed by
-// controllerArgs (the last of a repeated flag wins) and waits for its
-// classes. It logs to stderr.
-func StartBase(ctx context.Context, c *cluster.Cluster, dir string, controllerArgs ...string) (Base, error) {
+// into c, runs tierra-controller (metrics on metricsAddr, "" for none) and
+// waits for its classes. It logs to stderr.
+func StartBase(ctx context.Context, c *cluster.Cluster, dir, metricsAddr string) (Base, error) {
 	var b Base
 	var err error
 	if b.Clientset, err = c.Clientset(); err != nil {
@@ -46,7 +45,7 @@ func StartBase(ctx context.Context, c *cluster.Cluster, dir string, controllerAr
 	if err := Install(ctx, c); err != nil {
 		return Base{}, err
 	}
-	if err := c.Run("tierra-controller", b.Bins.Controller, append(ControllerArgs(c), controllerArgs...)...); err != nil {
+	if err := c.Run("tierra-controller", b.Bins.Controller, ControllerArgs(c, metricsAddr)...); err != nil {
 		return Base{}, err
 	}
 	if err := WaitClasses(ctx, b.Clientset); err != nil {

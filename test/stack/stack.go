@@ -166,13 +166,12 @@ func installTenancy(ctx context.Context, a *manifests.Applier, root string) erro
 	return nil
 }
 
-// ControllerArgs are tierra-controller's flags for cluster c. They turn
-// the controller's metrics off: its default address, :8080, would collide
-// with anything else on the host (two test binaries, a node's plugin). A
-// caller that scrapes the controller appends its own --metrics-addr (the
-// last one wins), as test/observability and tierra-demo do.
-func ControllerArgs(c *cluster.Cluster) []string {
-	return append([]string{"--kubeconfig=" + c.Kubeconfig(), "--metrics-addr="}, webhookArgs(c)...)
+// ControllerArgs are tierra-controller's flags for cluster c, serving
+// metrics on metricsAddr; "" serves none (the controller's own default,
+// :8080, would collide with anything else on the host: two test binaries,
+// a node's plugin).
+func ControllerArgs(c *cluster.Cluster, metricsAddr string) []string {
+	return append([]string{"--kubeconfig=" + c.Kubeconfig(), "--metrics-addr=" + metricsAddr}, webhookArgs(c)...)
 }
 
 // WaitClasses waits until the controller has applied every class the demo's

@@ -50,7 +50,7 @@ func up(ctx context.Context, o options) error {
 	if err := stack.Install(ctx, c); err != nil {
 		return err
 	}
-	if err := runOnce(c, "tierra-controller", bins.Controller, append(stack.ControllerArgs(c), "--metrics-addr="+controllerMetricsAddr)...); err != nil {
+	if err := runOnce(c, "tierra-controller", bins.Controller, stack.ControllerArgs(c, controllerMetricsAddr)...); err != nil {
 		return err
 	}
 	if slices.Contains(c.Running(), stack.SchedulerName) {
