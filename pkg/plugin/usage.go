@@ -149,7 +149,7 @@ func migSizes(policy *v1alpha1.TierPolicy, node *corev1.Node, machine inventory.
 				continue
 			}
 			seen[key] = true
-			out = append(out, usage.MIGSizes(gpu, tier.Name, float64(price)/1e6)...)
+			out = append(out, usage.MIGSizes(gpu, tier.Name, int64(price))...)
 		}
 	}
 	return out

@@ -99,13 +99,22 @@ func counter(v int64) resourceapi.Counter {
 	return resourceapi.Counter{Value: *resource.NewQuantity(v, resource.DecimalSI)}
 }
 
+// MIGCost is a MIG device's price in micro-dollars per hour: the GPU's
+// price pro-rated by the profile's memory slices.
+func MIGCost(pricePerGPUHour int64, p inventory.MIGProfile, gpu inventory.GPU) int64 {
+	if gpu.MIG == nil || gpu.MIG.MemorySlices == 0 {
+		return 0
+	}
+	return pricePerGPUHour * int64(p.MemorySlices) / int64(gpu.MIG.MemorySlices)
+}
+
 func migDeviceSpec(pc gpuContext, p inventory.MIGProfile, pl inventory.Placement, computeCounter bool) resourceapi.Device {
 	attrs := commonAttributes(pc, v1alpha1.SharingExclusive)
 	attrs[AttrParentUUID] = stringAttribute(pc.gpu.UUID)
 	attrs[AttrMIGProfile] = stringAttribute(p.Name)
 	attrs[AttrMIGPlacement] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pl.Start))}
 	if pc.priced {
-		cost := int64(pc.price) * int64(p.MemorySlices) / int64(pc.gpu.MIG.MemorySlices)
+		cost := MIGCost(int64(pc.price), p, pc.gpu)
 		attrs[AttrCostPerHour] = resourceapi.DeviceAttribute{IntValue: ptr.To(cost)}
 	}
 	consumed := map[string]resourceapi.Counter{}

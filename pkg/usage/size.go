@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tierra-gpu/tierra/pkg/inventory"
+	"github.com/tierra-gpu/tierra/pkg/slices"
 )
 
 // Size is a device a claim could use instead: a MIG profile or a smaller
@@ -152,9 +153,9 @@ func fullSMs(gpu inventory.GPU) int {
 
 // MIGSizes lists the MIG profiles of gpu (without media extensions) as
 // sizes of the tier class className ("inference"), named "inference
-// 1g.18gb", priced as pkg/slices publishes them: the GPU's price per hour
-// pro-rated by memory slices.
-func MIGSizes(gpu inventory.GPU, className string, pricePerGPUHour float64) []Size {
+// 1g.18gb", priced as pkg/slices publishes them (slices.MIGCost) from the
+// GPU's price in micro-dollars per hour.
+func MIGSizes(gpu inventory.GPU, className string, pricePerGPUHour int64) []Size {
 	if gpu.MIG == nil || gpu.MIG.MemorySlices == 0 {
 		return nil
 	}
@@ -166,7 +167,7 @@ func MIGSizes(gpu inventory.GPU, className string, pricePerGPUHour float64) []Si
 		out = append(out, Size{
 			Name: className + " " + p.Name, Product: gpu.ProductName,
 			MemoryBytes: p.MemoryBytes, Multiprocessors: p.Multiprocessors,
-			CostPerHour: pricePerGPUHour * float64(p.MemorySlices) / float64(gpu.MIG.MemorySlices),
+			CostPerHour: float64(slices.MIGCost(pricePerGPUHour, p, gpu)) / 1e6,
 		})
 	}
 	return out

@@ -21,12 +21,12 @@ func h200GPU() inventory.GPU {
 }
 
 func TestMIGSizesArePricedLikeTheSlices(t *testing.T) {
-	sizes := usage.MIGSizes(h200GPU(), "inference", 3.52)
+	sizes := usage.MIGSizes(h200GPU(), "inference", 3_520_000)
 	require.Len(t, sizes, 3, "no media-extension profile")
 	assert.Equal(t, usage.Size{Name: "inference 1g.18gb", Product: "NVIDIA H200", MemoryBytes: 16 * gib, Multiprocessors: 16, CostPerHour: 0.44}, sizes[0])
 	assert.InDelta(t, 1.76, sizes[1].CostPerHour, 1e-9)
 	assert.InDelta(t, 3.52, sizes[2].CostPerHour, 1e-9, "the full profile costs the GPU")
-	assert.Empty(t, usage.MIGSizes(inventory.GPU{ProductName: "NVIDIA L4"}, "dev", 0.8))
+	assert.Empty(t, usage.MIGSizes(inventory.GPU{ProductName: "NVIDIA L4"}, "dev", 800_000))
 }
 
 func TestGPUDevice(t *testing.T) {
