@@ -118,6 +118,7 @@ func (c *Cluster) components() []component {
 		),
 		health: loopbackURL("https", p.ControllerMgr) + "/healthz",
 	}}
+	c.addGates(comps)
 	if c.opts.Kwok {
 		comps = append(comps, c.kwokComponent())
 	}
@@ -136,4 +137,20 @@ func (c *Cluster) kwokComponent() component {
 	}
 	// kwok serves plain HTTP and HTTPS on one port.
 	return component{name: "kwok", args: args, health: loopbackURL("http", c.Ports.Kwok) + "/healthz"}
+}
+
+// addGates appends Options.FeatureGates to the Kubernetes components and
+// Options.RuntimeConfig to kube-apiserver (etcd takes neither).
+func (c *Cluster) addGates(comps []component) {
+	for i := range comps {
+		if comps[i].name == "etcd" {
+			continue
+		}
+		if c.opts.FeatureGates != "" {
+			comps[i].args = append(comps[i].args, "--feature-gates="+c.opts.FeatureGates)
+		}
+		if c.opts.RuntimeConfig != "" && comps[i].name == "kube-apiserver" {
+			comps[i].args = append(comps[i].args, "--runtime-config="+c.opts.RuntimeConfig)
+		}
+	}
 }

@@ -49,6 +49,14 @@ type Options struct {
 	// panics). Leave it off for a cluster meant to outlive its starter, as
 	// the CLI's up is.
 	StopWithParent bool
+	// FeatureGates, when set, is passed as --feature-gates to kube-apiserver,
+	// kube-scheduler and kube-controller-manager (e.g.
+	// "GenericWorkload=true,GangScheduling=true"), so the three agree.
+	FeatureGates string
+	// RuntimeConfig, when set, is kube-apiserver's --runtime-config (e.g.
+	// "scheduling.k8s.io/v1alpha1=true" to serve an API group version that is
+	// off by default).
+	RuntimeConfig string
 	// Log receives progress lines. Default: discarded.
 	Log io.Writer
 }
