@@ -70,6 +70,10 @@ type TierPolicyList struct {
 //
 // +kubebuilder:validation:XValidation:rule=`!has(self.tenants) || self.tenants.all(t, t.allowedTiers.all(a, self.tiers.exists(x, x.name == a)))`,message=`every tenant's allowedTiers must name tiers defined in spec.tiers`,fieldPath=`.tenants`,reason=FieldValueInvalid
 // +kubebuilder:validation:XValidation:rule=`!has(self.openTenant) || !has(self.openTenant.allowedTiers) || self.openTenant.allowedTiers.all(a, self.tiers.exists(x, x.name == a))`,message=`allowedTiers must name tiers defined in spec.tiers`,fieldPath=`.openTenant.allowedTiers`,reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule=`self.tiers.all(a, !has(a.extendedResourceName) || self.tiers.filter(b, has(b.extendedResourceName) && b.extendedResourceName == a.extendedResourceName).size() == 1)`,messageExpression=`'tiers ' + self.tiers.filter(a, has(a.extendedResourceName) && self.tiers.exists(b, b.name != a.name && has(b.extendedResourceName) && b.extendedResourceName == a.extendedResourceName)).map(a, a.name + ' (' + a.extendedResourceName + ')').join(', ') + ' name the same extendedResourceName: each extended resource serves one tier class'`,fieldPath=`.tiers`,reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule=`!has(self.nvidiaGPUTier) || self.tiers.exists(x, x.name == self.nvidiaGPUTier)`,message=`nvidiaGPUTier must name a tier defined in spec.tiers`,fieldPath=`.nvidiaGPUTier`,reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule=`!has(self.nvidiaGPUTier) || self.tiers.all(t, t.name == self.nvidiaGPUTier || !has(t.extendedResourceName) || t.extendedResourceName != 'nvidia.com/gpu')`,messageExpression=`'tier ' + self.tiers.filter(t, t.name != self.nvidiaGPUTier && has(t.extendedResourceName) && t.extendedResourceName == 'nvidia.com/gpu').map(t, t.name).join(', ') + ' names nvidia.com/gpu, which nvidiaGPUTier maps to tier ' + self.nvidiaGPUTier`,fieldPath=`.tiers`,reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule=`!has(self.nvidiaGPUTier) || self.tiers.all(t, t.name != self.nvidiaGPUTier || !has(t.extendedResourceName) || t.extendedResourceName == 'nvidia.com/gpu')`,messageExpression=`'tier ' + self.nvidiaGPUTier + ' already names another extendedResourceName: a tier class serves one extended resource'`,fieldPath=`.nvidiaGPUTier`,reason=FieldValueInvalid
 type TierPolicySpec struct {
 	// Tiers are matched in order: a GPU serves the first tier whose selector
 	// it matches, and no tier if none matches. Names are unique.
@@ -103,7 +107,23 @@ type TierPolicySpec struct {
 	// Unset, the defaults apply.
 	// +optional
 	Health *HealthPolicy `json:"health,omitempty"`
+	// NVIDIAGPUTier names the tier that serves pods written for NVIDIA's
+	// device plugin: its DeviceClass gets extendedResourceName
+	// nvidia.com/gpu, so `resources.limits: {nvidia.com/gpu: 4}` is four
+	// devices of that tier, allocated by the scheduler (DRAExtendedResource,
+	// KEP-5004) and prepared by Tierra's plugin like any claim. It is the
+	// migration path off the device plugin: unset, nvidia.com/gpu is left
+	// to whatever else serves it. The tier must not name another
+	// extendedResourceName, and no other tier may name nvidia.com/gpu.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	NVIDIAGPUTier string `json:"nvidiaGPUTier,omitempty"`
 }
+
+// NVIDIAGPUResource is the extended resource NVIDIA's device plugin
+// advertises, which spec.nvidiaGPUTier maps to a tier.
+const NVIDIAGPUResource = "nvidia.com/gpu"
 
 // OpenTenant is the policy's rule for namespaces of no tenant.
 type OpenTenant struct {
@@ -142,6 +162,20 @@ type Tier struct {
 	// Shared tiers time-slice, Whole and MIG tiers are Exclusive.
 	// +optional
 	Sharing *GpuSharing `json:"sharing,omitempty"`
+	// ExtendedResourceName, e.g. "tierra.dev/training-gpu", lets pods ask
+	// for this tier's devices as an extended resource
+	// (`resources.limits: {tierra.dev/training-gpu: 2}`) instead of a
+	// ResourceClaim: the controller sets it as the tier DeviceClass's
+	// spec.extendedResourceName. Each unit is one device of the tier (a
+	// whole GPU, a MIG slice or a share, per the partitioning). Unique
+	// among the tiers; the format is upstream's extended resource name
+	// (domain-prefixed, no kubernetes.io domain, no requests. prefix).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$`
+	// +kubebuilder:validation:XValidation:rule=`!self.contains('kubernetes.io/')`,message=`must not have "kubernetes.io/" domain`
+	// +kubebuilder:validation:XValidation:rule=`!self.startsWith('requests.')`,message=`must not have "requests." prefix`
+	ExtendedResourceName string `json:"extendedResourceName,omitempty"`
 }
 
 // GPUSelector selects GPUs by node labels, product and memory. Empty fields

@@ -22,6 +22,7 @@ func Partitionings() []Partitioning {
 func (p *TierPolicy) Validate() field.ErrorList {
 	spec := field.NewPath("spec")
 	errs := validateTiers(p.Spec.Tiers, spec.Child("tiers"))
+	errs = append(errs, validateExtendedResources(&p.Spec, spec)...)
 	errs = append(errs, p.Spec.PriceBook.Validate(spec.Child("priceBook"))...)
 	errs = append(errs, validateTenants(p.Spec.Tenants, p.TierNames(), spec.Child("tenants"))...)
 	if p.Spec.OpenTenant != nil {
