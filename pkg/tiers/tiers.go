@@ -6,7 +6,10 @@
 //
 //   - <tier>.gpu.tierra.dev, one per tier: the devices published for that
 //     tier (attribute gpu.tierra.dev/tier), with the tier's sharing as
-//     class-level opaque GpuConfig (Exclusive for Whole and MIG tiers).
+//     class-level opaque GpuConfig (Exclusive for Whole and MIG tiers), and
+//     spec.extendedResourceName when the tier names one or is the policy's
+//     nvidiaGPUTier (nvidia.com/gpu): pods then ask for the tier's devices
+//     in resources.limits and the scheduler makes the claim (KEP-5004).
 //   - gpu.tierra.dev: a whole, exclusive GPU of any tier, i.e. every device
 //     that is neither a MIG slice nor a soft-shared GPU. Shared GPUs are
 //     left out on purpose: a claim for "a GPU" must not silently get a
@@ -76,6 +79,9 @@ func Render(policy *v1alpha1.TierPolicy) ([]*resourceapi.DeviceClass, error) {
 		c, err := class(tier.DeviceClassName(), tier.Name, TierSelector(tier.Name), sharing)
 		if err != nil {
 			return nil, fmt.Errorf("tier %q: %w", tier.Name, err)
+		}
+		if name := policy.ExtendedResourceName(tier.Name); name != "" {
+			c.Spec.ExtendedResourceName = &name
 		}
 		out = append(out, c)
 	}

@@ -73,3 +73,25 @@ func TestRenderNoPolicy(t *testing.T) {
 	_, err := tiers.Render(nil)
 	assert.ErrorContains(t, err, "no TierPolicy")
 }
+
+// The tiers' extended resources, and nvidia.com/gpu for nvidiaGPUTier, land
+// on their classes; the plain classes and unnamed tiers have none.
+func TestRenderExtendedResources(t *testing.T) {
+	policy := tt.StandardPolicy()
+	policy.Spec.Tiers[1].ExtendedResourceName = "tierra.dev/inference-gpu"
+	policy.Spec.NVIDIAGPUTier = v1alpha1.TierTraining
+	require.Empty(t, policy.Validate())
+	classes, err := tiers.Render(policy)
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, c := range classes {
+		if c.Spec.ExtendedResourceName != nil {
+			got[c.Name] = *c.Spec.ExtendedResourceName
+		}
+	}
+	assert.Equal(t, map[string]string{
+		"training.gpu.tierra.dev":  "nvidia.com/gpu",
+		"inference.gpu.tierra.dev": "tierra.dev/inference-gpu",
+	}, got)
+	assert.Empty(t, policy.Spec.Tiers[0].ExtendedResourceName, "Render does not change the policy")
+}
