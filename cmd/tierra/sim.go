@@ -17,6 +17,7 @@ func init() { subcommands = append(subcommands, newSimCommand) }
 
 type simFlags struct {
 	data, pods, scorers, seeds, output, plot string
+	arrival                                  string
 	maxLoad                                  float64
 	parallel, maxPods                        int
 }
@@ -37,9 +38,11 @@ pod list becomes one ResourceClaim: whole GPUs are an ExactCount request,
 a fractional GPU is one compute-share request; gpu_spec becomes a CEL
 selector on productName; cpu and memory must fit the node.
 
-The setup follows FGD: arrival only, the pods shuffled per seed and
-resampled until the arrived GPU requests reach --max-load x capacity; the
-metric is the allocated GPU share against the arrived load. Scorers:
+The setup follows FGD: arrival only; with --arrival fgd (the default) the
+pods arrive in FGD's simulator's order (sorted by name, shuffled with the
+seed by Go's math/rand, then pods resampled from the trace appended until
+the next would pass --max-load x capacity); the metric is the allocated GPU
+share against the arrived load. Scorers:
   default  kube-scheduler's default scoring (LeastAllocated + BalancedAllocation)
   random   any feasible node
   bestfit  least idle GPU share left on the node
@@ -63,6 +66,7 @@ trace: Alibaba cluster-trace-gpu-v2023 (research and study use).`,
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&f.plot, "plot", "", "also write the allocation curves as an SVG to this file")
 	fl.IntVar(&f.parallel, "parallel", 2, "how many seeds to run at once")
+	fl.StringVar(&f.arrival, "arrival", sim.ArrivalFGD, "arrival generator: fgd (FGD's simulator: shuffled trace, then resampled pods appended) or legacy (trace and resampled pods shuffled together)")
 	fl.IntVar(&f.maxPods, "max-pods", 0, "keep only the first N pods of the pod list (0: all)")
 	return cmd
 }
@@ -94,7 +98,7 @@ func runSim(cmd *cobra.Command, f simFlags) error {
 	workload := strings.TrimSuffix(filepath.Base(podPath), ".csv")
 	rep, err := sim.Run(cmd.Context(), &sim.Trace{Name: workload, Nodes: nodes, Pods: pods}, sim.Options{
 		Scorers: splitList(f.scorers), Seeds: seeds, MaxLoad: f.maxLoad, Parallel: f.parallel,
-		MaxPods: f.maxPods, Progress: cmd.ErrOrStderr(), Publish: sim.SlicesPublisher,
+		MaxPods: f.maxPods, Arrival: f.arrival, Progress: cmd.ErrOrStderr(), Publish: sim.SlicesPublisher,
 	})
 	if err != nil {
 		return err

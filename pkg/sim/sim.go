@@ -22,6 +22,8 @@ type Options struct {
 	MaxLoad float64
 	// Parallel is how many seeds run at once.
 	Parallel int
+	// Arrival is the arrival generator (ArrivalFGD when empty).
+	Arrival string
 	// MaxPods, when positive, keeps only the trace's first MaxPods pods.
 	MaxPods int
 	// Verify runs the allocator on every node for every GPU pod and counts
@@ -73,7 +75,12 @@ func runSeed(ctx context.Context, pub *published, tr *Trace, classes []score.Cla
 	e := newEnv(pub, classes, scorer, seed, o.Verify)
 	capacity := int64(pub.gpus) * 1000
 	target := int64(o.MaxLoad * float64(capacity))
-	pods := growWorkload(tr.Pods, target, e.rng)
+	var pods []Pod
+	if o.Arrival == ArrivalLegacy {
+		pods = growWorkload(tr.Pods, target, e.rng)
+	} else {
+		pods = fgdWorkload(tr.Pods, o.MaxLoad, capacity, seed)
+	}
 	e.stats = SeedResult{Scorer: scorer.Name(), Seed: seed, Failed: FailedPods{Whole: map[int]int{}}}
 	maxK := int(o.MaxLoad*100 + 0.5)
 	curve := make([]float64, 0, maxK+1)
@@ -100,6 +107,11 @@ func runSeed(ctx context.Context, pub *published, tr *Trace, classes []score.Cla
 		for len(curve) <= maxK && arrived*100 >= int64(len(curve))*capacity {
 			curve = append(curve, 100*float64(allocated)/float64(capacity))
 		}
+	}
+	// FGD's workload stops just short of the target (at the first pod that
+	// would pass it): its last point stands for the target's.
+	for len(curve) <= maxK && len(curve) > 0 {
+		curve = append(curve, 100*float64(allocated)/float64(capacity))
 	}
 	e.stats.Curve = curve
 	e.stats.UnallocGPUs = float64(capacity-allocated) / 1000
@@ -141,6 +153,9 @@ func (e *env) fragRatio() float64 {
 func Run(ctx context.Context, tr *Trace, o Options) (*Report, error) {
 	if o.Publish == nil {
 		return nil, fmt.Errorf("no publisher")
+	}
+	if err := checkArrival(o.Arrival); err != nil {
+		return nil, err
 	}
 	if o.MaxLoad <= 0 {
 		return nil, fmt.Errorf("max load %v must be positive", o.MaxLoad)
