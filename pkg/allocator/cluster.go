@@ -46,6 +46,11 @@ func (c *Cluster) State() structured.AllocatedState {
 	}
 	for ; c.folded < len(c.Allocated); c.folded++ {
 		for _, r := range c.Allocated[c.folded].Status.Allocation.Devices.Results {
+			// As kube-scheduler's allocated-device tracker does: an
+			// admin-access result (a monitor) does not hold the device.
+			if r.AdminAccess != nil && *r.AdminAccess {
+				continue
+			}
 			id := structured.MakeDeviceID(r.Driver, r.Pool, r.Device)
 			if r.ShareID == nil {
 				c.state.AllocatedDevices.Insert(id)

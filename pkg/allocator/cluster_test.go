@@ -44,3 +44,41 @@ func TestClusterRemembersWhatItAllocated(t *testing.T) {
 	assert.Len(t, c.Allocated, 2)
 	assert.Equal(t, 2, c.State().AllocatedDevices.Len())
 }
+
+// An admin-access (monitoring) allocation does not hold its device, as in
+// kube-scheduler: claims after it still get every device.
+func TestClusterAdminAccessHoldsNothing(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	slice := &resourceapi.ResourceSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
+		Spec: resourceapi.ResourceSliceSpec{
+			Driver: "gpu.example.com", NodeName: ptr.To("node-a"),
+			Pool:    resourceapi.ResourcePool{Name: "node-a", ResourceSliceCount: 1},
+			Devices: []resourceapi.Device{{Name: "gpu-0"}, {Name: "gpu-1"}},
+		},
+	}
+	class := &resourceapi.DeviceClass{ObjectMeta: metav1.ObjectMeta{Name: "gpu"}}
+	claim := func(name string, admin bool) *resourceapi.ResourceClaim {
+		return &resourceapi.ResourceClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: types.UID(name)},
+			Spec: resourceapi.ResourceClaimSpec{Devices: resourceapi.DeviceClaim{Requests: []resourceapi.DeviceRequest{{
+				Name: "gpu", Exactly: &resourceapi.ExactDeviceRequest{
+					DeviceClassName: "gpu", AllocationMode: resourceapi.DeviceAllocationModeExactCount, Count: 1,
+					AdminAccess: ptr.To(admin),
+				},
+			}}}},
+		}
+	}
+	c := NewCluster([]*resourceapi.ResourceSlice{slice}, class)
+	monitor, err := c.Allocate(ctx, "node-a", claim("monitor", true))
+	require.NoError(t, err)
+	require.Equal(t, []string{"gpu-0"}, monitor)
+	var got []string
+	for _, name := range []string{"a", "b"} {
+		devices, err := c.Allocate(ctx, "node-a", claim(name, false))
+		require.NoError(t, err)
+		got = append(got, devices...)
+	}
+	assert.Equal(t, []string{"gpu-0", "gpu-1"}, got, "the monitored GPU is still free for a workload")
+	assert.Equal(t, 2, c.State().AllocatedDevices.Len())
+}
