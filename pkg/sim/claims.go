@@ -124,14 +124,14 @@ func (c *claimClasses) build(key claimKey, spec []string) (*claimClass, error) {
 func productSelector(spec []string) string {
 	quoted := make([]string, len(spec))
 	for i, m := range spec {
-		quoted[i] = strconv.Quote(models[m].ProductName)
+		quoted[i] = strconv.Quote(modelProduct(m))
 	}
 	return fmt.Sprintf("%s in [%s]", slices.CELAttribute(slices.AttrProductName), strings.Join(quoted, ", "))
 }
 
 func containsProduct(spec []string, product string) bool {
 	for _, m := range spec {
-		if models[m].ProductName == product {
+		if modelProduct(m) == product {
 			return true
 		}
 	}

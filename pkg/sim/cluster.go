@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
@@ -71,7 +72,11 @@ func publish(nodes []Node, pub Publisher) (*published, error) {
 	shapeIdx := map[string]int{}
 	for i := range nodes {
 		n := &nodes[i]
-		res, err := pub(n.Name, map[string]string{"kubernetes.io/hostname": n.Name}, n.Machine(), policy)
+		m, err := nodeMachine(context.Background(), *n, pinnedMIG(*n))
+		if err != nil {
+			return nil, fmt.Errorf("publish node %s: %w", n.Name, err)
+		}
+		res, err := pub(n.Name, nodeLabels(*n), m, policy)
 		if err != nil {
 			return nil, fmt.Errorf("publish node %s: %w", n.Name, err)
 		}

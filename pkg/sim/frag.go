@@ -19,7 +19,7 @@ func typicalClasses(pods []Pod, shapes []score.Shape) []score.Class {
 		prods, ok := products[spec]
 		if !ok {
 			for _, m := range p.GPUSpec {
-				prods = append(prods, models[m].ProductName)
+				prods = append(prods, modelProduct(m))
 			}
 			products[spec] = prods
 		}

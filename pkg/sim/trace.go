@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -17,8 +18,15 @@ type Node struct {
 	MilliCPU  int64
 	MemoryMiB int64
 	GPUs      int
-	// Model is the trace's GPU model name (a key of the model table).
+	// Model is the GPU model name: one of the openb trace's (ModelNames)
+	// or of the fake machine catalogue (CatalogueNames).
 	Model string
+	// Labels are the node's labels (TierPolicy node selectors read them);
+	// the node list's optional labels column, "k=v;k2=v2".
+	Labels map[string]string
+	// MIG, when set, pins the GPUs' MIG mode (the optional mig column);
+	// unset, a policy run puts a GPU in MIG mode when its tier is MIG.
+	MIG *bool
 }
 
 // Pod is one row of a pod list: what one pod requests.
@@ -33,6 +41,11 @@ type Pod struct {
 	GPUMilli int64
 	// GPUSpec lists the trace models the pod may run on; empty means any.
 	GPUSpec []string
+	// MIGSlices, when positive, asks for a MIG instance of that many
+	// compute slices (the optional mig_profile column: 1g, 2g, 3g, 4g, 7g)
+	// instead of a compute share; GPUMilli is then its share of a GPU's
+	// compute, slices/7 rounded up (1g: 143).
+	MIGSlices int
 }
 
 // Fractional reports whether the pod asks for a share of one GPU.
@@ -118,8 +131,9 @@ func (t *table) int(col string, minimum int64) (int64, error) {
 	return v, nil
 }
 
-// LoadNodes reads a node list (sn, cpu_milli, memory_mib, gpu, model).
-// Every GPU model must be in the model table.
+// LoadNodes reads a node list (sn, cpu_milli, memory_mib, gpu, model, and
+// optionally labels and mig). Every GPU model must be an openb model or a
+// catalogue model.
 func LoadNodes(path string) ([]Node, error) {
 	t, closeFn, err := openTable(path, "sn", "cpu_milli", "memory_mib", "gpu", "model")
 	if err != nil {
@@ -157,12 +171,36 @@ func (t *table) node() (Node, error) {
 		return Node{}, err
 	}
 	n.GPUs = int(gpus)
-	if n.GPUs > 0 {
-		if _, ok := LookupModel(n.Model); !ok {
-			return Node{}, t.errorf("model", "unknown GPU model %q (known: %s)", n.Model, strings.Join(ModelNames(), ", "))
+	if n.GPUs > 0 && !knownModel(n.Model) {
+		return Node{}, t.errorf("model", "unknown GPU model %q (known: %s)", n.Model, strings.Join(AllModelNames(), ", "))
+	}
+	if n.Labels, err = t.labels(); err != nil {
+		return Node{}, err
+	}
+	if _, ok := t.cols["mig"]; ok && t.str("mig") != "" {
+		v, err := strconv.ParseBool(t.str("mig"))
+		if err != nil {
+			return Node{}, t.errorf("mig", "%q is not true or false", t.str("mig"))
 		}
+		n.MIG = &v
 	}
 	return n, nil
+}
+
+// labels reads the optional labels column: "k=v;k2=v2".
+func (t *table) labels() (map[string]string, error) {
+	if _, ok := t.cols["labels"]; !ok || t.str("labels") == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range strings.Split(t.str("labels"), ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return nil, t.errorf("labels", "%q is not key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // LoadPods reads a pod list (name, cpu_milli, memory_mib, num_gpu,
@@ -205,7 +243,11 @@ func (t *table) pod() (Pod, error) {
 	if p.GPUMilli, err = t.int("gpu_milli", 0); err != nil {
 		return Pod{}, err
 	}
+	if err := t.migProfile(&p); err != nil {
+		return Pod{}, err
+	}
 	switch {
+	case p.MIGSlices > 0:
 	case p.NumGPU == 0:
 		p.GPUMilli = 0
 	case p.GPUMilli < 1 || p.GPUMilli > 1000:
@@ -218,8 +260,8 @@ func (t *table) pod() (Pod, error) {
 	}
 	if spec := t.str("gpu_spec"); spec != "" {
 		for _, m := range strings.Split(spec, "|") {
-			if _, ok := LookupModel(m); !ok {
-				return Pod{}, t.errorf("gpu_spec", "unknown GPU model %q (known: %s)", m, strings.Join(ModelNames(), ", "))
+			if !knownModel(m) {
+				return Pod{}, t.errorf("gpu_spec", "unknown GPU model %q (known: %s)", m, strings.Join(AllModelNames(), ", "))
 			}
 			if !contains(p.GPUSpec, m) {
 				p.GPUSpec = append(p.GPUSpec, m)
@@ -227,6 +269,33 @@ func (t *table) pod() (Pod, error) {
 		}
 	}
 	return p, nil
+}
+
+// MIGComputeSlices are the compute slices of a MIG GPU (H100, H200, B200,
+// A100): an "Ng" profile takes N of them.
+const MIGComputeSlices = 7
+
+// migProfiles are the compute-slice counts MIG profiles come in.
+var migProfiles = []int{1, 2, 3, 4, 7}
+
+// migProfile reads the optional mig_profile column ("2g" or "2g.35gb": the
+// compute slices count); the pod then takes one GPU, its share slices/7.
+func (t *table) migProfile(p *Pod) error {
+	if _, ok := t.cols["mig_profile"]; !ok || t.str("mig_profile") == "" {
+		return nil
+	}
+	s := t.str("mig_profile")
+	g, _, _ := strings.Cut(s, ".")
+	n, err := strconv.Atoi(strings.TrimSuffix(g, "g"))
+	if err != nil || !strings.HasSuffix(g, "g") || !slices.Contains(migProfiles, n) {
+		return t.errorf("mig_profile", "%q is not a MIG profile (want one of 1g, 2g, 3g, 4g, 7g, optionally with its memory, e.g. 1g.18gb)", s)
+	}
+	if p.NumGPU > 1 {
+		return t.errorf("mig_profile", "%s: a pod with %d GPUs cannot take a MIG instance", s, p.NumGPU)
+	}
+	p.NumGPU, p.MIGSlices = 1, n
+	p.GPUMilli = (int64(n)*1000 + MIGComputeSlices - 1) / MIGComputeSlices
+	return nil
 }
 
 func contains(list []string, s string) bool {
