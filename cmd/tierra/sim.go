@@ -20,6 +20,7 @@ type simFlags struct {
 	arrival                                  string
 	maxLoad                                  float64
 	parallel, maxPods                        int
+	policy                                   policyFlags
 }
 
 func newSimCommand() *cobra.Command {
@@ -50,7 +51,7 @@ share against the arrived load. Scorers:
 
 Data and method: Weng et al., "Beware of Fragmentation: Scheduling
 GPU-Sharing Workloads with Fragmentation Gradient Descent", USENIX ATC '23;
-trace: Alibaba cluster-trace-gpu-v2023 (research and study use).`,
+trace: Alibaba cluster-trace-gpu-v2023 (research and study use).` + policyHelp,
 		Example: `  tierra sim
   tierra sim --pods openb_pod_list_gpushare40.csv --scorers bestfit,frag --plot yield.svg
   tierra sim --seeds 42 --max-pods 2000 -o json`,
@@ -68,12 +69,16 @@ trace: Alibaba cluster-trace-gpu-v2023 (research and study use).`,
 	fl.IntVar(&f.parallel, "parallel", 2, "how many seeds to run at once")
 	fl.StringVar(&f.arrival, "arrival", sim.ArrivalFGD, "arrival generator: fgd (FGD's simulator: shuffled trace, then resampled pods appended) or legacy (trace and resampled pods shuffled together)")
 	fl.IntVar(&f.maxPods, "max-pods", 0, "keep only the first N pods of the pod list (0: all)")
+	f.policy.register(fl)
 	return cmd
 }
 
 func runSim(cmd *cobra.Command, f simFlags) error {
 	if f.output != "text" && f.output != "json" {
 		return fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	if f.policy.active() {
+		return runPolicySim(cmd, f)
 	}
 	seeds, err := parseSeeds(f.seeds)
 	if err != nil {
@@ -83,7 +88,7 @@ func runSim(cmd *cobra.Command, f simFlags) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := sim.LoadNodes(filepath.Join(dir, sim.NodeListFile))
+	nodes, err := sim.LoadNodes(f.policy.nodeList(dir))
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ type CompareOptions struct {
 	Seeds    []int64
 	MaxLoad  float64
 	Parallel int
+	// Arrival is the arrival generator (ArrivalFGD when empty), as in Run.
+	Arrival string
 	// MaxPods, when positive, keeps only the trace's first MaxPods pods.
 	MaxPods int
 	// Progress receives one line per finished seed; nil for silence.
@@ -55,6 +57,9 @@ func Compare(ctx context.Context, clusters []*Cluster, tr *Trace, o CompareOptio
 	if o.MaxLoad <= 0 {
 		return nil, fmt.Errorf("max load %v must be positive", o.MaxLoad)
 	}
+	if err := checkArrival(o.Arrival); err != nil {
+		return nil, err
+	}
 	pods := tr.Pods
 	if o.MaxPods > 0 && o.MaxPods < len(pods) {
 		pods = pods[:o.MaxPods]
@@ -92,7 +97,7 @@ func Compare(ctx context.Context, clusters []*Cluster, tr *Trace, o CompareOptio
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			results[i], errs[i] = runPolicySeed(ctx, j.p, pods, j.scorer, j.seed, o.MaxLoad)
+			results[i], errs[i] = runPolicySeed(ctx, j.p, pods, j.scorer, j.seed, o)
 			if errs[i] == nil {
 				r := results[i]
 				mu.Lock()
@@ -112,17 +117,23 @@ func Compare(ctx context.Context, clusters []*Cluster, tr *Trace, o CompareOptio
 }
 
 // runPolicySeed replays one grown workload with one scorer on a cluster.
-func runPolicySeed(ctx context.Context, p *prepared, pods []Pod, scorerName string, seed int64, maxLoad float64) (PolicySeed, error) {
+func runPolicySeed(ctx context.Context, p *prepared, pods []Pod, scorerName string, seed int64, o CompareOptions) (PolicySeed, error) {
 	t0 := time.Now()
 	scorer, err := NewScorer(scorerName)
 	if err != nil {
 		return PolicySeed{}, err
 	}
 	e := newPolicyEnv(p, scorer, seed)
+	maxLoad := o.MaxLoad
 	capacity := int64(p.cl.GPUs) * 1000
 	target := int64(maxLoad * float64(capacity))
-	// The workload's own generator, seeded apart from the tie breaks.
-	grown := growWorkload(pods, target, rand.New(rand.NewPCG(uint64(seed), 0x7469657272)))
+	// The same arrivals as Run's for the seed, whatever the cluster.
+	var grown []Pod
+	if o.Arrival == ArrivalLegacy {
+		grown = growWorkload(pods, target, rand.New(rand.NewPCG(uint64(seed), 0x7469657272)))
+	} else {
+		grown = fgdWorkload(pods, maxLoad, capacity, seed)
+	}
 	st := PolicySeed{Cluster: p.cl.Name, Scorer: scorerName, Seed: seed, Failed: FailedPods{Whole: map[int]int{}}, Tiers: map[string]*TierSeed{}}
 	for _, t := range p.cl.Tiers {
 		st.Tiers[t.Name] = &TierSeed{}
@@ -153,6 +164,11 @@ func runPolicySeed(ctx context.Context, p *prepared, pods []Pod, scorerName stri
 		for len(curve) <= maxK && arrived*100 >= int64(len(curve))*capacity {
 			curve = append(curve, 100*float64(placed)/float64(capacity))
 		}
+	}
+	// FGD's workload stops just short of the target: its last point
+	// stands for the target's, as in Run.
+	for len(curve) <= maxK && len(curve) > 0 {
+		curve = append(curve, 100*float64(placed)/float64(capacity))
 	}
 	st.Curve = curve
 	st.Divergence = e.stats.Divergence

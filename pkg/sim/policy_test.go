@@ -157,3 +157,27 @@ func TestPodListReadsMIGProfiles(t *testing.T) {
 	require.ErrorIs(t, err, ErrBadTrace)
 	assert.Contains(t, err.Error(), "1g, 2g, 3g, 4g, 7g")
 }
+
+// TestSharedPolicyMatchesTheBenchmark replays the openb test trace under
+// the benchmark's Shared policy through Compare (tier classes, the
+// scorer's inventory and demand, as tierra-scheduler reads them) and
+// through Run (the benchmark's own path): every seed's curve agrees.
+func TestSharedPolicyMatchesTheBenchmark(t *testing.T) {
+	tr := loadTestTrace(t)
+	scorers := []string{ScorerDefault, ScorerBestFit, ScorerFrag}
+	seeds := []int64{42, 43}
+	rep, err := Run(context.Background(), tr, Options{Scorers: scorers, Seeds: seeds, MaxLoad: 1.3, Parallel: 2, Publish: SlicesPublisher})
+	require.NoError(t, err)
+	cl, err := PublishCluster(context.Background(), tr.Nodes, SharedPolicy())
+	require.NoError(t, err)
+	cmp, err := Compare(context.Background(), []*Cluster{cl}, tr, CompareOptions{Scorers: scorers, Seeds: seeds, MaxLoad: 1.3, Parallel: 2})
+	require.NoError(t, err)
+	got := map[[2]any][]float64{}
+	for _, r := range cmp.Results {
+		got[[2]any{r.Scorer, r.Seed}] = r.Curve
+	}
+	require.Len(t, rep.Results, len(cmp.Results))
+	for _, r := range rep.Results {
+		assert.InDeltaSlice(t, r.Curve, got[[2]any{r.Scorer, r.Seed}], 1e-9, "scorer %s seed %d", r.Scorer, r.Seed)
+	}
+}
