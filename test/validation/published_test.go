@@ -29,7 +29,8 @@ func policies() map[string]*v1alpha1.TierPolicy {
 			Tier("inference", v1alpha1.PartitioningMIG).Products(tt.ProductH200, tt.ProductA100).
 			Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).
 			DefaultPrice("2.5").Obj(),
-		"all MIG": tt.MakePolicy().Tier("inference", v1alpha1.PartitioningMIG).DefaultPrice("4").Obj(),
+		"all MIG":            tt.MakePolicy().Tier("inference", v1alpha1.PartitioningMIG).DefaultPrice("4").Obj(),
+		"extended resources": extendedPolicy(),
 	}
 }
 
