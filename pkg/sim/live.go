@@ -25,8 +25,8 @@ const LiveName = "live"
 // allocatable cpu and memory), the driver's node-local ResourceSlices and
 // the DeviceClasses, so that a workload replays on exactly the devices the
 // plugin published there. The tiers are those the devices name (tier and
-// partitioning attributes), in node and slice order; each tier's class
-// <tier>.gpu.tierra.dev must exist. What is allocated in the cluster now is
+// partitioning attributes), in name order (the slices do not say the
+// policy's); each tier's class <tier>.gpu.tierra.dev must exist. What is allocated in the cluster now is
 // not read: the replay starts from empty devices.
 func LiveCluster(ctx context.Context, client kubernetes.Interface) (*Cluster, error) {
 	logger := klog.FromContext(ctx)
@@ -99,6 +99,7 @@ func (cl *Cluster) liveTiers(rs []*resourceapi.ResourceSlice) error {
 		}
 	}
 	cl.GPUs = len(gpus)
+	slices.SortFunc(cl.Tiers, func(a, b TierInfo) int { return strings.Compare(a.Name, b.Name) })
 	for _, t := range cl.Tiers {
 		if !slices.ContainsFunc(cl.Classes, func(c *resourceapi.DeviceClass) bool { return c.Name == t.Class }) {
 			return fmt.Errorf("live cluster: devices serve tier %q but DeviceClass %s does not exist (tierra-controller renders it from the TierPolicy)", t.Name, t.Class)
