@@ -15,6 +15,7 @@ STATICCHECK_VERSION    := v0.8.2
 CONTROLLER_GEN_VERSION := v0.23.0
 HELM_VERSION           := v3.22.0
 PROMETHEUS_VERSION     := 2.42.0
+KUEUE_VERSION          := v0.17.0
 STATICCHECK    := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 HELM           := $(TOOLS)/helm-$(HELM_VERSION)
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
@@ -39,13 +40,17 @@ test-unit: ## Unit, fake-machine conformance and allocator conformance tests (ra
 	$(GO) test -race -count=1 ./...
 
 .PHONY: test-apiserver
-test-apiserver: helm prometheus ## Tests in the test/ module: apiserver validation of what we publish, and the local control plane.
+test-apiserver: helm prometheus kueue ## Tests in the test/ module: apiserver validation of what we publish, and the local control plane.
 	@# -p 1: each package starts its own control plane; two at once on 2 cores only slow each other down.
 	cd test && $(GO) test -p 1 -count=1 ./...
 
 .PHONY: helm
 helm: ## Build Helm v3.22.0 from the Go module proxy into _output/tools (the chart tests render with it).
 	HELM_VERSION=$(HELM_VERSION) hack/tools/helm.sh
+
+.PHONY: kueue
+kueue: ## Build Kueue's controller manager v0.17.0 from the Go module proxy into _output/bin (queue tests run it; its CRDs are read from the module cache).
+	KUEUE_VERSION=$(KUEUE_VERSION) hack/tools/kueue.sh
 
 .PHONY: prometheus
 prometheus: ## Unpack Debian's prometheus 2.42.0 + promtool into _output/tools (apt-get download, no service); tests scrape with it and check the chart's rules.
