@@ -51,6 +51,9 @@ const (
 	CauseHardware   = "hardware"
 	CauseHealth     = "health"
 	CauseReshaping  = "reshaping"
+	// CauseDroppedFields: the apiserver dropped fields (a DRA feature gate
+	// is off) and the devices that need them were withdrawn.
+	CauseDroppedFields = "dropped_fields"
 )
 
 // requestBuckets cover a prepare of a few milliseconds (a whole GPU) to the

@@ -40,6 +40,12 @@ type Driver struct {
 	metrics     *metrics.Plugin
 	metricsAddr string
 	store       *checkpoint.Store
+
+	// failed is closed, with failErr set, on the first fatal background
+	// error (HandleError); Run then stops the plugin and returns it.
+	failOnce sync.Once
+	failed   chan struct{}
+	failErr  error
 }
 
 var _ kubeletplugin.DRAPlugin = (*Driver)(nil)
@@ -125,12 +131,6 @@ func (d *Driver) unprepareOne(ctx context.Context, uid string) error {
 	err := d.prep.Unprepare(ctx, uid)
 	req.Done(mode, ErrorReason(err))
 	return err
-}
-
-// HandleError implements kubeletplugin.DRAPlugin: background errors of the
-// helper (e.g. publishing slices) are logged; the helper retries.
-func (d *Driver) HandleError(ctx context.Context, err error, msg string) {
-	klog.FromContext(ctx).Error(err, msg)
 }
 
 // WatchHealthStatus implements kubeletplugin.DRAPlugin (KEP-4680): the

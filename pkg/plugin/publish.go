@@ -58,6 +58,13 @@ type publisher struct {
 	// published, for the metrics' mode and tier labels.
 	metrics   *metrics.Plugin
 	published atomic.Pointer[map[[2]string]publishedDevice]
+	// disabled are the apiserver features found off (fields it dropped);
+	// the devices that need them are withdrawn, withdrawn of them at the
+	// last publish (handleerror.go). warn records a Warning Event on the
+	// node.
+	disabled  sets.Set[string]
+	withdrawn int
+	warn      func(ctx context.Context, reason, message string)
 }
 
 // build discovers the hardware and computes the node's resources and the
@@ -149,7 +156,7 @@ func (p *publisher) taint(ctx context.Context, resources resourceslice.DriverRes
 		p.published.Store(&published)
 	}
 	p.anyReshaping.Store(len(reshaping) > 0)
-	return p.healthTaints(slices.Taint(resources, sets.KeySet(reshaping), slices.ReshapingTaint()))
+	return p.withdraw(p.healthTaints(slices.Taint(resources, sets.KeySet(reshaping), slices.ReshapingTaint())))
 }
 
 // serving hands the publisher the helper it republishes through, once the

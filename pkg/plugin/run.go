@@ -92,9 +92,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
-	klog.FromContext(ctx).Info("Stopping")
-	return d.Stop()
+	select {
+	case <-ctx.Done():
+		klog.FromContext(ctx).Info("Stopping")
+		return d.Stop()
+	case <-d.Failed():
+		klog.FromContext(ctx).Error(d.Err(), "Stopping on a fatal error")
+		return errors.Join(d.Err(), d.Stop())
+	}
 }
 
 // Start builds the node's devices, opens the checkpoint and CDI directory,
@@ -108,7 +113,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 	}
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "node", cfg.NodeName)
 	ctx, cancel := context.WithCancel(klog.NewContext(ctx, logger))
-	d := &Driver{cancel: cancel}
+	d := &Driver{cancel: cancel, failed: make(chan struct{})}
 	defer func() {
 		if finalErr != nil {
 			finalErr = errors.Join(finalErr, d.Stop())
@@ -145,7 +150,8 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 		}
 		logger.Info("Fake machine in MIG mode", "selector", cfg.FakeMIGNodes)
 	}
-	d.pub = &publisher{nodeName: cfg.NodeName, gpus: gpus, labels: node.Labels, policy: policy, metrics: d.metrics}
+	d.pub = &publisher{nodeName: cfg.NodeName, gpus: gpus, labels: node.Labels, policy: policy, metrics: d.metrics,
+		warn: nodeWarner(deps.Client, node)}
 	resources, inv, machine, err := d.pub.build(ctx)
 	if err != nil {
 		return nil, err
