@@ -10,6 +10,9 @@ import (
 // fragmentation against.
 type Typical struct {
 	MilliCPU int64 `json:"milliCPU"`
+	// Memory is the pod's host memory in bytes (0: unknown). FGD's typical
+	// pods have none; the yield scorer checks it.
+	Memory int64 `json:"memory,omitempty"`
 	// Milli is the share of each GPU in thousandths; Num how many GPUs.
 	Milli int64 `json:"gpuMilli"`
 	Num   int   `json:"numGPU"`
@@ -31,14 +34,16 @@ const (
 
 // MostPopular is FGD's target workload: the pods (weight 1 where unset) grouped by
 // (cpu, share, count, spec), the most popular covering 60% of them, weights
-// renormalised to sum to 1. CPU-only pods are left out as in FGD.
+// renormalised to sum to 1; a group's memory is its pods' mean. CPU-only
+// pods are left out (FGD counts them, but they add the same to every
+// node's fragmentation growth).
 func MostPopular(pods []Typical) []Typical {
 	type key struct {
 		cpu, milli int64
 		num        int
 		spec       string
 	}
-	counts := map[key]float64{}
+	counts, mem := map[key]float64{}, map[key]float64{}
 	first := map[key]Typical{}
 	var total float64
 	for _, p := range pods {
@@ -54,6 +59,7 @@ func MostPopular(pods []Typical) []Typical {
 			w = 1
 		}
 		counts[k] += w
+		mem[k] += w * float64(p.Memory)
 		total += w
 	}
 	keys := make([]key, 0, len(counts))
@@ -72,6 +78,7 @@ func MostPopular(pods []Typical) []Typical {
 		for end := min(i+TypicalStep, len(keys)); i < end; i++ {
 			t := first[keys[i]]
 			t.Weight = counts[keys[i]]
+			t.Memory = int64(mem[keys[i]] / counts[keys[i]])
 			out = append(out, t)
 			covered += counts[keys[i]]
 		}
@@ -107,7 +114,7 @@ func NewClasses(typical []Typical, shapes []Shape) []Class {
 // the idle share of the GPUs it cannot use (too little left, or a product
 // it does not run on). frees[j] is device j's idle share; devices on MIG
 // GPUs are left to mig.
-func fragOf(classes []Class, cpuLeft int64, frees []int64, n *Node, mig *migView) float64 {
+func fragOf(classes []Class, h hostLeft, frees []int64, n *Node, mig *migView) float64 {
 	var total int64
 	for j, f := range frees {
 		if !n.inMIG(j) {
@@ -123,7 +130,7 @@ func fragOf(classes []Class, cpuLeft int64, frees []int64, n *Node, mig *migView
 	var frag float64
 	for i := range classes {
 		c := &classes[i]
-		if cpuLeft < c.MilliCPU {
+		if h.cpu < c.MilliCPU || (h.withMemory && h.memory < c.Memory) {
 			frag += c.Weight * float64(total)
 			continue
 		}
@@ -164,6 +171,18 @@ func (n *Node) Frag(classes []Class, shapes []Shape, buf []int64) float64 {
 // FragWith is the node's fragmentation after hypothetically adding cpu and
 // the picks.
 func (n *Node) FragWith(classes []Class, shapes []Shape, buf []int64, cpu int64, picks []Pick) float64 {
+	return n.fragAfter(classes, shapes, buf, hostLeft{cpu: n.MilliCPU - n.UsedMilliCPU - cpu}, picks)
+}
+
+// hostLeft is what a node has left of its host resources for the typical
+// pods; memory counts only withMemory (FGD's fragmentation ignores it).
+type hostLeft struct {
+	cpu, memory int64
+	withMemory  bool
+}
+
+// fragAfter is the node's fragmentation with h left and the picks taken.
+func (n *Node) fragAfter(classes []Class, shapes []Shape, buf []int64, h hostLeft, picks []Pick) float64 {
 	if len(n.GPUs) == 0 {
 		return 0
 	}
@@ -184,5 +203,5 @@ func (n *Node) FragWith(classes []Class, shapes []Shape, buf []int64, cpu int64,
 	if n.hasMIG() {
 		mig = n.migAfter(picks)
 	}
-	return fragOf(classes, n.MilliCPU-n.UsedMilliCPU-cpu, buf, n, mig)
+	return fragOf(classes, h, buf, n, mig)
 }

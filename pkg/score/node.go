@@ -68,11 +68,14 @@ type Node struct {
 	// frag caches the node's expected fragmentation; valid when fragOK.
 	frag   float64
 	fragOK bool
+	// hostFrag caches HostFrag; valid when hostFragOK.
+	hostFrag   float64
+	hostFragOK bool
 }
 
 // Changed drops what the node caches about its state; call it after
 // changing the node.
-func (n *Node) Changed() { n.fragOK = false }
+func (n *Node) Changed() { n.fragOK, n.hostFragOK = false, false }
 
 // FreeMilli is GPU j's remaining compute share in thousandths of the GPU.
 func (n *Node) FreeMilli(j int, shapes []Shape) int64 {

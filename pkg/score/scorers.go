@@ -49,6 +49,7 @@ const (
 	Random  = "random"
 	BestFit = "bestfit"
 	Frag    = "frag"
+	Yield   = "yield"
 )
 
 var scorers = map[string]func() Scorer{
@@ -56,10 +57,11 @@ var scorers = map[string]func() Scorer{
 	Random:  func() Scorer { return randomScorer{} },
 	BestFit: func() Scorer { return bestFitScorer{} },
 	Frag:    func() Scorer { return fragScorer{} },
+	Yield:   func() Scorer { return yieldScorer{} },
 }
 
 // Names lists the scorers in report order.
-func Names() []string { return []string{Default, Random, BestFit, Frag} }
+func Names() []string { return []string{Default, Random, BestFit, Frag, Yield} }
 
 // NewScorer returns the scorer with the given name.
 func NewScorer(name string) (Scorer, error) {

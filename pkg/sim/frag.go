@@ -23,7 +23,7 @@ func typicalClasses(pods []Pod, shapes []score.Shape) []score.Class {
 			}
 			products[spec] = prods
 		}
-		typical = append(typical, score.Typical{MilliCPU: p.MilliCPU, Milli: p.GPUMilli, Num: p.NumGPU, Products: prods, Spec: spec})
+		typical = append(typical, score.Typical{MilliCPU: p.MilliCPU, Memory: p.MemoryMiB << 20, Milli: p.GPUMilli, Num: p.NumGPU, Products: prods, Spec: spec})
 	}
 	return score.NewClasses(score.MostPopular(typical), shapes)
 }

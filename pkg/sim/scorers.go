@@ -12,6 +12,7 @@ const (
 	ScorerRandom  = score.Random
 	ScorerBestFit = score.BestFit
 	ScorerFrag    = score.Frag
+	ScorerYield   = score.Yield
 )
 
 // ScorerNames lists the scorers in report order.
