@@ -17,7 +17,7 @@ func init() { subcommands = append(subcommands, newSimCommand) }
 
 type simFlags struct {
 	data, pods, scorers, seeds, output, plot string
-	arrival                                  string
+	arrival, typical                         string
 	maxLoad                                  float64
 	parallel, maxPods                        int
 	policy                                   policyFlags
@@ -48,6 +48,8 @@ share against the arrived load. Scorers:
   random   any feasible node
   bestfit  least idle GPU share left on the node
   frag     fragmentation-aware (FGD-style expected fragmentation growth)
+  yield    frag with the host counted: idle GPU share the node's cpu and
+           memory can no longer feed counts as fragmented
 
 Data and method: Weng et al., "Beware of Fragmentation: Scheduling
 GPU-Sharing Workloads with Fragmentation Gradient Descent", USENIX ATC '23;
@@ -68,12 +70,16 @@ trace: Alibaba cluster-trace-gpu-v2023 (research and study use).` + policyHelp,
 	fl.StringVar(&f.plot, "plot", "", "also write the allocation curves as an SVG to this file")
 	fl.IntVar(&f.parallel, "parallel", 2, "how many seeds to run at once")
 	fl.StringVar(&f.arrival, "arrival", sim.ArrivalFGD, "arrival generator: fgd (FGD's simulator: shuffled trace, then resampled pods appended) or legacy (trace and resampled pods shuffled together)")
+	fl.StringVar(&f.typical, "typical", "trace", "typical pods (the target workload frag and yield measure against): trace (the whole pod list, as FGD; hindsight) or online (learnt from the pods arrived so far)")
 	fl.IntVar(&f.maxPods, "max-pods", 0, "keep only the first N pods of the pod list (0: all)")
 	f.policy.register(fl)
 	return cmd
 }
 
 func runSim(cmd *cobra.Command, f simFlags) error {
+	if f.typical != "trace" && f.typical != "online" {
+		return fmt.Errorf("--typical %q: want trace or online", f.typical)
+	}
 	if f.output != "text" && f.output != "json" {
 		return fmt.Errorf("--output %q: want text or json", f.output)
 	}
@@ -103,7 +109,7 @@ func runSim(cmd *cobra.Command, f simFlags) error {
 	workload := strings.TrimSuffix(filepath.Base(podPath), ".csv")
 	rep, err := sim.Run(cmd.Context(), &sim.Trace{Name: workload, Nodes: nodes, Pods: pods}, sim.Options{
 		Scorers: splitList(f.scorers), Seeds: seeds, MaxLoad: f.maxLoad, Parallel: f.parallel,
-		MaxPods: f.maxPods, Arrival: f.arrival, Progress: cmd.ErrOrStderr(), Publish: sim.SlicesPublisher,
+		MaxPods: f.maxPods, Arrival: f.arrival, OnlineTypical: f.typical == "online", Progress: cmd.ErrOrStderr(), Publish: sim.SlicesPublisher,
 	})
 	if err != nil {
 		return err

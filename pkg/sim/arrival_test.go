@@ -120,3 +120,26 @@ func TestRunArrival(t *testing.T) {
 	_, err := Run(t.Context(), tr, Options{Scorers: []string{ScorerFrag}, Seeds: []int64{1}, MaxLoad: 1.3, Arrival: "fifo", Publish: SlicesPublisher})
 	assert.ErrorContains(t, err, `unknown arrival generator "fifo"`)
 }
+
+func TestRunOnlineTypical(t *testing.T) {
+	tr := loadTestTrace(t)
+	rep, err := Run(t.Context(), tr, Options{Scorers: []string{ScorerYield}, Seeds: []int64{1}, MaxLoad: 1.3, Parallel: 1, OnlineTypical: true, Publish: SlicesPublisher})
+	require.NoError(t, err)
+	assert.Equal(t, "online", rep.Typical)
+	s := rep.Summaries[0]
+	assert.Zero(t, s.Divergence)
+	assert.Len(t, s.Curve, 131)
+	assert.Positive(t, s.AllocAtMax)
+
+	pub, err := publish(tr.Nodes, SlicesPublisher)
+	require.NoError(t, err)
+	e := newTestEnv(t, tr.Nodes, tr.Pods, ScorerYield)
+	e.classes = nil
+	cpu := Pod{Name: "c", MilliCPU: 1000}
+	e.learn(cpu)
+	assert.Empty(t, e.classes, "a CPU-only pod teaches no typical pod")
+	for i := 1; i < learnEvery; i++ {
+		e.learn(tr.Pods[i%len(tr.Pods)])
+	}
+	assert.Equal(t, typicalClasses(e.seen, pub.shapes), e.classes, "relearnt from the arrivals so far")
+}

@@ -38,3 +38,22 @@ func TypicalPods(pods []Pod) []score.Typical {
 	}
 	return out
 }
+
+// learnEvery is how many arrivals the online typical pods are relearnt
+// after.
+const learnEvery = 256
+
+// learn records an arrival and, every learnEvery of them (and at the
+// first), relearns the typical pods from the arrivals so far. Until the
+// first GPU pod arrives there are none: the scorers rank by fragmentation
+// zero, then their tie-breaks.
+func (e *env) learn(p Pod) {
+	e.seen = append(e.seen, p)
+	if len(e.seen) != 1 && len(e.seen)%learnEvery != 0 {
+		return
+	}
+	e.classes = typicalClasses(e.seen, e.shapes)
+	for i := range e.states {
+		e.states[i].Changed()
+	}
+}

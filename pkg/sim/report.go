@@ -41,6 +41,7 @@ type Report struct {
 	GPUs      int             `json:"gpus"`
 	MaxLoad   float64         `json:"maxLoad"`
 	Arrival   string          `json:"arrival"`
+	Typical   string          `json:"typical"`
 	Seeds     []int64         `json:"seeds"`
 	Summaries []ScorerSummary `json:"summaries"`
 	Results   []SeedResult    `json:"results"`
@@ -55,13 +56,20 @@ type Report struct {
 }
 
 func newReport(tr *Trace, gpus int, o Options, results []SeedResult, wall time.Duration, peak, sys uint64) *Report {
-	r := &Report{Trace: tr.Name, GPUs: gpus, MaxLoad: o.MaxLoad, Arrival: cmp.Or(o.Arrival, ArrivalFGD), Seeds: o.Seeds, Results: results,
+	r := &Report{Trace: tr.Name, GPUs: gpus, MaxLoad: o.MaxLoad, Arrival: cmp.Or(o.Arrival, ArrivalFGD), Typical: typicalMode(o), Seeds: o.Seeds, Results: results,
 		WallSeconds: wall.Seconds(), PeakHeapBytes: peak, SysBytes: sys, Parallel: o.Parallel,
 		AllocatorSelect: "incubating (kube-scheduler 1.37 default features)"}
 	for _, name := range o.Scorers {
 		r.Summaries = append(r.Summaries, summarise(name, results))
 	}
 	return r
+}
+
+func typicalMode(o Options) string {
+	if o.OnlineTypical {
+		return "online"
+	}
+	return "trace"
 }
 
 func summarise(name string, results []SeedResult) ScorerSummary {
@@ -183,7 +191,7 @@ func LoadBaselines(path, workload string) (map[string]float64, error) {
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	maxPct := int(r.MaxLoad*100 + 0.5)
-	fmt.Fprintf(&b, "trace %s: %d GPUs, seeds %v, load grown to %d%% (arrival %s), allocator: %s\n\n", r.Trace, r.GPUs, r.Seeds, maxPct, r.Arrival, r.AllocatorSelect)
+	fmt.Fprintf(&b, "trace %s: %d GPUs, seeds %v, load grown to %d%% (arrival %s, typical pods %s), allocator: %s\n\n", r.Trace, r.GPUs, r.Seeds, maxPct, r.Arrival, r.Typical, r.AllocatorSelect)
 	fmt.Fprintf(&b, "%-8s %9s %9s %11s %9s %9s %10s %10s %5s  %s\n", "scorer", "alloc@100", fmt.Sprintf("alloc@%d", maxPct),
 		"unalloc GPU", "frag %", "claims/s", "alloc c/s", "min-max", "div", "failed pods (whole by GPUs, fractional, cpu-only)")
 	for _, s := range r.Summaries {

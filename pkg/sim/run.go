@@ -41,6 +41,8 @@ type env struct {
 	allocT  time.Duration
 	// last is the node the last placed pod went to.
 	last int
+	// seen are the arrivals so far, when the typical pods are learnt online.
+	seen []Pod
 }
 
 type scored struct {

@@ -24,6 +24,10 @@ type Options struct {
 	Parallel int
 	// Arrival is the arrival generator (ArrivalFGD when empty).
 	Arrival string
+	// OnlineTypical learns the typical pods from the pods arrived so far
+	// (every learnEvery pods) instead of taking them from the whole trace,
+	// which FGD does and which is hindsight.
+	OnlineTypical bool
 	// MaxPods, when positive, keeps only the trace's first MaxPods pods.
 	MaxPods int
 	// Verify runs the allocator on every node for every GPU pod and counts
@@ -94,6 +98,9 @@ func runSeed(ctx context.Context, pub *published, tr *Trace, classes []score.Cla
 		}
 		arrived += p.GPURequest()
 		e.stats.Arrived++
+		if o.OnlineTypical {
+			e.learn(p)
+		}
 		ok, err := e.place(ctx, p)
 		if err != nil {
 			return SeedResult{}, fmt.Errorf("seed %d pod %s: %w", seed, p.Name, err)

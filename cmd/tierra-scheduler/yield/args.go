@@ -13,7 +13,9 @@ import (
 // Args configure TierraYield (pluginConfig args in the
 // KubeSchedulerConfiguration).
 type Args struct {
-	// Scorer is a pkg/score scorer: frag (default) or bestfit.
+	// Scorer is a pkg/score scorer: frag (default), yield (frag with the
+	// host counted; it needs typical pods with milliCPU and memory) or
+	// bestfit.
 	Scorer string `json:"scorer,omitempty"`
 	// Driver is whose devices are scored; default Tierra's.
 	Driver string `json:"driver,omitempty"`
