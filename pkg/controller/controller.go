@@ -24,9 +24,6 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/webhook"
 )
 
-// TierPolicyResource is the TierPolicy CRD's resource.
-var TierPolicyResource = v1alpha1.SchemeGroupVersion.WithResource("tierpolicies")
-
 // queueKey is the queue's only key: every event leads to one full sync.
 const queueKey = "sync"
 
@@ -89,7 +86,7 @@ func New(cfg Config, kube kubernetes.Interface, dyn dynamic.Interface) *Controll
 	later := func(any) { c.queue.AddAfter(queueKey, c.cfg.StatusDelay) }
 
 	dynFactory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, cfg.Resync, "", nil)
-	pol := dynFactory.ForResource(TierPolicyResource)
+	pol := dynFactory.ForResource(v1alpha1.TierPolicyResource)
 	c.policies = pol.Lister()
 	c.watch(pol.Informer(), now)
 	c.start = append(c.start, dynFactory.Start)

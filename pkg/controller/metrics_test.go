@@ -221,7 +221,7 @@ func TestControllerMetricsFromCaches(t *testing.T) {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(policy)
 	require.NoError(t, err)
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{TierPolicyResource: "TierPolicyList"}, &unstructured.Unstructured{Object: u})
+		map[schema.GroupVersionResource]string{v1alpha1.TierPolicyResource: "TierPolicyList"}, &unstructured.Unstructured{Object: u})
 	claim := tt.MakeClaim("t1", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj()
 	claim.Status.Allocation = &resourceapi.AllocationResult{Devices: resourceapi.DeviceAllocationResult{
 		Results: []resourceapi.DeviceRequestAllocationResult{{Request: "gpu", Driver: driverName, Pool: "train", Device: "gpu-1"}},

@@ -70,11 +70,7 @@ func (c *Controller) policy() (*v1alpha1.TierPolicy, error) {
 	if !ok {
 		return nil, fmt.Errorf("TierPolicy %s: unexpected %T in cache", c.cfg.PolicyName, obj)
 	}
-	policy := &v1alpha1.TierPolicy{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, policy); err != nil {
-		return nil, fmt.Errorf("decode TierPolicy %s: %w", c.cfg.PolicyName, err)
-	}
-	return policy, nil
+	return v1alpha1.TierPolicyFromUnstructured(u)
 }
 
 // applyClasses server-side applies every desired class that differs from
@@ -165,7 +161,7 @@ func (c *Controller) writeStatus(ctx context.Context, policy *v1alpha1.TierPolic
 	if err != nil {
 		return fmt.Errorf("encode TierPolicy %s status: %w", policy.Name, err)
 	}
-	_, err = c.dyn.Resource(TierPolicyResource).UpdateStatus(ctx, &unstructured.Unstructured{Object: u},
+	_, err = c.dyn.Resource(v1alpha1.TierPolicyResource).UpdateStatus(ctx, &unstructured.Unstructured{Object: u},
 		metav1.UpdateOptions{FieldManager: FieldManager})
 	if err != nil {
 		return fmt.Errorf("update TierPolicy %s status: %w", policy.Name, err)

@@ -55,7 +55,7 @@ func TestSync(t *testing.T) {
 			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(policy)
 			require.NoError(t, err)
 			dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-				map[schema.GroupVersionResource]string{TierPolicyResource: "TierPolicyList"}, &unstructured.Unstructured{Object: u})
+				map[schema.GroupVersionResource]string{v1alpha1.TierPolicyResource: "TierPolicyList"}, &unstructured.Unstructured{Object: u})
 			kube := fake.NewClientset(managedClass("stale.gpu.tierra.dev"),
 				&resourceapi.DeviceClass{ObjectMeta: metav1.ObjectMeta{Name: "other"}})
 
@@ -72,7 +72,7 @@ func TestSync(t *testing.T) {
 			}
 			assert.ElementsMatch(t, tc.wantClasses, names)
 
-			got, err := dyn.Resource(TierPolicyResource).Get(ctx, policy.Name, metav1.GetOptions{})
+			got, err := dyn.Resource(v1alpha1.TierPolicyResource).Get(ctx, policy.Name, metav1.GetOptions{})
 			require.NoError(t, err)
 			var stored v1alpha1.TierPolicy
 			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(got.Object, &stored))
@@ -96,7 +96,7 @@ func managedClass(name string) *resourceapi.DeviceClass {
 func TestSyncWithoutPolicyKeepsClasses(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{TierPolicyResource: "TierPolicyList"})
+		map[schema.GroupVersionResource]string{v1alpha1.TierPolicyResource: "TierPolicyList"})
 	kube := fake.NewClientset(managedClass("training.gpu.tierra.dev"))
 	c := New(Config{}, kube, dyn)
 	require.NoError(t, c.startInformers(ctx))

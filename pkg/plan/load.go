@@ -58,26 +58,18 @@ func LoadCluster(path string) (*ClusterFile, error) {
 	return &c, nil
 }
 
-// LoadPolicy reads a TierPolicy (unknown fields are errors), defaults and
-// validates it.
+// LoadPolicy reads a TierPolicy file (v1alpha1.DecodeTierPolicy: strict,
+// defaulted and validated).
 func LoadPolicy(path string) (*v1alpha1.TierPolicy, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read tier policy: %w", err)
 	}
-	var p v1alpha1.TierPolicy
-	if err := strictYAML(data, &p); err != nil {
+	p, err := v1alpha1.DecodeTierPolicy(data)
+	if err != nil {
 		return nil, fmt.Errorf("tier policy %s: %w", path, err)
 	}
-	if p.Kind != v1alpha1.TierPolicyKind || p.APIVersion != v1alpha1.SchemeGroupVersion.String() {
-		return nil, fmt.Errorf("tier policy %s: want apiVersion %s, kind %s; got %q, %q",
-			path, v1alpha1.SchemeGroupVersion, v1alpha1.TierPolicyKind, p.APIVersion, p.Kind)
-	}
-	p.Default()
-	if errs := p.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("tier policy %s: %w", path, errs.ToAggregate())
-	}
-	return &p, nil
+	return p, nil
 }
 
 // LoadClaims reads ResourceClaims and ResourceClaimTemplates (a template

@@ -7,28 +7,20 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 )
-
-// tierPolicies is the TierPolicy resource.
-var tierPolicies = v1alpha1.SchemeGroupVersion.WithResource("tierpolicies")
 
 // loadPolicy reads the named TierPolicy from the API; when the CRD or the
 // object is absent it falls back to the policy file, else it fails saying so.
 // fromAPI says which: only a policy from the API is watched for changes.
 func loadPolicy(ctx context.Context, client dynamic.Interface, cfg *Config) (_ *v1alpha1.TierPolicy, fromAPI bool, _ error) {
-	u, err := client.Resource(tierPolicies).Get(ctx, cfg.TierPolicy, metav1.GetOptions{})
+	u, err := client.Resource(v1alpha1.TierPolicyResource).Get(ctx, cfg.TierPolicy, metav1.GetOptions{})
 	if err == nil {
-		p := &v1alpha1.TierPolicy{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.UnstructuredContent(), p); err != nil {
-			return nil, false, fmt.Errorf("TierPolicy %s: %w", cfg.TierPolicy, err)
-		}
-		p, err = checkPolicy(p, "TierPolicy "+cfg.TierPolicy)
+		p, err := checkedPolicy(u)
 		return p, err == nil, err
 	}
 	if !apierrors.IsNotFound(err) {
@@ -47,17 +39,21 @@ func readPolicyFile(path string) (*v1alpha1.TierPolicy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read TierPolicy file: %w", err)
 	}
-	p := &v1alpha1.TierPolicy{}
-	if err := yaml.UnmarshalStrict(data, p); err != nil {
+	p, err := v1alpha1.DecodeTierPolicy(data)
+	if err != nil {
 		return nil, fmt.Errorf("TierPolicy file %s: %w", path, err)
 	}
-	return checkPolicy(p, "TierPolicy file "+path)
+	return p, nil
 }
 
-func checkPolicy(p *v1alpha1.TierPolicy, what string) (*v1alpha1.TierPolicy, error) {
-	p.Default()
-	if errs := p.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("%s: %w", what, errs.ToAggregate())
+// checkedPolicy is the TierPolicy from the API, defaulted and valid.
+func checkedPolicy(u *unstructured.Unstructured) (*v1alpha1.TierPolicy, error) {
+	p, err := v1alpha1.TierPolicyFromUnstructured(u)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.DefaultAndValidate(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

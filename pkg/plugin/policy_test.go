@@ -43,7 +43,7 @@ func TestLoadPolicy(t *testing.T) {
 			scheme := runtime.NewScheme()
 			require.NoError(t, v1alpha1.AddToScheme(scheme))
 			client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme,
-				map[schema.GroupVersionResource]string{tierPolicies: "TierPolicyList"}, tc.objects...)
+				map[schema.GroupVersionResource]string{v1alpha1.TierPolicyResource: "TierPolicyList"}, tc.objects...)
 			p, fromAPI, err := loadPolicy(ctx, client, &Config{TierPolicy: tc.name, TierPolicyFile: tc.file})
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)

@@ -22,7 +22,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
-var tierPolicies = schema.GroupVersionResource{Group: "tierra.dev", Version: "v1alpha1", Resource: "tierpolicies"}
+var tierPolicies = v1alpha1.TierPolicyResource
 
 // waitDevice waits until the published device of that name ("" for any)
 // satisfies cond.

@@ -8,7 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
@@ -39,7 +38,7 @@ func (d *Driver) watch(ctx context.Context, cfg Config, deps Deps, policyFromAPI
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.TierPolicy).String()
 		}
 		policies := dynamicinformer.NewFilteredDynamicSharedInformerFactory(deps.Dynamic, 0, metav1.NamespaceAll, policyName)
-		if _, err := policies.ForResource(tierPolicies).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		if _, err := policies.ForResource(v1alpha1.TierPolicyResource).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { d.policyChanged(ctx, cfg.TierPolicy, obj) },
 			UpdateFunc: func(_, obj any) { d.policyChanged(ctx, cfg.TierPolicy, obj) },
 		}); err != nil {
@@ -62,11 +61,7 @@ func (d *Driver) policyChanged(ctx context.Context, name string, obj any) {
 	if !ok || u.GetName() != name {
 		return
 	}
-	p := &v1alpha1.TierPolicy{}
-	err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.UnstructuredContent(), p)
-	if err == nil {
-		p, err = checkPolicy(p, "TierPolicy "+name)
-	}
+	p, err := checkedPolicy(u)
 	if err != nil {
 		// Keep publishing by the last good policy.
 		klog.FromContext(ctx).Error(err, "Ignoring an invalid TierPolicy update")

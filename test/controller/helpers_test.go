@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	"github.com/tierra-gpu/tierra/pkg/controller"
 	"github.com/tierra-gpu/tierra/test/cluster"
 )
 
@@ -109,7 +108,7 @@ func poll(ctx context.Context, t *testing.T, msg string, cond wait.ConditionWith
 }
 
 func policies(dyn dynamic.Interface) dynamic.ResourceInterface {
-	return dyn.Resource(controller.TierPolicyResource)
+	return dyn.Resource(v1alpha1.TierPolicyResource)
 }
 
 func createPolicy(ctx context.Context, t *testing.T, dyn dynamic.Interface, p *v1alpha1.TierPolicy) {

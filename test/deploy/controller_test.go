@@ -19,7 +19,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	"github.com/tierra-gpu/tierra/pkg/controller"
 	tt "github.com/tierra-gpu/tierra/pkg/testing"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
@@ -44,13 +43,13 @@ func (s *suite) testControllerLeastPrivilege(t *testing.T) {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(probe)
 	require.NoError(t, err)
 	u["apiVersion"], u["kind"] = v1alpha1.SchemeGroupVersion.String(), "TierPolicy"
-	_, err = s.dyn.Resource(controller.TierPolicyResource).Create(s.ctx, &unstructured.Unstructured{Object: u}, metav1.CreateOptions{})
+	_, err = s.dyn.Resource(v1alpha1.TierPolicyResource).Create(s.ctx, &unstructured.Unstructured{Object: u}, metav1.CreateOptions{})
 	require.NoError(t, err)
 
 	id := s.identityOf(t, controllerName, nil)
 	dyn, err := dynamic.NewForConfig(id.cfg)
 	require.NoError(t, err)
-	calls := controllerCalls{cs: id.cs, policies: dyn.Resource(controller.TierPolicyResource), probe: u}
+	calls := controllerCalls{cs: id.cs, policies: dyn.Resource(v1alpha1.TierPolicyResource), probe: u}
 	for name, call := range calls.allowed() {
 		t.Run("may "+name, func(t *testing.T) {
 			require.NoError(t, call(s.ctx), "the controller needs to %s", name)

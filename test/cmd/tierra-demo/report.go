@@ -9,7 +9,6 @@ import (
 
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -70,18 +69,16 @@ func tierYield(ctx context.Context, c *cluster.Cluster) error {
 	if err != nil {
 		return err
 	}
-	gvr := v1alpha1.SchemeGroupVersion.WithResource("tierpolicies")
-	var policy v1alpha1.TierPolicy
+	var policy *v1alpha1.TierPolicy
 	// The controller batches status writes: give it a moment to count the
 	// allocations the table above shows.
 	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
-		u, err := dyn.Resource(gvr).Get(ctx, "default", metav1.GetOptions{})
+		u, err := dyn.Resource(v1alpha1.TierPolicyResource).Get(ctx, "default", metav1.GetOptions{})
 		if err != nil {
 			return false, fmt.Errorf("read TierPolicy status: %w", err)
 		}
-		policy = v1alpha1.TierPolicy{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &policy); err != nil {
-			return false, fmt.Errorf("decode TierPolicy: %w", err)
+		if policy, err = v1alpha1.TierPolicyFromUnstructured(u); err != nil {
+			return false, err
 		}
 		allocated := int64(0)
 		for _, t := range policy.Status.Tiers {
