@@ -181,3 +181,19 @@ func TestSharedPolicyMatchesTheBenchmark(t *testing.T) {
 		assert.InDeltaSlice(t, r.Curve, got[[2]any{r.Scorer, r.Seed}], 1e-9, "scorer %s seed %d", r.Scorer, r.Seed)
 	}
 }
+
+// TestBenchmarkRunsOnCatalogueNodes: without a policy, H100/H200 nodes
+// run the benchmark's path (one shared device per GPU), which used to
+// refuse them as unknown models.
+func TestBenchmarkRunsOnCatalogueNodes(t *testing.T) {
+	nodes, err := LoadNodes("testdata/mig/nodes.csv")
+	require.NoError(t, err)
+	pods, err := LoadPods("testdata/mig/pods.csv")
+	require.NoError(t, err)
+	rep, err := Run(context.Background(), &Trace{Name: "mig", Nodes: nodes, Pods: pods},
+		Options{Scorers: []string{ScorerFrag}, Seeds: []int64{42}, MaxLoad: 1.3, Publish: SlicesPublisher})
+	require.NoError(t, err)
+	assert.Equal(t, 32, rep.GPUs)
+	assert.Greater(t, rep.Summaries[0].AllocAtMax, 50.0)
+	assert.Zero(t, rep.Summaries[0].Divergence)
+}
