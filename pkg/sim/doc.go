@@ -8,6 +8,14 @@
 // each trace pod becomes one ResourceClaim. Within a node the allocator picks
 // the devices; across nodes a pluggable Scorer picks the node.
 //
+// PublishCluster and LiveCluster answer "what if" for a user's own
+// cluster: nodes of any openb or catalogue model published under any
+// TierPolicy exactly as the kubelet plugin publishes them (or a live
+// cluster's own Nodes and ResourceSlices), trace pods routed to the
+// policy's tier classes (ClaimFor), and Compare replays one workload on
+// each, placing as tierra-scheduler reads a cluster (score.Inventory,
+// score.NewDemand) and allocating with the scheduler's allocator.
+//
 // The setup and the default data follow Weng et al., "Beware of
 // Fragmentation: Scheduling GPU-Sharing Workloads with Fragmentation
 // Gradient Descent", USENIX ATC '23
