@@ -77,6 +77,36 @@ func testInvalidPolicies(t *testing.T, s *suite) {
 		"a price that does not parse": {
 			policy:    tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Price(tt.ProductH200, "3.5.0").Obj(),
 			wantField: "spec.priceBook.products[0].perGPUHour", wantMsg: "should match", goAgrees: true},
+		"two tiers, one extended resource": {
+			policy: func() *v1alpha1.TierPolicy {
+				p := tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Tier("slow", v1alpha1.PartitioningWhole).Obj()
+				p.Spec.Tiers[0].ExtendedResourceName = "tierra.dev/gpu"
+				p.Spec.Tiers[1].ExtendedResourceName = "tierra.dev/gpu"
+				return p
+			}(),
+			wantField: "spec.tiers", wantMsg: "tiers fast (tierra.dev/gpu), slow (tierra.dev/gpu) name the same extendedResourceName", goAgrees: true},
+		"nvidia.com/gpu mapped to one tier and named by another": {
+			policy: func() *v1alpha1.TierPolicy {
+				p := tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Tier("slow", v1alpha1.PartitioningWhole).Obj()
+				p.Spec.NVIDIAGPUTier = "fast"
+				p.Spec.Tiers[1].ExtendedResourceName = "nvidia.com/gpu"
+				return p
+			}(),
+			wantField: "spec.tiers", wantMsg: "tier slow names nvidia.com/gpu, which nvidiaGPUTier maps to tier fast", goAgrees: true},
+		"nvidia.com/gpu mapped to an undefined tier": {
+			policy: func() *v1alpha1.TierPolicy {
+				p := tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Obj()
+				p.Spec.NVIDIAGPUTier = "slow"
+				return p
+			}(),
+			wantField: "spec.nvidiaGPUTier", wantMsg: "nvidiaGPUTier must name a tier defined in spec.tiers", goAgrees: true},
+		"an extended resource in the kubernetes.io domain": {
+			policy: func() *v1alpha1.TierPolicy {
+				p := tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Obj()
+				p.Spec.Tiers[0].ExtendedResourceName = "kubernetes.io/gpu"
+				return p
+			}(),
+			wantField: "spec.tiers[0].extendedResourceName", wantMsg: `must not have "kubernetes.io/" domain`, goAgrees: true},
 		"negative minimum memory": {
 			policy:    tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).MinMemory("-80Gi").Obj(),
 			wantField: "spec.tiers[0].gpus.minMemory", wantMsg: "must not be negative", goAgrees: true},
