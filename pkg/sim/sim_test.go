@@ -124,7 +124,7 @@ func TestRunSyntheticTrace(t *testing.T) {
 		Scorers: ScorerNames(), Seeds: []int64{42, 43}, MaxLoad: 1.3, Parallel: 2, Verify: true, Publish: SlicesPublisher,
 	})
 	require.NoError(t, err)
-	require.Len(t, rep.Summaries, 4)
+	require.Len(t, rep.Summaries, len(ScorerNames()))
 	for _, s := range rep.Summaries {
 		assert.Zero(t, s.Divergence, s.Scorer)
 		assert.Len(t, s.Curve, 131, s.Scorer)
