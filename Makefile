@@ -12,11 +12,13 @@ export CGO_CFLAGS ?= -Wno-deprecated-declarations
 OPENB     ?= $(CURDIR)/../shared/data/openb
 
 STATICCHECK_VERSION    := v0.8.2
+LOGCHECK_VERSION       := v0.11.0
 CONTROLLER_GEN_VERSION := v0.23.0
 HELM_VERSION           := v3.22.0
 PROMETHEUS_VERSION     := 2.42.0
 KUEUE_VERSION          := v0.17.0
 STATICCHECK    := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+LOGCHECK       := $(TOOLS)/logcheck-$(LOGCHECK_VERSION)
 HELM           := $(TOOLS)/helm-$(HELM_VERSION)
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 PROMTOOL       := $(TOOLS)/prometheus-$(PROMETHEUS_VERSION)/usr/bin/promtool
@@ -91,12 +93,16 @@ bench-yield: ## Replay the openb GPU trace (FGD setup, seeds 42-51) through the 
 	$(GO) run ./cmd/tierra sim --data $(OPENB) --plot _output/yield.svg
 
 .PHONY: check
-check: $(STATICCHECK) prometheus ## gofmt, go vet, staticcheck, the go-nvml import rule, promtool on the chart's rules.
+check: $(STATICCHECK) $(LOGCHECK) prometheus ## gofmt, go vet, staticcheck, logcheck (contextual logging), the go-nvml import rule, promtool on the chart's rules.
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^_output/')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	cd test && $(GO) vet ./... && $(STATICCHECK) ./...
+	@# Contextual logging only (klog.FromContext and friends), in every module.
+	$(LOGCHECK) -check-contextual ./...
+	cd test && $(LOGCHECK) -check-contextual ./...
+	cd cmd/tierra-scheduler && $(LOGCHECK) -check-contextual ./...
 	@bad=$$(git grep -l 'github.com/NVIDIA/go-nvml' -- '*.go' | grep -v '^pkg/nvgpu/' || true); \
 	  if [ -n "$$bad" ]; then echo "go-nvml imported outside pkg/nvgpu:"; echo "$$bad"; exit 1; fi
 	$(PROMTOOL) check rules deployments/helm/tierra/rules/*.rules.yaml
@@ -130,6 +136,11 @@ $(STATICCHECK):
 	@mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	mv $(TOOLS)/staticcheck $@
+
+$(LOGCHECK):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install sigs.k8s.io/logtools/logcheck@$(LOGCHECK_VERSION)
+	mv $(TOOLS)/logcheck $@
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(TOOLS)

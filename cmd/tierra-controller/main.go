@@ -60,10 +60,11 @@ func main() {
 	ctx = klog.NewContext(ctx, klog.Background())
 	if err := controller.Run(ctx, cfg); err != nil {
 		klog.FromContext(ctx).Error(err, "tierra-controller failed")
-		klog.Flush()
-		os.Exit(1)
+		stop()
+		klog.FlushAndExit(klog.ExitFlushTimeout, 1)
 	}
-	klog.Flush()
+	stop()
+	klog.FlushAndExit(klog.ExitFlushTimeout, 0)
 }
 
 func parseFlags(args []string, lookup func(string) (string, bool)) (controller.Config, error) {
