@@ -219,17 +219,17 @@ func className(claim *resourceapi.ResourceClaim, request string) string {
 }
 
 // The apiserver refuses a policy whose tiers collide on an extended
-// resource, naming both tiers (the CRD's CEL, which Validate mirrors).
+// resource (the CRD's CEL; Validate, in the Ready condition, names both).
 func TestExtendedResourceCollisionRefused(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	tests := map[string]struct{ extra, wantMsg string }{
 		"two tiers, one name": {
 			extra:   "    extendedResourceName: tierra.dev/gpu\n",
-			wantMsg: "tiers fast (tierra.dev/gpu), slow (tierra.dev/gpu) name the same extendedResourceName",
+			wantMsg: "two tiers name the same extendedResourceName",
 		},
 		"nvidia.com/gpu mapped and named": {
 			extra:   "    extendedResourceName: nvidia.com/gpu\n  nvidiaGPUTier: fast\n",
-			wantMsg: "names nvidia.com/gpu, which nvidiaGPUTier maps to tier fast",
+			wantMsg: "another tier names nvidia.com/gpu, which nvidiaGPUTier maps to tier fast",
 		},
 	}
 	for name, tc := range tests {

@@ -22,9 +22,10 @@ const pendingFor = 15 * time.Second
 // The training tier's eight GPUs are held by two low-priority training pods
 // (four each); a high-priority inference pod needs one whole GPU, which
 // only the training node has. kube-scheduler 1.37.1 does not preempt for
-// it: DynamicResources has no PreFilterExtensions, so preemption's dry run
-// still sees the victims' devices allocated (their claims are in the assume
-// cache) and finds no victims. The test asserts that, then evicts one
+// it: DynamicResources reports a failed allocation UnschedulableAndUnresolvable,
+// so preemption skips every node ("Preemption is not helpful"); nor could
+// its dry run free devices (no PreFilterExtensions: the victims' claims stay
+// allocated in the assume cache). The test asserts that, then evicts one
 // victim as a preemptor would: its claim is unprepared on the node and
 // deallocated, and the inference pod runs on a freed GPU.
 func TestPreemptionForInference(t *testing.T) {
@@ -44,7 +45,8 @@ func TestPreemptionForInference(t *testing.T) {
 	applyFile(ctx, t, "demo/preemption/inference-critical.yaml")
 	msg := waitEvent(ctx, t, ns, "urgent-inference", "FailedScheduling")
 	t.Logf("FailedScheduling: %s", msg)
-	assert.Contains(t, msg, "preemption:", "the scheduler tried to preempt")
+	assert.Contains(t, msg, "cannot allocate all claims")
+	assert.Contains(t, msg, "Preemption is not helpful for scheduling", "upstream does not preempt for DRA devices")
 	time.Sleep(pendingFor)
 	pod, err := env.cs.CoreV1().Pods(ns).Get(ctx, "urgent-inference", metav1.GetOptions{})
 	require.NoError(t, err)
