@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tierra-gpu/tierra/internal/cli"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
 )
@@ -22,6 +23,11 @@ func defaults(node string) plugin.Config {
 		SharingRunner: "auto", ClaimGCInterval: plugin.DefaultClaimGCInterval,
 		MPSDaemonCommand: "/usr/bin/tierra-kubelet-plugin mps-daemon", MPSDaemonPriorityClass: "system-node-critical",
 		MetricsAddress: ":8080", ProcRoot: "/proc", IdleThreshold: 0.05, IdleWindow: 2 * time.Hour, UsageInterval: time.Minute}
+}
+
+func parseWith(args []string, env map[string]string, out *bytes.Buffer) (plugin.Config, error) {
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	return parse(cli.NewFlagSet("tierra-kubelet-plugin", lookup, out), args)
 }
 
 func with(c plugin.Config, edit func(*plugin.Config)) plugin.Config {
@@ -90,18 +96,34 @@ func TestParse(t *testing.T) {
 			args: []string{"--node-name=n10", "--proc-root="},
 			want: with(defaults("n10"), func(c *plugin.Config) { c.ProcRoot = "" }),
 		},
-		"idle threshold over 1": {args: []string{"--node-name=n", "--idle-threshold=5"}, wantErr: `--idle-threshold "5": want an SM share greater than 0 and at most 1`},
-		"idle threshold 0":      {args: []string{"--node-name=n", "--idle-threshold=0"}, wantErr: `--idle-threshold "0": want an SM share greater than 0`},
-		"idle threshold a word": {args: []string{"--node-name=n"}, env: map[string]string{"TIERRA_IDLE_THRESHOLD": "low"}, wantErr: `--idle-threshold "low"`},
-		"idle window negative":  {args: []string{"--node-name=n", "--idle-window=-1h"}, wantErr: `--idle-window "-1h": want a positive duration`},
-		"usage interval zero":   {args: []string{"--node-name=n", "--usage-interval=0s"}, wantErr: `--usage-interval "0s": want a positive duration`},
-		"idle window a number":  {args: []string{"--node-name=n", "--idle-window=7200"}, wantErr: `--idle-window "7200": want a positive duration`},
+		"idle threshold over 1":     {args: []string{"--node-name=n", "--idle-threshold=5"}, wantErr: `--idle-threshold "5": want an SM share greater than 0 and at most 1`},
+		"idle threshold 0":          {args: []string{"--node-name=n", "--idle-threshold=0"}, wantErr: `--idle-threshold "0": want an SM share greater than 0`},
+		"idle threshold a word":     {args: []string{"--node-name=n"}, env: map[string]string{"TIERRA_IDLE_THRESHOLD": "low"}, wantErr: `environment variable TIERRA_IDLE_THRESHOLD="low" (--idle-threshold): want a number`},
+		"idle threshold env over 1": {args: []string{"--node-name=n"}, env: map[string]string{"TIERRA_IDLE_THRESHOLD": "2"}, wantErr: `TIERRA_IDLE_THRESHOLD="2" (--idle-threshold): want an SM share`},
+		"bad fsync":                 {args: []string{"--node-name=n", "--checkpoint-fsync=sometimes"}, wantErr: `--checkpoint-fsync "sometimes": want true or false`},
+		"bad burst from env":        {args: []string{"--node-name=n"}, env: map[string]string{"TIERRA_KUBE_API_BURST": "1e3"}, wantErr: `TIERRA_KUBE_API_BURST="1e3" (--kube-api-burst): want an integer`},
+		"stray argument":            {args: []string{"--node-name=n", "serve"}, wantErr: "unexpected arguments"},
+		"fsync": {
+			args: []string{"--node-name=n11", "--checkpoint-fsync"},
+			want: with(defaults("n11"), func(c *plugin.Config) { c.CheckpointFsync = true }),
+		},
+		// An empty variable that is set means what an empty flag means:
+		// the chart turns metrics and per-pod GPU use off this way.
+		"empty environment variables": {
+			args: []string{"--node-name=n12"},
+			env:  map[string]string{"TIERRA_METRICS_ADDRESS": "", "TIERRA_PROC_ROOT": "", "TIERRA_MPS_DAEMON_PRIORITY_CLASS": ""},
+			want: with(defaults("n12"), func(c *plugin.Config) { c.MetricsAddress, c.ProcRoot, c.MPSDaemonPriorityClass = "", "", "" }),
+		},
+		"idle window negative": {args: []string{"--node-name=n", "--idle-window=-1h"}, wantErr: `--idle-window "-1h": want a positive duration`},
+		"usage interval zero":  {args: []string{"--node-name=n", "--usage-interval=0s"}, wantErr: `--usage-interval "0s": want a positive duration`},
+		"idle window a number": {args: []string{"--node-name=n", "--idle-window=7200"}, wantErr: `--idle-window "7200": want a duration such as 90s`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			cfg, err := parse(tc.args, func(k string) string { return tc.env[k] }, &bytes.Buffer{})
+			cfg, err := parseWith(tc.args, tc.env, &bytes.Buffer{})
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
+				assert.Equal(t, cli.ExitUsage, cli.ExitCode(cli.Usage(err)), "what cli.Main makes of it")
 				return
 			}
 			require.NoError(t, err)
@@ -112,20 +134,23 @@ func TestParse(t *testing.T) {
 
 func TestHelpExplainsEveryFlag(t *testing.T) {
 	var out bytes.Buffer
-	_, err := parse([]string{"--help"}, func(string) string { return "" }, &out)
+	_, err := parseWith([]string{"--help"}, nil, &out)
 	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.Equal(t, cli.ExitOK, cli.ExitCode(err))
 	for _, s := range []string{"-node-name", "TIERRA_NODE_NAME", "-machine", "fake:<name>", "-state-dir", "-cdi-dir",
 		"-plugin-data-dir", "-registrar-dir", "-kubeconfig", "in-cluster", "-tier-policy", "-tier-policy-file", "-kube-api-qps", "-kube-api-burst",
 		"-mps-control-command", "TIERRA_MPS_CONTROL_COMMAND", "-nvidia-smi-command", "TIERRA_NVIDIA_SMI_COMMAND", "-sharing-runner", "TIERRA_SHARING_RUNNER",
 		"-mps-daemon-image", "TIERRA_MPS_DAEMON_IMAGE", "-metrics-address", "TIERRA_METRICS_ADDRESS", "-namespace", "TIERRA_NAMESPACE", "mps-daemon --help",
-		"-proc-root", "TIERRA_PROC_ROOT", "/host/proc", "-idle-threshold", "TIERRA_IDLE_THRESHOLD", "-idle-window", "TIERRA_IDLE_WINDOW", "GPUIdle"} {
+		"-proc-root", "TIERRA_PROC_ROOT", "/host/proc", "-idle-threshold", "TIERRA_IDLE_THRESHOLD", "-idle-window", "TIERRA_IDLE_WINDOW", "GPUIdle", "[TIERRA_CHECKPOINT_FSYNC]", "[TIERRA_KUBE_API_QPS]", "[TIERRA_CLAIM_GC_INTERVAL]",
+		"[TIERRA_FAKE_MIG_NODES]", "[TIERRA_USAGE_INTERVAL]", "even when it is empty", "--logging-format string"} {
 		assert.Contains(t, out.String(), s)
 	}
 	help := out.String()
 	assert.Contains(t, help, "tierra-kubelet-plugin is the node half of Tierra")
-	assert.Less(t, strings.Index(help, "-node-name"), strings.Index(help, "Logging flags (klog):"),
-		"our flags come before klog's")
-	assert.Greater(t, strings.Index(help, "-v value"), strings.Index(help, "Logging flags (klog):"))
+	assert.Less(t, strings.Index(help, "--checkpoint-fsync"), strings.Index(help, "Logging flags"),
+		"our flags come before the logging flags")
+	assert.Greater(t, strings.Index(help, "--v value"), strings.Index(help, "Logging flags"))
+	assert.Greater(t, strings.Index(help, "--logging-format"), strings.Index(help, "Logging flags"))
 }
 
 func TestParseMPSDaemon(t *testing.T) {

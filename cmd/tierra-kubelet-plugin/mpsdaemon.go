@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/tierra-gpu/tierra/internal/cli"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
 )
@@ -62,7 +63,7 @@ Flags:
 func runMPSDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, probe, err := parseMPSDaemon(args, stderr)
 	if err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if probe {
 		return sharing.Probe(ctx, o)

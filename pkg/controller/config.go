@@ -48,19 +48,35 @@ type Config struct {
 	OnMetricsServing func(addr string)
 }
 
-func (c *Config) defaults() error {
+// Defaults of Config, also the flags' defaults in cmd/tierra-controller.
+const (
+	DefaultPolicyName   = "default"
+	DefaultKubeAPIQPS   = 20
+	DefaultKubeAPIBurst = 40
+	DefaultStatusDelay  = time.Second
+	// DefaultResync is the binary's resync period; in Config, 0 disables
+	// resyncs.
+	DefaultResync = 10 * time.Minute
+)
+
+// Default fills in the unset fields that have a default.
+func (c *Config) Default() {
 	if c.PolicyName == "" {
-		c.PolicyName = "default"
+		c.PolicyName = DefaultPolicyName
 	}
 	if c.KubeAPIQPS == 0 {
-		c.KubeAPIQPS = 20
+		c.KubeAPIQPS = DefaultKubeAPIQPS
 	}
 	if c.KubeAPIBurst == 0 {
-		c.KubeAPIBurst = 40
+		c.KubeAPIBurst = DefaultKubeAPIBurst
 	}
 	if c.StatusDelay == 0 {
-		c.StatusDelay = time.Second
+		c.StatusDelay = DefaultStatusDelay
 	}
+}
+
+// Validate reports settings Run refuses.
+func (c *Config) Validate() error {
 	switch {
 	case c.Resync < 0:
 		return errors.New("resync must not be negative")

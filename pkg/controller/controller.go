@@ -47,7 +47,8 @@ type Controller struct {
 
 // Run connects with cfg and runs the controller until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
-	if err := cfg.defaults(); err != nil {
+	cfg.Default()
+	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("tierra-controller config: %w", err)
 	}
 	rc, err := cfg.restConfig()
@@ -73,9 +74,10 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // New wires informers for the policy, the managed DeviceClasses,
-// ResourceSlices and ResourceClaims; Run starts them.
+// ResourceSlices and ResourceClaims; Run starts them. New fills in cfg's
+// defaults but does not validate it: the package's Run does (Validate).
 func New(cfg Config, kube kubernetes.Interface, dyn dynamic.Interface) *Controller {
-	_ = cfg.defaults()
+	cfg.Default()
 	c := &Controller{
 		cfg: cfg, kube: kube, dyn: dyn, now: time.Now, stranded: newStrandedModel(),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
