@@ -94,6 +94,7 @@ func TestMalformed(t *testing.T) {
 		"variable check":         {env: map[string]string{"TIERRA_COUNT": "12"}, wantErr: []string{`TIERRA_COUNT="12" (--count): want at most 10`}},
 		"unknown logging format": {args: []string{"--logging-format=xml"}, wantErr: []string{"logging flags:", "Unsupported log format"}},
 		"vmodule with json":      {args: []string{"--logging-format=json", "--vmodule=foo=2"}, wantErr: []string{"Only supported for text log format"}},
+		"alpha option":           {args: []string{"--logging-format=json", "--log-json-split-stream"}, wantErr: []string{"Feature LoggingAlphaOptions is disabled"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -132,6 +133,7 @@ func TestHelp(t *testing.T) {
 	}
 	assert.Contains(t, help, `"json"`, "the JSON format is registered")
 	assert.NotContains(t, help, "--logtostderr", "klog's deprecated flags are gone")
+	assert.NotContains(t, help, "--log-json-split-stream", "alpha options need a feature gate the binaries lack")
 }
 
 func TestExitCode(t *testing.T) {

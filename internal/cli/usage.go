@@ -28,8 +28,10 @@ func (f *FlagSet) PrintHelp() {
 		printFlag(out, e.name, e.typ, e.usage, e.def, e.env)
 	}
 	fmt.Fprintln(out, "\nLogging flags (k8s.io/component-base/logs):")
+	fmt.Fprintln(out, "  (the [Alpha] stream options are left out: they need the LoggingAlphaOptions")
+	fmt.Fprintln(out, "  feature gate, which these binaries do not expose)")
 	f.fs.VisitAll(func(fl *flag.Flag) {
-		if f.logFlag[fl.Name] {
+		if f.logFlag[fl.Name] && !strings.HasPrefix(fl.Usage, "[Alpha]") {
 			typ, usage := flag.UnquoteUsage(fl)
 			printFlag(out, fl.Name, typ, usage, fl.DefValue, "")
 		}
