@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"strings"
 	"testing"
@@ -180,4 +181,12 @@ func TestParseMPSDaemon(t *testing.T) {
 	_, _, err = parseMPSDaemon([]string{"--help"}, &help)
 	require.ErrorIs(t, err, flag.ErrHelp)
 	assert.Contains(t, help.String(), "outlives plugin restarts")
+}
+
+func TestMPSDaemonExitCodes(t *testing.T) {
+	err := runMPSDaemon(context.Background(), []string{"--gpu=GPU-1"}, &bytes.Buffer{}, &bytes.Buffer{})
+	require.ErrorContains(t, err, "--dir is required")
+	assert.Equal(t, cli.ExitUsage, cli.ExitCode(err))
+	err = runMPSDaemon(context.Background(), []string{"--help"}, &bytes.Buffer{}, &bytes.Buffer{})
+	assert.Equal(t, cli.ExitOK, cli.ExitCode(err))
 }
