@@ -62,9 +62,6 @@ func NewFlagSet(name string, lookup func(string) (string, bool), out io.Writer) 
 // SetHeader sets the text --help prints before the flags.
 func (f *FlagSet) SetHeader(header string) { f.header = header }
 
-// Logging is the logging configuration the flags fill in.
-func (f *FlagSet) Logging() *logsapi.LoggingConfiguration { return f.logging }
-
 // value is a typed flag.Value whose parse errors name the flag and the
 // allowed form.
 type value[T any] struct {
