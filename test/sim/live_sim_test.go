@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/tierra-gpu/tierra/pkg/plan"
 	"github.com/tierra-gpu/tierra/pkg/sim"
@@ -42,6 +43,8 @@ func TestLiveClusterReplaysPublishedDevices(t *testing.T) {
 	defer cancel()
 	nodes, err := sim.LoadNodes(data + "nodes.csv")
 	require.NoError(t, err)
+	// The live cluster lists nodes by name: publish them in that order.
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 	pods, err := sim.LoadPods(data + "pods.csv")
 	require.NoError(t, err)
 	policy, err := plan.LoadPolicy(data + "mig.yaml")
@@ -72,7 +75,7 @@ func TestLiveClusterReplaysPublishedDevices(t *testing.T) {
 		assert.Equal(t, offline.Nodes[i].Name, n.Name)
 		assert.Equal(t, offline.Nodes[i].MilliCPU, n.MilliCPU)
 		assert.Equal(t, offline.Nodes[i].Memory, n.Memory)
-		assert.Len(t, n.Slices, len(offline.Nodes[i].Slices), n.Name)
+		assert.Equal(t, len(offline.Nodes[i].Slices), len(n.Slices), n.Name)
 	}
 
 	opts := sim.CompareOptions{Scorers: []string{sim.ScorerFrag, sim.ScorerDefault}, Seeds: []int64{42, 43}, MaxLoad: 1.3, Parallel: 2}
@@ -110,10 +113,18 @@ func create(ctx context.Context, t *testing.T, cs kubernetes.Interface, cl *sim.
 			corev1.ResourceMemory: *resource.NewQuantity(n.Memory, resource.BinarySI),
 			corev1.ResourcePods:   resource.MustParse("110"),
 		}
-		node, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels}}, metav1.CreateOptions{})
+		_, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels}}, metav1.CreateOptions{})
 		require.NoError(t, err, n.Name)
-		node.Status.Capacity, node.Status.Allocatable = alloc, alloc
-		_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+		// The node controllers write the new node too: retry on conflict.
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			node, err := cs.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			node.Status.Capacity, node.Status.Allocatable = alloc, alloc
+			_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+			return err
+		})
 		require.NoError(t, err, n.Name)
 		for _, s := range n.Slices {
 			s = s.DeepCopy()
