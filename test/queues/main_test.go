@@ -68,7 +68,14 @@ func run(m *testing.M) (_ int, finalErr error) {
 		return 0, err
 	}
 	fmt.Fprintf(os.Stderr, "stack with kueue up in %s\n", time.Since(t0).Round(time.Millisecond))
-	return m.Run(), nil
+	code := m.Run()
+	if code != 0 {
+		// The state dir goes with the test: keep Kueue's word on what it did.
+		if log, err := os.ReadFile(c.LogFile("kueue")); err == nil {
+			fmt.Fprintf(os.Stderr, "kueue log (last 16 KiB):\n%s\n", log[max(0, len(log)-16<<10):])
+		}
+	}
+	return code, nil
 }
 
 // setUp installs Tierra (policy, controller, classes), starts the GPU
