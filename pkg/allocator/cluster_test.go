@@ -12,8 +12,9 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-func TestClusterRemembersWhatItAllocated(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
+// twoGPUNode is a cluster of one node, node-a, with devices gpu-0 and gpu-1
+// of class gpu.
+func twoGPUNode() *Cluster {
 	slice := &resourceapi.ResourceSlice{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
 		Spec: resourceapi.ResourceSliceSpec{
@@ -22,7 +23,11 @@ func TestClusterRemembersWhatItAllocated(t *testing.T) {
 			Devices: []resourceapi.Device{{Name: "gpu-0"}, {Name: "gpu-1"}},
 		},
 	}
-	class := &resourceapi.DeviceClass{ObjectMeta: metav1.ObjectMeta{Name: "gpu"}}
+	return NewCluster([]*resourceapi.ResourceSlice{slice}, &resourceapi.DeviceClass{ObjectMeta: metav1.ObjectMeta{Name: "gpu"}})
+}
+
+func TestClusterRemembersWhatItAllocated(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
 	claim := func(name string) *resourceapi.ResourceClaim {
 		return &resourceapi.ResourceClaim{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: types.UID(name)},
@@ -33,7 +38,7 @@ func TestClusterRemembersWhatItAllocated(t *testing.T) {
 			}}}},
 		}
 	}
-	c := NewCluster([]*resourceapi.ResourceSlice{slice}, class)
+	c := twoGPUNode()
 	var got []string
 	for _, name := range []string{"a", "b", "c"} {
 		devices, err := c.Allocate(ctx, "node-a", claim(name))
@@ -49,15 +54,6 @@ func TestClusterRemembersWhatItAllocated(t *testing.T) {
 // kube-scheduler: claims after it still get every device.
 func TestClusterAdminAccessHoldsNothing(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	slice := &resourceapi.ResourceSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
-		Spec: resourceapi.ResourceSliceSpec{
-			Driver: "gpu.example.com", NodeName: ptr.To("node-a"),
-			Pool:    resourceapi.ResourcePool{Name: "node-a", ResourceSliceCount: 1},
-			Devices: []resourceapi.Device{{Name: "gpu-0"}, {Name: "gpu-1"}},
-		},
-	}
-	class := &resourceapi.DeviceClass{ObjectMeta: metav1.ObjectMeta{Name: "gpu"}}
 	claim := func(name string, admin bool) *resourceapi.ResourceClaim {
 		return &resourceapi.ResourceClaim{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: types.UID(name)},
@@ -69,7 +65,7 @@ func TestClusterAdminAccessHoldsNothing(t *testing.T) {
 			}}}},
 		}
 	}
-	c := NewCluster([]*resourceapi.ResourceSlice{slice}, class)
+	c := twoGPUNode()
 	monitor, err := c.Allocate(ctx, "node-a", claim("monitor", true))
 	require.NoError(t, err)
 	require.Equal(t, []string{"gpu-0"}, monitor)

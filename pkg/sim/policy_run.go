@@ -158,22 +158,7 @@ func (e *policyEnv) collect(ctx context.Context, pod Pod, r *routed) {
 }
 
 // best removes and returns the highest ranked candidate.
-func (e *policyEnv) best() (scored, bool) {
-	if len(e.cands) == 0 {
-		return scored{}, false
-	}
-	b := 0
-	for i := 1; i < len(e.cands); i++ {
-		c, o := e.cands[i], e.cands[b]
-		if o.r.Less(c.r) || (c.r == o.r && c.tie > o.tie) {
-			b = i
-		}
-	}
-	out := e.cands[b]
-	e.cands[b] = e.cands[len(e.cands)-1]
-	e.cands = e.cands[:len(e.cands)-1]
-	return out, true
-}
+func (e *policyEnv) best() (scored, bool) { return popBest(&e.cands) }
 
 // place schedules one pod: the best ranked node on which the scheduler's
 // allocator allocates the claim. It returns the allocation's size per tier

@@ -89,20 +89,25 @@ func (e *env) collect(p Pod, cc *claimClass) {
 }
 
 // best removes and returns the highest ranked candidate.
-func (e *env) best() (scored, bool) {
-	if len(e.cands) == 0 {
+func (e *env) best() (scored, bool) { return popBest(&e.cands) }
+
+// popBest removes and returns the highest ranked of cands: the best score,
+// ties broken by the random tie value.
+func popBest(cands *[]scored) (scored, bool) {
+	cs := *cands
+	if len(cs) == 0 {
 		return scored{}, false
 	}
 	b := 0
-	for i := 1; i < len(e.cands); i++ {
-		c, o := e.cands[i], e.cands[b]
+	for i := 1; i < len(cs); i++ {
+		c, o := cs[i], cs[b]
 		if o.r.Less(c.r) || (c.r == o.r && c.tie > o.tie) {
 			b = i
 		}
 	}
-	out := e.cands[b]
-	e.cands[b] = e.cands[len(e.cands)-1]
-	e.cands = e.cands[:len(e.cands)-1]
+	out := cs[b]
+	cs[b] = cs[len(cs)-1]
+	*cands = cs[:len(cs)-1]
 	return out, true
 }
 
