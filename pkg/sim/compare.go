@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"sync"
 	"time"
 )
 
@@ -87,31 +86,14 @@ func Compare(ctx context.Context, clusters []*Cluster, tr *Trace, o CompareOptio
 			}
 		}
 	}
-	results := make([]PolicySeed, len(jobs))
-	errs := make([]error, len(jobs))
-	sem := make(chan struct{}, max(1, o.Parallel))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for i, j := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			results[i], errs[i] = runPolicySeed(ctx, j.p, pods, j.scorer, j.seed, o)
-			if errs[i] == nil {
-				r := results[i]
-				mu.Lock()
-				progress(o.Progress, "sim: %-10s %-8s seed %d: %.2f%% allocated at %d%% load, %d pods, %.1fs\n",
-					r.Cluster, r.Scorer, r.Seed, r.Curve[len(r.Curve)-1], len(r.Curve)-1, r.Arrived, r.Wall.Seconds())
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	results, err := runJobs(len(jobs), o.Parallel, func(i int) (PolicySeed, error) {
+		return runPolicySeed(ctx, jobs[i].p, pods, jobs[i].scorer, jobs[i].seed, o)
+	}, func(r PolicySeed) {
+		progress(o.Progress, "sim: %-10s %-8s seed %d: %.2f%% allocated at %d%% load, %d pods, %.1fs\n",
+			r.Cluster, r.Scorer, r.Seed, r.Curve[len(r.Curve)-1], len(r.Curve)-1, r.Arrived, r.Wall.Seconds())
+	})
+	if err != nil {
+		return nil, err
 	}
 	return newComparison(tr.Name, preps, results, o), nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/tierra-gpu/tierra/pkg/score"
@@ -196,33 +195,16 @@ func Run(ctx context.Context, tr *Trace, o Options) (*Report, error) {
 	}
 	mem := startMemWatch()
 	t0 := time.Now()
-	results := make([]SeedResult, len(jobs))
-	errs := make([]error, len(jobs))
-	sem := make(chan struct{}, max(1, o.Parallel))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for i, j := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			results[i], errs[i] = runSeed(ctx, pub, tr, classes, j.scorer, j.seed, o)
-			if errs[i] == nil {
-				r := results[i]
-				mu.Lock()
-				progress(o.Progress, "sim: %-8s seed %d: %.2f%% allocated at %d%% load, %d pods, %.1fs\n",
-					r.Scorer, r.Seed, r.Curve[len(r.Curve)-1], len(r.Curve)-1, r.Arrived, r.Wall.Seconds())
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	results, err := runJobs(len(jobs), o.Parallel, func(i int) (SeedResult, error) {
+		return runSeed(ctx, pub, tr, classes, jobs[i].scorer, jobs[i].seed, o)
+	}, func(r SeedResult) {
+		progress(o.Progress, "sim: %-8s seed %d: %.2f%% allocated at %d%% load, %d pods, %.1fs\n",
+			r.Scorer, r.Seed, r.Curve[len(r.Curve)-1], len(r.Curve)-1, r.Arrived, r.Wall.Seconds())
+	})
 	wall := time.Since(t0)
 	peak, sys := mem.stop()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
 	}
 	return newReport(tr, pub.gpus, o, results, wall, peak, sys), nil
 }
