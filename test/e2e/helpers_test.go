@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/pkg/slices"
 	"github.com/tierra-gpu/tierra/test/manifests"
+	"github.com/tierra-gpu/tierra/test/stack"
 )
 
 const timeout = 90 * time.Second
@@ -57,7 +57,7 @@ func waitRunning(ctx context.Context, t *testing.T, ns, name string) *corev1.Pod
 		}
 		return err == nil && pod.Status.Phase == corev1.PodRunning, err
 	})
-	require.NoError(t, err, "pod %s/%s never ran; last events: %s", ns, name, eventSummary(ctx, ns, name))
+	require.NoError(t, err, "pod %s/%s never ran; last events: %s", ns, name, stack.EventSummary(ctx, env.cs, ns, name))
 	return pod
 }
 
@@ -138,20 +138,6 @@ func events(ctx context.Context, ns, pod, reason string) []string {
 	return msgs
 }
 
-func eventSummary(ctx context.Context, ns, pod string) string {
-	list, err := env.cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
-		FieldSelector: fields.Set{"involvedObject.name": pod}.String(),
-	})
-	if err != nil {
-		return err.Error()
-	}
-	var out []string
-	for _, e := range list.Items {
-		out = append(out, e.Reason+": "+e.Message)
-	}
-	return strings.Join(out, " | ")
-}
-
 // waitEvent waits for an event of the pod with the reason and returns its
 // message.
 func waitEvent(ctx context.Context, t *testing.T, ns, pod, reason string) string {
@@ -161,7 +147,7 @@ func waitEvent(ctx context.Context, t *testing.T, ns, pod, reason string) string
 		msgs = events(ctx, ns, pod, reason)
 		return len(msgs) > 0, nil
 	})
-	require.NoError(t, err, "no %s event for %s/%s; its events: %s", reason, ns, pod, eventSummary(ctx, ns, pod))
+	require.NoError(t, err, "no %s event for %s/%s; its events: %s", reason, ns, pod, stack.EventSummary(ctx, env.cs, ns, pod))
 	return msgs[0]
 }
 

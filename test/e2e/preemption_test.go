@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/tierra-gpu/tierra/pkg/slices"
+	"github.com/tierra-gpu/tierra/test/stack"
 )
 
 // pendingFor is how long the test watches the high-priority pod stay
@@ -58,7 +59,7 @@ func TestPreemptionForInference(t *testing.T) {
 		assert.Nil(t, v.DeletionTimestamp, "victim %s not preempted", name)
 		assert.Equal(t, corev1.PodRunning, v.Status.Phase)
 	}
-	t.Logf("after %s: %s", pendingFor, eventSummary(ctx, ns, "urgent-inference"))
+	t.Logf("after %s: %s", pendingFor, stack.EventSummary(ctx, env.cs, ns, "urgent-inference"))
 
 	// Evict one victim, as a preemptor does: delete it.
 	claim, err := env.cs.ResourceV1().ResourceClaims(ns).Get(ctx, victims["sweep-a"], metav1.GetOptions{})

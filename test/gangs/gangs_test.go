@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,11 +13,11 @@ import (
 	resourceapi "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/tierra-gpu/tierra/test/manifests"
+	"github.com/tierra-gpu/tierra/test/stack"
 )
 
 const (
@@ -90,7 +89,7 @@ func TestGangBindsAllOrNothing(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	for _, name := range gang {
-		t.Logf("%s while short: %s", name, eventSummary(ctx, name))
+		t.Logf("%s while short: %s", name, stack.EventSummary(ctx, env.cs, ns, name))
 	}
 
 	deletePod(ctx, t, "gang-blocker")
@@ -142,7 +141,7 @@ func waitRunning(ctx context.Context, t *testing.T, name string) *corev1.Pod {
 		}
 		return err == nil && pod.Status.Phase == corev1.PodRunning, err
 	})
-	require.NoError(t, err, "pod %s never ran; its events: %s", name, eventSummary(ctx, name))
+	require.NoError(t, err, "pod %s never ran; its events: %s", name, stack.EventSummary(ctx, env.cs, ns, name))
 	return pod
 }
 
@@ -158,20 +157,6 @@ func podClaims(ctx context.Context, t *testing.T, pod string) []resourceapi.Reso
 		}
 	}
 	return out
-}
-
-func eventSummary(ctx context.Context, pod string) string {
-	list, err := env.cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
-		FieldSelector: fields.Set{"involvedObject.name": pod}.String(),
-	})
-	if err != nil {
-		return err.Error()
-	}
-	var out []string
-	for _, e := range list.Items {
-		out = append(out, e.Reason+": "+e.Message)
-	}
-	return strings.Join(out, " | ")
 }
 
 // deletePod deletes a pod and waits until it and its claims are gone.

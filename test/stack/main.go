@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/tierra-gpu/tierra/test/cluster"
@@ -90,4 +94,20 @@ func StopNodes(nodes []*nodesim.Node) error {
 		errs = append(errs, n.Stop())
 	}
 	return errors.Join(errs...)
+}
+
+// EventSummary is a pod's events as "reason: message" joined by " | ",
+// for a failing test's message.
+func EventSummary(ctx context.Context, cs kubernetes.Interface, ns, pod string) string {
+	list, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.Set{"involvedObject.name": pod}.String(),
+	})
+	if err != nil {
+		return err.Error()
+	}
+	out := make([]string, 0, len(list.Items))
+	for _, e := range list.Items {
+		out = append(out, e.Reason+": "+e.Message)
+	}
+	return strings.Join(out, " | ")
 }
