@@ -16,7 +16,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/health"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -52,15 +52,15 @@ func allocate(t *testing.T, c *allocator.Cluster, claim *resourceapi.ResourceCla
 	return got
 }
 
-func training(name string, n int64) *tt.ClaimWrapper {
-	return tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Count(n)
+func training(name string, n int64) *tierratest.ClaimWrapper {
+	return tierratest.MakeClaim(name, "ns").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Count(n)
 }
 
 // XID 79 on GPU 2 of an 8-GPU node: an 8-GPU claim is refused, a 7-GPU one
 // gets the other seven, a claim that tolerates the taint gets GPU 2; once
 // the taint clears, the 8-GPU claim fits.
 func TestTaintedGPUIsNotAllocatedUntilItClears(t *testing.T) {
-	m := tt.Machine(8, func(i int) inventory.GPU { return tt.H200(i) })
+	m := tierratest.Machine(8, func(i int) inventory.GPU { return tierratest.H200(i) })
 	labels := map[string]string{"tierra.dev/pool": "training"}
 	for fname, f := range featureSets {
 		t.Run(fname, func(t *testing.T) {
@@ -68,7 +68,7 @@ func TestTaintedGPUIsNotAllocatedUntilItClears(t *testing.T) {
 			tracker := health.NewTracker(clk, nil)
 			tracker.Observe(health.Event{GPU: m.GPUs[2].UUID, Kind: health.KindXID, XID: 79})
 
-			c := healthCluster(t, f, m, labels, tt.StandardPolicy(), tracker)
+			c := healthCluster(t, f, m, labels, tierratest.StandardPolicy(), tracker)
 			assert.Nil(t, allocate(t, c, training("eight", 8).Obj()), "8 GPUs with GPU 2 tainted")
 			assert.Equal(t, []string{"gpu-0", "gpu-1", "gpu-3", "gpu-4", "gpu-5", "gpu-6", "gpu-7"},
 				allocate(t, c, training("seven", 7).Obj()))
@@ -77,7 +77,7 @@ func TestTaintedGPUIsNotAllocatedUntilItClears(t *testing.T) {
 
 			clk.Step(v1alpha1.DefaultHealthQuietPeriod)
 			require.Equal(t, []string{m.GPUs[2].UUID}, tracker.Expire())
-			c = healthCluster(t, f, m, labels, tt.StandardPolicy(), tracker)
+			c = healthCluster(t, f, m, labels, tierratest.StandardPolicy(), tracker)
 			assert.Len(t, allocate(t, c, training("eight", 8).Obj()), 8, "healed: all eight")
 		})
 	}
@@ -86,19 +86,19 @@ func TestTaintedGPUIsNotAllocatedUntilItClears(t *testing.T) {
 // A fault on a MIG instance keeps the overlapping placements from being
 // allocated; disjoint placements of the same GPU still are.
 func TestMIGInstanceFaultTaintsOverlappingPlacements(t *testing.T) {
-	m := tt.Machine(1, func(i int) inventory.GPU { return tt.H200(i, tt.WithMIG(true)) })
+	m := tierratest.Machine(1, func(i int) inventory.GPU { return tierratest.H200(i, tierratest.WithMIG(true)) })
 	profile := func(p string) string {
 		return `device.attributes["gpu.tierra.dev"].migProfile == "` + p + `"`
 	}
-	mig := func(name, p string) *tt.ClaimWrapper {
-		return tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).Selector(profile(p))
+	mig := func(name, p string) *tierratest.ClaimWrapper {
+		return tierratest.MakeClaim(name, "ns").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).Selector(profile(p))
 	}
 	for fname, f := range featureSets {
 		t.Run(fname, func(t *testing.T) {
 			tracker := health.NewTracker(testingclock.NewFakeClock(time.Now()), nil)
 			tracker.Observe(health.Event{GPU: m.GPUs[0].UUID, Kind: health.KindXID, XID: 94,
 				Placement: &inventory.Placement{Start: 4, Size: 4}})
-			c := healthCluster(t, f, m, nil, tt.StandardPolicy(), tracker)
+			c := healthCluster(t, f, m, nil, tierratest.StandardPolicy(), tracker)
 			assert.Nil(t, allocate(t, c, mig("whole", "7g.141gb").Obj()), "the 7g placement overlaps the instance")
 			assert.Equal(t, []string{"gpu-0-4g-71gb-0"}, allocate(t, c, mig("half", "4g.71gb").Obj()), "the other half is free")
 			assert.Nil(t, allocate(t, c, mig("other-half", "4g.71gb").Obj()))
@@ -110,15 +110,15 @@ func TestMIGInstanceFaultTaintsOverlappingPlacements(t *testing.T) {
 // A fault on a time-sliced GPU taints its shared device: no new share is
 // placed on it, and the node's other GPU takes the claims.
 func TestFaultOnSharedGPUTaintsItsShares(t *testing.T) {
-	m := tt.Machine(2, func(i int) inventory.GPU { return tt.L4(i) })
-	dev := func(name string) *tt.ClaimWrapper {
-		return tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Capacity(tslices.CapCompute, "250")
+	m := tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.L4(i) })
+	dev := func(name string) *tierratest.ClaimWrapper {
+		return tierratest.MakeClaim(name, "ns").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Capacity(tslices.CapCompute, "250")
 	}
 	for fname, f := range featureSets {
 		t.Run(fname, func(t *testing.T) {
 			tracker := health.NewTracker(testingclock.NewFakeClock(time.Now()), nil)
 			tracker.Observe(health.Event{GPU: m.GPUs[0].UUID, Kind: health.KindDoubleBitECC})
-			c := healthCluster(t, f, m, nil, tt.StandardPolicy(), tracker)
+			c := healthCluster(t, f, m, nil, tierratest.StandardPolicy(), tracker)
 			for _, name := range []string{"a", "b", "c", "d"} {
 				assert.Equal(t, []string{"gpu-1"}, allocate(t, c, dev(name).Obj()), name)
 			}

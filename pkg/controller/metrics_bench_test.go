@@ -12,7 +12,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -20,7 +20,7 @@ import (
 // (100 DGX H200 of whole training GPUs, half of them allocated; 50 MIG DGX
 // H200; 50 nodes of 4 time-sliced L4) with 100 pending claims.
 func BenchmarkControllerMetrics(b *testing.B) {
-	policy := tt.StandardPolicy()
+	policy := tierratest.StandardPolicy()
 	var rs []*resourceapi.ResourceSlice
 	var claims []*resourceapi.ResourceClaim
 	add := func(n slices.Node) {
@@ -32,9 +32,9 @@ func BenchmarkControllerMetrics(b *testing.B) {
 	}
 	for i := range 100 {
 		name := fmt.Sprintf("train-%d", i)
-		add(slices.Node{Name: name, Labels: map[string]string{"tierra.dev/pool": "training"}, Machine: tt.DGXH200(false)})
+		add(slices.Node{Name: name, Labels: map[string]string{"tierra.dev/pool": "training"}, Machine: tierratest.DGXH200(false)})
 		for g := range 4 {
-			c := tt.MakeClaim(fmt.Sprintf("t-%d-%d", i, g), "lab").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj()
+			c := tierratest.MakeClaim(fmt.Sprintf("t-%d-%d", i, g), "lab").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj()
 			c.Status.Allocation = &resourceapi.AllocationResult{Devices: resourceapi.DeviceAllocationResult{
 				Results: []resourceapi.DeviceRequestAllocationResult{{Request: "gpu", Driver: driverName, Pool: name, Device: fmt.Sprintf("gpu-%d", g)}},
 			}}
@@ -42,14 +42,14 @@ func BenchmarkControllerMetrics(b *testing.B) {
 		}
 	}
 	for i := range 50 {
-		add(slices.Node{Name: fmt.Sprintf("infer-%d", i), Machine: tt.DGXH200(true)})
-		add(slices.Node{Name: fmt.Sprintf("dev-%d", i), Machine: tt.Machine(4, func(i int) inventory.GPU { return tt.L4(i) })})
+		add(slices.Node{Name: fmt.Sprintf("infer-%d", i), Machine: tierratest.DGXH200(true)})
+		add(slices.Node{Name: fmt.Sprintf("dev-%d", i), Machine: tierratest.Machine(4, func(i int) inventory.GPU { return tierratest.L4(i) })})
 	}
 	for i := range rs {
 		rs[i].UID = types.UID(rs[i].Name)
 	}
 	for i := range 100 {
-		c := tt.MakeClaim(fmt.Sprintf("p-%d", i), "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
+		c := tierratest.MakeClaim(fmt.Sprintf("p-%d", i), "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
 			Selector(`device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"`).Obj()
 		c.CreationTimestamp = metav1.NewTime(time.Unix(0, 0))
 		claims = append(claims, c)

@@ -23,7 +23,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/metrics"
 	"github.com/tierra-gpu/tierra/pkg/score"
 	"github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -33,7 +33,7 @@ import (
 // open tenant).
 func metricsCluster(t *testing.T) (*v1alpha1.TierPolicy, []*resourceapi.ResourceSlice, *allocator.Cluster) {
 	t.Helper()
-	policy := tt.StandardPolicy()
+	policy := tierratest.StandardPolicy()
 	policy.Spec.Tenants = []v1alpha1.Tenant{{
 		Name:              "research",
 		NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.TenantLabel: "research"}},
@@ -41,9 +41,9 @@ func metricsCluster(t *testing.T) (*v1alpha1.TierPolicy, []*resourceapi.Resource
 	}}
 	require.Empty(t, policy.Validate())
 	nodes := []slices.Node{
-		{Name: "train", Labels: map[string]string{"tierra.dev/pool": "training"}, Machine: tt.Machine(2, func(i int) inventory.GPU { return tt.H200(i) })},
-		{Name: "infer", Machine: tt.DGXH200(true)},
-		{Name: "dev", Machine: tt.Machine(4, func(i int) inventory.GPU { return tt.L4(i) })},
+		{Name: "train", Labels: map[string]string{"tierra.dev/pool": "training"}, Machine: tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.H200(i) })},
+		{Name: "infer", Machine: tierratest.DGXH200(true)},
+		{Name: "dev", Machine: tierratest.Machine(4, func(i int) inventory.GPU { return tierratest.L4(i) })},
 	}
 	var rs []*resourceapi.ResourceSlice
 	for _, n := range nodes {
@@ -72,13 +72,13 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 		node  string
 		claim *resourceapi.ResourceClaim
 	}{
-		{"train", tt.MakeClaim("t1", "lab").Request("gpu", train).Obj()},
-		{"infer", tt.MakeClaim("m1", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
+		{"train", tierratest.MakeClaim("t1", "lab").Request("gpu", train).Obj()},
+		{"infer", tierratest.MakeClaim("m1", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
 			Selector(`device.attributes["gpu.tierra.dev"].migProfile.startsWith("3g.")`).Obj()},
-		{"infer", tt.MakeClaim("m2", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
+		{"infer", tierratest.MakeClaim("m2", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
 			Selector(`device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"`).Obj()},
-		{"dev", tt.MakeClaim("s1", "web").Request("gpu", dev).Capacity(slices.CapCompute, "250").Obj()},
-		{"dev", tt.MakeClaim("s2", "web").Request("gpu", dev).Capacity(slices.CapCompute, "500").Obj()},
+		{"dev", tierratest.MakeClaim("s1", "web").Request("gpu", dev).Capacity(slices.CapCompute, "250").Obj()},
+		{"dev", tierratest.MakeClaim("s2", "web").Request("gpu", dev).Capacity(slices.CapCompute, "500").Obj()},
 	}
 	var claims []*resourceapi.ResourceClaim
 	for _, a := range allocated {
@@ -92,13 +92,13 @@ func TestMetricsOfTiersNodesPendingAndCost(t *testing.T) {
 	require.Equal(t, claims[3].Status.Allocation.Devices.Results[0].Device, claims[4].Status.Allocation.Devices.Results[0].Device,
 		"both shares on one slot of the first L4")
 	claims = append(claims,
-		created(tt.MakeClaim("p1", "lab").Request("gpu", train).Count(2).Obj(), 90*time.Second),
-		created(tt.MakeClaim("p2", "web").Request("gpu", dev).Capacity(slices.CapCompute, "600").Obj(), 30*time.Second),
-		created(tt.MakeClaim("p3", "web").Request("gpu", tiers.ClassGPU).Obj(), 10*time.Second),
-		created(tt.MakeClaim("p5", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
+		created(tierratest.MakeClaim("p1", "lab").Request("gpu", train).Count(2).Obj(), 90*time.Second),
+		created(tierratest.MakeClaim("p2", "web").Request("gpu", dev).Capacity(slices.CapCompute, "600").Obj(), 30*time.Second),
+		created(tierratest.MakeClaim("p3", "web").Request("gpu", tiers.ClassGPU).Obj(), 10*time.Second),
+		created(tierratest.MakeClaim("p5", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierInference)).
 			Selector(`device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"`).Obj(), 40*time.Second),
-		created(tt.MakeClaim("p4", "web").Request("gpu", dev).Count(5).Capacity(slices.CapCompute, "100").Obj(), 20*time.Second),
-		created(tt.MakeClaim("other", "web").Request("gpu", "other-driver.example.com").Obj(), time.Hour),
+		created(tierratest.MakeClaim("p4", "web").Request("gpu", dev).Count(5).Capacity(slices.CapCompute, "100").Obj(), 20*time.Second),
+		created(tierratest.MakeClaim("other", "web").Request("gpu", "other-driver.example.com").Obj(), time.Hour),
 	)
 	classes, err := tiers.Render(policy)
 	require.NoError(t, err)
@@ -199,10 +199,10 @@ func TestRequestShare(t *testing.T) {
 		shape *score.Shape
 		want  int64
 	}{
-		"asked compute":                {tt.MakeClaim("a", "ns").Request("gpu", "c").Capacity(slices.CapCompute, "300").Obj(), shared, 300},
-		"default compute":              {tt.MakeClaim("a", "ns").Request("gpu", "c").Obj(), shared, 125},
-		"memory only, compute default": {tt.MakeClaim("a", "ns").Request("gpu", "c").Capacity(slices.CapMemory, "1Gi").Obj(), shared, 125},
-		"whole GPU tier":               {tt.MakeClaim("a", "ns").Request("gpu", "c").Obj(), nil, 1000},
+		"asked compute":                {tierratest.MakeClaim("a", "ns").Request("gpu", "c").Capacity(slices.CapCompute, "300").Obj(), shared, 300},
+		"default compute":              {tierratest.MakeClaim("a", "ns").Request("gpu", "c").Obj(), shared, 125},
+		"memory only, compute default": {tierratest.MakeClaim("a", "ns").Request("gpu", "c").Capacity(slices.CapMemory, "1Gi").Obj(), shared, 125},
+		"whole GPU tier":               {tierratest.MakeClaim("a", "ns").Request("gpu", "c").Obj(), nil, 1000},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -222,7 +222,7 @@ func TestControllerMetricsFromCaches(t *testing.T) {
 	require.NoError(t, err)
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{v1alpha1.TierPolicyResource: "TierPolicyList"}, &unstructured.Unstructured{Object: u})
-	claim := tt.MakeClaim("t1", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj()
+	claim := tierratest.MakeClaim("t1", "lab").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj()
 	claim.Status.Allocation = &resourceapi.AllocationResult{Devices: resourceapi.DeviceAllocationResult{
 		Results: []resourceapi.DeviceRequestAllocationResult{{Request: "gpu", Driver: driverName, Pool: "train", Device: "gpu-1"}},
 	}}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tiertesting "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -29,7 +29,7 @@ func TestDesiredClasses(t *testing.T) {
 				tiers.ClassGPU, tiers.ClassMIG},
 		},
 		"one tier": {
-			policy:      tiertesting.MakePolicy().Tier("gold", v1alpha1.PartitioningWhole).Obj(),
+			policy:      tierratest.MakePolicy().Tier("gold", v1alpha1.PartitioningWhole).Obj(),
 			wantClasses: []string{"gold.gpu.tierra.dev", tiers.ClassGPU, tiers.ClassMIG},
 		},
 		"tenant allows an undefined tier": {
@@ -41,7 +41,7 @@ func TestDesiredClasses(t *testing.T) {
 			wantErrPath: "spec.tenants[1].allowedTiers[2]",
 		},
 		"unknown partitioning": {
-			policy:      tiertesting.MakePolicy().Tier("gold", "Halves").Obj(),
+			policy:      tierratest.MakePolicy().Tier("gold", "Halves").Obj(),
 			wantErrPath: "spec.tiers[0].partitioning",
 		},
 	}
@@ -130,7 +130,7 @@ func allocated(driver, pool string, devices ...string) *resourceapi.ResourceClai
 }
 
 func TestReadyStatus(t *testing.T) {
-	policy := tiertesting.MakePolicy().Tier("training", v1alpha1.PartitioningWhole).
+	policy := tierratest.MakePolicy().Tier("training", v1alpha1.PartitioningWhole).
 		Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingTimeSlicing).Obj()
 	policy.Generation = 4
 	rs := []*resourceapi.ResourceSlice{

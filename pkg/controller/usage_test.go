@@ -11,7 +11,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/allocator"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -19,10 +19,10 @@ import (
 // per profile and placement, and a 3g slice is half its GPU's memory.
 func TestTierUsagesCountGPUCapacity(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	policy := tt.StandardPolicy()
+	policy := tierratest.StandardPolicy()
 	nodes := []slices.Node{
-		{Name: "infer", Machine: tt.DGXH200(true)},
-		{Name: "dev", Machine: tt.Machine(4, func(i int) inventory.GPU { return tt.L4(i) })},
+		{Name: "infer", Machine: tierratest.DGXH200(true)},
+		{Name: "dev", Machine: tierratest.Machine(4, func(i int) inventory.GPU { return tierratest.L4(i) })},
 	}
 	var rs []*resourceapi.ResourceSlice
 	for _, n := range nodes {
@@ -34,11 +34,11 @@ func TestTierUsagesCountGPUCapacity(t *testing.T) {
 	require.NoError(t, err)
 	c := allocator.NewCluster(rs, classes...)
 	claims := []*resourceapi.ResourceClaim{
-		tt.MakeClaim("big", "p").Request("gpu", "inference.gpu.tierra.dev").
+		tierratest.MakeClaim("big", "p").Request("gpu", "inference.gpu.tierra.dev").
 			Selector(`device.attributes["gpu.tierra.dev"].migProfile.startsWith("3g.")`).Obj(),
-		tt.MakeClaim("small", "p").Request("gpu", "inference.gpu.tierra.dev").
+		tierratest.MakeClaim("small", "p").Request("gpu", "inference.gpu.tierra.dev").
 			Selector(`device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"`).Obj(),
-		tt.MakeClaim("share", "p").Request("gpu", "dev.gpu.tierra.dev").Capacity(slices.CapCompute, "250").Obj(),
+		tierratest.MakeClaim("share", "p").Request("gpu", "dev.gpu.tierra.dev").Capacity(slices.CapCompute, "250").Obj(),
 	}
 	for i, claim := range claims {
 		node := "infer"

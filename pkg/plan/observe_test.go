@@ -11,7 +11,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/allocator"
 	"github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -19,7 +19,7 @@ import (
 // offline) and prices them as Run prices its own placements.
 func TestObserveDescribesAllocatedClaims(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	policy := tt.StandardPolicy()
+	policy := tierratest.StandardPolicy()
 	classes, err := tiers.Render(policy)
 	require.NoError(t, err)
 	var published []*resourceapi.ResourceSlice
@@ -29,17 +29,17 @@ func TestObserveDescribesAllocatedClaims(t *testing.T) {
 		published = append(published, slices.ResourceSlices(n.Name, dr)...)
 	}
 	c := allocator.NewCluster(published, classes...)
-	train := tt.MakeClaim("train", "research").Request("gpus", "training.gpu.tierra.dev").Count(4).Obj()
+	train := tierratest.MakeClaim("train", "research").Request("gpus", "training.gpu.tierra.dev").Count(4).Obj()
 	alloc, err := c.Try(ctx, "train", train)
 	require.NoError(t, err)
 	require.NotNil(t, alloc)
 	train.Status.Allocation = alloc
-	dev := tt.MakeClaim("dev", "research").Request("gpu", "dev.gpu.tierra.dev").Capacity(slices.CapCompute, "250").Obj()
+	dev := tierratest.MakeClaim("dev", "research").Request("gpu", "dev.gpu.tierra.dev").Capacity(slices.CapCompute, "250").Obj()
 	alloc, err = c.Try(ctx, "dev", dev)
 	require.NoError(t, err)
 	require.NotNil(t, alloc)
 	dev.Status.Allocation = alloc
-	pending := tt.MakeClaim("pending", "research").Request("gpu", "training.gpu.tierra.dev").Obj()
+	pending := tierratest.MakeClaim("pending", "research").Request("gpu", "training.gpu.tierra.dev").Obj()
 
 	res := Observe([]string{"train", "infer", "dev"}, published, []*resourceapi.ResourceClaim{train, dev, pending})
 	require.Len(t, res.Placements, 3)

@@ -11,30 +11,30 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 )
 
 func nodes() []slices.Node {
 	return []slices.Node{
-		{Name: "train", Labels: map[string]string{"tierra.dev/pool": "training"}, Machine: tt.DGXH200(false)},
-		{Name: "infer", Machine: tt.DGXH200(true)},
-		{Name: "dev", Machine: tt.Machine(4, func(i int) inventory.GPU { return tt.L4(i) })},
+		{Name: "train", Labels: map[string]string{"tierra.dev/pool": "training"}, Machine: tierratest.DGXH200(false)},
+		{Name: "infer", Machine: tierratest.DGXH200(true)},
+		{Name: "dev", Machine: tierratest.Machine(4, func(i int) inventory.GPU { return tierratest.L4(i) })},
 	}
 }
 
 func TestRunPlacesEachTierOnItsNode(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	claims := []*resourceapi.ResourceClaim{
-		tt.MakeClaim("train", "research").Request("gpus", "training.gpu.tierra.dev").Count(4).
+		tierratest.MakeClaim("train", "research").Request("gpus", "training.gpu.tierra.dev").Count(4).
 			MatchAttribute(slices.AttrNVLinkDomain).Obj(),
-		tt.MakeClaim("infer", "product").FirstAvailable("gpu",
-			tt.Sub("small", "inference.gpu.tierra.dev", `device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"`),
-			tt.Sub("whole", "gpu.tierra.dev")).Obj(),
-		tt.MakeClaim("dev", "research").Request("gpu", "dev.gpu.tierra.dev").
+		tierratest.MakeClaim("infer", "product").FirstAvailable("gpu",
+			tierratest.Sub("small", "inference.gpu.tierra.dev", `device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"`),
+			tierratest.Sub("whole", "gpu.tierra.dev")).Obj(),
+		tierratest.MakeClaim("dev", "research").Request("gpu", "dev.gpu.tierra.dev").
 			Capacity(slices.CapCompute, "250").Obj(),
-		tt.MakeClaim("huge", "research").Request("gpus", "training.gpu.tierra.dev").Count(9).Obj(),
+		tierratest.MakeClaim("huge", "research").Request("gpus", "training.gpu.tierra.dev").Count(9).Obj(),
 	}
-	res, err := Run(ctx, Input{Nodes: nodes(), Policy: tt.StandardPolicy(), Claims: claims})
+	res, err := Run(ctx, Input{Nodes: nodes(), Policy: tierratest.StandardPolicy(), Claims: claims})
 	require.NoError(t, err)
 	require.Len(t, res.Placements, 4)
 
@@ -64,7 +64,7 @@ func TestRunPlacesEachTierOnItsNode(t *testing.T) {
 
 func TestRunRejectsAnInvalidPolicy(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	policy := tt.StandardPolicy()
+	policy := tierratest.StandardPolicy()
 	policy.Spec.Tiers[0].Partitioning = "Halves"
 	_, err := Run(ctx, Input{Nodes: nodes(), Policy: policy})
 	require.ErrorContains(t, err, "spec.tiers[0].partitioning")

@@ -8,7 +8,7 @@ import (
 	resourceapi "k8s.io/api/resource/v1"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -17,16 +17,16 @@ import (
 // the claim GET from the (fake) API, the checkpoint fsyncs, the CDI spec
 // write and the (fake) NVML calls.
 func BenchmarkPrepareOverSocket(b *testing.B) {
-	modes := map[string]func(*tt.ClaimWrapper) *tt.ClaimWrapper{
-		"exclusive": func(w *tt.ClaimWrapper) *tt.ClaimWrapper { return w.Request("gpu", tiers.ClassGPU) },
-		"mig-1g": func(w *tt.ClaimWrapper) *tt.ClaimWrapper {
+	modes := map[string]func(*tierratest.ClaimWrapper) *tierratest.ClaimWrapper{
+		"exclusive": func(w *tierratest.ClaimWrapper) *tierratest.ClaimWrapper { return w.Request("gpu", tiers.ClassGPU) },
+		"mig-1g": func(w *tierratest.ClaimWrapper) *tierratest.ClaimWrapper {
 			return w.Request("mig", tiers.ClassMIG).Selector(`device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"`)
 		},
 	}
 	for name, request := range modes {
 		b.Run(name, func(b *testing.B) {
 			h := startPlugin(b, v1alpha1.TierInference)
-			claim := h.claim(b, request(tt.MakeClaim("c", "ns").UID("uid-c")).Obj(), nil)
+			claim := h.claim(b, request(tierratest.MakeClaim("c", "ns").UID("uid-c")).Obj(), nil)
 			var prepare time.Duration
 			for b.Loop() {
 				prepare += prepareUnprepare(b, h, claim)

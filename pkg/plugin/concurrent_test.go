@@ -10,7 +10,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -20,10 +20,10 @@ func TestPrepareManyClaimsInOneCall(t *testing.T) {
 	h := startPlugin(t, v1alpha1.TierInference)
 	var claims []*resourceapi.ResourceClaim
 	for i := range 4 {
-		claims = append(claims, h.claim(t, tt.MakeClaim(fmt.Sprintf("whole-%d", i), "ns").UID(fmt.Sprintf("uid-whole-%d", i)).Request("gpu", tiers.ClassGPU).Obj(), nil))
+		claims = append(claims, h.claim(t, tierratest.MakeClaim(fmt.Sprintf("whole-%d", i), "ns").UID(fmt.Sprintf("uid-whole-%d", i)).Request("gpu", tiers.ClassGPU).Obj(), nil))
 	}
 	for i := range 4 * 7 {
-		claims = append(claims, h.claim(t, tt.MakeClaim(fmt.Sprintf("mig-%d", i), "ns").UID(fmt.Sprintf("uid-mig-%d", i)).Request("mig", tiers.ClassMIG).
+		claims = append(claims, h.claim(t, tierratest.MakeClaim(fmt.Sprintf("mig-%d", i), "ns").UID(fmt.Sprintf("uid-mig-%d", i)).Request("mig", tiers.ClassMIG).
 			Selector(`device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"`).Obj(), nil))
 	}
 

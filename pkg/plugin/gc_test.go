@@ -22,7 +22,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -109,7 +109,7 @@ func TestClaimGC(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			clk := testingclock.NewFakeClock(time.Now())
 			h := startPlugin(t, v1alpha1.TierInference, func(h *harness) { h.clock = clk })
-			claim := h.claim(t, tt.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassGPU).Obj(), nil)
+			claim := h.claim(t, tierratest.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassGPU).Obj(), nil)
 			resp, err := h.prepare(claim)
 			require.NoError(t, err)
 			require.Empty(t, resp.Claims["uid-train"].Error)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -44,7 +44,7 @@ func TestLostGPUIsRepublishedAway(t *testing.T) {
 // lost GPU took its compute mode with it, and the pod must be able to go.
 func TestUnprepareOnLostGPU(t *testing.T) {
 	h := startPlugin(t, v1alpha1.TierTraining)
-	claim := h.claim(t, tt.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj(), nil)
+	claim := h.claim(t, tierratest.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj(), nil)
 	resp, err := h.prepare(claim)
 	require.NoError(t, err)
 	require.Empty(t, resp.Claims["uid-train"].Error)

@@ -19,7 +19,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/health"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -96,7 +96,7 @@ func TestRestartKeepsXIDTaintUntilItsClearTime(t *testing.T) {
 	writes := &sliceLog{device: "gpu-2"}
 	h := startPlugin(t, v1alpha1.TierTraining, withPolicy(p), recordSliceWrites(writes))
 	require.Eventually(t, func() bool { return h.gpus.OpenEventSets() > 0 }, 10*time.Second, 20*time.Millisecond)
-	claim := h.claim(t, tt.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj(),
+	claim := h.claim(t, tierratest.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj(),
 		func(r *resourceapi.AllocationResult) { r.Devices.Results[0].Device = "gpu-2" })
 	resp, err := h.prepare(claim)
 	require.NoError(t, err)

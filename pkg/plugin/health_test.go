@@ -13,7 +13,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/health"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -83,7 +83,7 @@ func (h *harness) watchHealth(t *testing.T) func(device string, want drahealth.H
 func TestXIDTaintsTheGPUAndClearsAfterQuietPeriod(t *testing.T) {
 	h := startPlugin(t, v1alpha1.TierTraining, withPolicy(quickHealthPolicy()))
 	require.Eventually(t, func() bool { return h.gpus.OpenEventSets() > 0 }, 10*time.Second, 20*time.Millisecond)
-	claim := h.claim(t, tt.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj(),
+	claim := h.claim(t, tierratest.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj(),
 		func(r *resourceapi.AllocationResult) { r.Devices.Results[0].Device = "gpu-2" })
 	resp, err := h.prepare(claim)
 	require.NoError(t, err)

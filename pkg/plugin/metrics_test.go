@@ -23,7 +23,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/health"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -78,11 +78,11 @@ func reservedFor(claim *resourceapi.ResourceClaim, pod, uid string) *resourceapi
 // restarted plugin exports the same.
 func TestMetricsOfPreparedClaims(t *testing.T) {
 	h := startPlugin(t, v1alpha1.TierInference, withMetrics())
-	train := h.claim(t, reservedFor(tt.MakeClaim("train", "team-a").UID("uid-train").Request("gpu", tiers.ClassGPU).Obj(),
+	train := h.claim(t, reservedFor(tierratest.MakeClaim("train", "team-a").UID("uid-train").Request("gpu", tiers.ClassGPU).Obj(),
 		"train-0", "pod-uid-0"), nil)
-	infer := h.claim(t, reservedFor(tt.MakeClaim("infer", "team-a").UID("uid-infer").Request("mig", tiers.ClassMIG).
+	infer := h.claim(t, reservedFor(tierratest.MakeClaim("infer", "team-a").UID("uid-infer").Request("mig", tiers.ClassMIG).
 		Selector(`device.attributes["gpu.tierra.dev"].migProfile == "3g.71gb"`).Obj(), "infer-0", "pod-uid-1"), nil)
-	bad := h.claim(t, tt.MakeClaim("bad", "ns").UID("uid-bad").Request("gpu", tiers.ClassGPU).
+	bad := h.claim(t, tierratest.MakeClaim("bad", "ns").UID("uid-bad").Request("gpu", tiers.ClassGPU).
 		Config(`{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"Bogus"}}`).Obj(), nil)
 	resp, err := h.prepare(train, infer, bad)
 	require.NoError(t, err)
@@ -132,8 +132,8 @@ func TestMetricsOfPreparedClaims(t *testing.T) {
 func TestMetricsOfATenancyRefusal(t *testing.T) {
 	h := startPlugin(t, v1alpha1.TierDev, withMetrics())
 	class := tiers.ClassName(v1alpha1.TierDev)
-	a := h.claim(t, tt.MakeClaim("a", "team-a").UID("uid-a").Request("gpu", class).Obj(), nil)
-	b := h.claim(t, tt.MakeClaim("b", "team-b").UID("uid-b").Request("gpu", class).Obj(), nil)
+	a := h.claim(t, tierratest.MakeClaim("a", "team-a").UID("uid-a").Request("gpu", class).Obj(), nil)
+	b := h.claim(t, tierratest.MakeClaim("b", "team-b").UID("uid-b").Request("gpu", class).Obj(), nil)
 	_, err := h.prepare(a)
 	require.NoError(t, err)
 	resp, err := h.prepare(b)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -29,7 +29,7 @@ func TestRegistration(t *testing.T) {
 
 func TestPrepareExclusiveOverSocket(t *testing.T) {
 	h := startPlugin(t, v1alpha1.TierInference)
-	claim := h.claim(t, tt.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassGPU).Obj(), nil)
+	claim := h.claim(t, tierratest.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassGPU).Obj(), nil)
 
 	start := time.Now()
 	resp, err := h.prepare(claim)
@@ -63,7 +63,7 @@ func TestPrepareExclusiveOverSocket(t *testing.T) {
 
 func TestPrepareMIGOverSocket(t *testing.T) {
 	h := startPlugin(t, v1alpha1.TierInference)
-	claim := h.claim(t, tt.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).
+	claim := h.claim(t, tierratest.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).
 		Selector(`device.attributes["gpu.tierra.dev"].migProfile == "3g.71gb"`).Obj(), nil)
 	device := claim.Status.Allocation.Devices.Results[0].Device
 
@@ -120,7 +120,7 @@ func TestPrepareRefusesBadClaimsOverSocket(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			h := startPlugin(t, v1alpha1.TierInference)
-			w := tt.MakeClaim("bad", "ns").UID("uid-bad").Request("gpu", tiers.ClassGPU)
+			w := tierratest.MakeClaim("bad", "ns").UID("uid-bad").Request("gpu", tiers.ClassGPU)
 			if tc.config != "" {
 				w.Config(tc.config)
 			}
@@ -139,7 +139,7 @@ func TestPrepareRefusesBadClaimsOverSocket(t *testing.T) {
 func TestPrepareRefusesUnallocatedClaim(t *testing.T) {
 	h := startPlugin(t, v1alpha1.TierInference)
 	claim, err := h.client.ResourceV1().ResourceClaims("ns").Create(h.ctx,
-		tt.MakeClaim("pending", "ns").UID("uid-pending").Request("gpu", tiers.ClassGPU).Obj(), metav1.CreateOptions{})
+		tierratest.MakeClaim("pending", "ns").UID("uid-pending").Request("gpu", tiers.ClassGPU).Obj(), metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = h.prepare(claim)
 	require.ErrorContains(t, err, "ns/pending not allocated")
@@ -149,8 +149,8 @@ func TestPrepareRefusesUnallocatedClaim(t *testing.T) {
 func TestPrepareRefusesCrossTenantTimeSlicing(t *testing.T) {
 	h := startPlugin(t, v1alpha1.TierDev)
 	class := tiers.ClassName(v1alpha1.TierDev)
-	a := h.claim(t, tt.MakeClaim("a", "team-a").UID("uid-a").Request("gpu", class).Obj(), nil)
-	b := h.claim(t, tt.MakeClaim("b", "team-b").UID("uid-b").Request("gpu", class).Obj(), nil)
+	a := h.claim(t, tierratest.MakeClaim("a", "team-a").UID("uid-a").Request("gpu", class).Obj(), nil)
+	b := h.claim(t, tierratest.MakeClaim("b", "team-b").UID("uid-b").Request("gpu", class).Obj(), nil)
 	// No tenant slot selector (admission adds it; this claim bypasses it):
 	// the allocator shares GPU 0's first slot (research's) between the tenants.
 	require.Equal(t, "gpu-0-tenant-research", b.Status.Allocation.Devices.Results[0].Device, "the allocator shares GPU 0")

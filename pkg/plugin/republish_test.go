@@ -18,7 +18,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -83,7 +83,7 @@ func TestRepublishWhenTierPolicyChanges(t *testing.T) {
 
 	h.waitDevice(t, "gpu-0", costIs(4_250_000), "H200 at the new price")
 	// Prepare plans against the republished devices.
-	claim := h.claim(t, tt.MakeClaim("c", "ns").UID("uid-c").Request("gpu", tiers.ClassGPU).Obj(), nil)
+	claim := h.claim(t, tierratest.MakeClaim("c", "ns").UID("uid-c").Request("gpu", tiers.ClassGPU).Obj(), nil)
 	resp, err := h.prepare(claim)
 	require.NoError(t, err)
 	assert.Empty(t, resp.Claims["uid-c"].Error)
@@ -105,7 +105,7 @@ func TestQuarantinedCheckpointRecordIsANodeEvent(t *testing.T) {
 	assert.Equal(t, nodeName, ev.InvolvedObject.Name)
 	assert.Contains(t, ev.Message, "uid-bad.json")
 	// The plugin serves.
-	claim := h.claim(t, tt.MakeClaim("c", "ns").UID("uid-c").Request("gpu", tiers.ClassGPU).Obj(), nil)
+	claim := h.claim(t, tierratest.MakeClaim("c", "ns").UID("uid-c").Request("gpu", tiers.ClassGPU).Obj(), nil)
 	resp, err := h.prepare(claim)
 	require.NoError(t, err)
 	assert.Empty(t, resp.Claims["uid-c"].Error)

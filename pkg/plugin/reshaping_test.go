@@ -15,7 +15,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -50,7 +50,7 @@ func (h *harness) relabel(t *testing.T, tier string) {
 // timeSliced prepares a dev (time-sliced) claim of tenant research; it
 // lands on GPU 0.
 func (h *harness) timeSliced(t *testing.T, name string) *resourceapi.ResourceClaim {
-	claim := h.claim(t, tt.MakeClaim(name, "team-a").UID("uid-"+name).Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Obj(), nil)
+	claim := h.claim(t, tierratest.MakeClaim(name, "team-a").UID("uid-"+name).Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Obj(), nil)
 	resp, err := h.prepare(claim)
 	require.NoError(t, err)
 	require.Empty(t, resp.Claims["uid-"+name].Error)
@@ -58,8 +58,8 @@ func (h *harness) timeSliced(t *testing.T, name string) *resourceapi.ResourceCla
 	return claim
 }
 
-func wholeGPU(name string, cel ...string) *tt.ClaimWrapper {
-	w := tt.MakeClaim(name, "team-a").UID("uid-"+name).Request("gpu", tiers.ClassName(v1alpha1.TierTraining))
+func wholeGPU(name string, cel ...string) *tierratest.ClaimWrapper {
+	w := tierratest.MakeClaim(name, "team-a").UID("uid-"+name).Request("gpu", tiers.ClassName(v1alpha1.TierTraining))
 	for _, e := range cel {
 		w = w.Selector(e)
 	}

@@ -11,13 +11,13 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
 func TestRestartKeepsClaimsAndRemovesLeftovers(t *testing.T) {
 	h := startPlugin(t, v1alpha1.TierInference)
-	claim := h.claim(t, tt.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).
+	claim := h.claim(t, tierratest.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).
 		Selector(`device.attributes["gpu.tierra.dev"].migProfile == "3g.71gb"`).Obj(), nil)
 	resp, err := h.prepare(claim)
 	require.NoError(t, err)

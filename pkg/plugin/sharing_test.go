@@ -7,14 +7,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
 func TestPrepareMPSOverSocket(t *testing.T) {
-	h := startPlugin(t, v1alpha1.TierDev, withPolicy(tt.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS)))
+	h := startPlugin(t, v1alpha1.TierDev, withPolicy(tierratest.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS)))
 	const mps = `{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"MPS","mps":{"defaultActiveThreadPercentage":50}}}`
-	claim := h.claim(t, tt.MakeClaim("mps", "team-a").UID("uid-mps").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Config(mps).Obj(), nil)
+	claim := h.claim(t, tierratest.MakeClaim("mps", "team-a").UID("uid-mps").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Config(mps).Obj(), nil)
 
 	resp, err := h.prepare(claim)
 	require.NoError(t, err)

@@ -16,7 +16,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/podproc"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 	"github.com/tierra-gpu/tierra/pkg/usage"
 )
@@ -46,7 +46,7 @@ func (h *harness) runPodProcess(t testing.TB, pid uint32, podUID, gpu string, sm
 // timeShare is a dev-tier claim for a quarter of a time-sliced GPU's
 // compute, reserved for pod.
 func (h *harness) timeShare(t testing.TB, name, pod, podUID string) *resourceapi.ResourceClaim {
-	return h.claim(t, reservedFor(tt.MakeClaim(name, "team-a").UID("uid-"+name).Request("gpu", tiers.ClassName(v1alpha1.TierDev)).
+	return h.claim(t, reservedFor(tierratest.MakeClaim(name, "team-a").UID("uid-"+name).Request("gpu", tiers.ClassName(v1alpha1.TierDev)).
 		Capacity(tslices.CapCompute, "250").Obj(), pod, podUID), nil)
 }
 
@@ -104,8 +104,8 @@ func TestIdleAndOversizedClaimEvents(t *testing.T) {
 	clk := testingclock.NewFakeClock(time.Now())
 	h := startPlugin(t, v1alpha1.TierInference, withPodUsage(30*time.Minute, clk))
 	const idleUID, busyUID = "0b0b0b0b-0000-4000-8000-000000000001", "0b0b0b0b-0000-4000-8000-000000000002"
-	idle := h.claim(t, reservedFor(tt.MakeClaim("idle", "team-a").UID("uid-idle").Request("gpu", tiers.ClassGPU).Obj(), "idle-0", idleUID), nil)
-	busy := h.claim(t, reservedFor(tt.MakeClaim("busy", "team-a").UID("uid-busy").Request("gpu", tiers.ClassGPU).Obj(), "busy-0", busyUID), nil)
+	idle := h.claim(t, reservedFor(tierratest.MakeClaim("idle", "team-a").UID("uid-idle").Request("gpu", tiers.ClassGPU).Obj(), "idle-0", idleUID), nil)
+	busy := h.claim(t, reservedFor(tierratest.MakeClaim("busy", "team-a").UID("uid-busy").Request("gpu", tiers.ClassGPU).Obj(), "busy-0", busyUID), nil)
 	resp, err := h.prepare(idle, busy)
 	require.NoError(t, err)
 	require.Empty(t, resp.Claims["uid-idle"].Error)

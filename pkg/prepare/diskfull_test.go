@@ -14,7 +14,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -47,7 +47,7 @@ func TestPrepareOnAFullDiskLeaksNoMIGInstance(t *testing.T) {
 		disk.Store = o.Store.(*checkpoint.Store)
 		o.Store = disk
 	})
-	claim := e.allocate(t, tt.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj())
+	claim := e.allocate(t, tierratest.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj())
 	_, err := e.prep.Prepare(e.ctx, claim)
 	require.ErrorIs(t, err, syscall.ENOSPC)
 	e.assertNothingPrepared(t)
@@ -76,7 +76,7 @@ func (l leakyCreate) CreateMIGInstance(ctx context.Context, opts nvgpu.CreateMIG
 // instance at the planned placement is taken into the record and destroyed.
 func TestPrepareDestroysAnInstanceAFailedCreateLeft(t *testing.T) {
 	e := newEnv(t, v1alpha1.TierInference, nil, func(o *prepare.Options) { o.Hardware = leakyCreate{o.Hardware.(*nvgpu.Fake)} })
-	claim := e.allocate(t, tt.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj())
+	claim := e.allocate(t, tierratest.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj())
 	_, err := e.prep.Prepare(e.ctx, claim)
 	require.ErrorContains(t, err, "no space left on device")
 	e.assertNothingPrepared(t)

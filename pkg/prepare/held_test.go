@@ -10,7 +10,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/slices"
 	"github.com/tierra-gpu/tierra/pkg/tenancy"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -72,7 +72,7 @@ func TestHeldDevicesFromRecords(t *testing.T) {
 
 func TestHeldDevicesOfAPreparedClaim(t *testing.T) {
 	e := newEnv(t, v1alpha1.TierInference, namespaces{"team-a": {v1alpha1.TenantLabel: "research"}})
-	claim := e.allocate(t, tt.MakeClaim("infer", "team-a").UID("uid-infer").Request("mig", tiers.ClassMIG).Obj())
+	claim := e.allocate(t, tierratest.MakeClaim("infer", "team-a").UID("uid-infer").Request("mig", tiers.ClassMIG).Obj())
 	_, err := e.prep.Prepare(e.ctx, claim)
 	require.NoError(t, err)
 	r := claim.Status.Allocation.Devices.Results[0]

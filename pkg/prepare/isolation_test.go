@@ -16,7 +16,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/sharing"
 	"github.com/tierra-gpu/tierra/pkg/slices"
 	"github.com/tierra-gpu/tierra/pkg/tenancy"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -48,13 +48,13 @@ func (e *env) retier(t *testing.T, tier string) {
 // refused, and the GPU's compute mode stays as research's claim needs it.
 func TestPrepareRefusesAnotherTenantOnARetieredGPU(t *testing.T) {
 	e := newEnv(t, v1alpha1.TierDev, tenantNamespaces)
-	shared := e.allocate(t, tt.MakeClaim("notebook", "team-a").UID("uid-a").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Obj())
+	shared := e.allocate(t, tierratest.MakeClaim("notebook", "team-a").UID("uid-a").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Obj())
 	_, err := e.prep.Prepare(e.ctx, shared)
 	require.NoError(t, err)
 	gpu := uuidOf(t, e, shared)
 
 	e.retier(t, v1alpha1.TierTraining)
-	whole := e.allocate(t, tt.MakeClaim("train", "ns").UID("uid-b").Request("gpu", tiers.ClassGPU).Obj())
+	whole := e.allocate(t, tierratest.MakeClaim("train", "ns").UID("uid-b").Request("gpu", tiers.ClassGPU).Obj())
 	require.Equal(t, gpu, uuidOf(t, e, whole), "the scheduler hands out the same GPU")
 
 	_, err = e.prep.Prepare(e.ctx, whole)
@@ -68,7 +68,7 @@ func TestPrepareRefusesAnotherTenantOnARetieredGPU(t *testing.T) {
 
 	// The same tenant cannot take the GPU whole under its own shares either.
 	e.retier(t, v1alpha1.TierTraining)
-	own := e.allocate(t, tt.MakeClaim("own", "team-a").UID("uid-c").Request("gpu", tiers.ClassGPU).Obj())
+	own := e.allocate(t, tierratest.MakeClaim("own", "team-a").UID("uid-c").Request("gpu", tiers.ClassGPU).Obj())
 	require.Equal(t, gpu, uuidOf(t, e, own))
 	_, err = e.prep.Prepare(e.ctx, own)
 	require.ErrorIs(t, err, tenancy.ErrGPUBusy)
@@ -83,14 +83,14 @@ func TestPrepareRefusesAnotherTenantOnARetieredGPU(t *testing.T) {
 // let it through (a plain class, an admin's own class).
 func TestPrepareRefusesATierTheTenantMayNotClaim(t *testing.T) {
 	e := newEnv(t, v1alpha1.TierTraining, tenantNamespaces)
-	claim := e.allocate(t, tt.MakeClaim("sneaky", "team-b").UID("uid-b").Request("gpu", tiers.ClassGPU).Obj())
+	claim := e.allocate(t, tierratest.MakeClaim("sneaky", "team-b").UID("uid-b").Request("gpu", tiers.ClassGPU).Obj())
 	_, err := e.prep.Prepare(e.ctx, claim)
 	require.ErrorIs(t, err, prepare.ErrTierNotAllowed)
 	assert.ErrorContains(t, err, `tenant "product"`)
 	assert.ErrorContains(t, err, "tier training")
 	e.assertNothingPrepared(t)
 
-	ok := e.allocate(t, tt.MakeClaim("train", "team-a").UID("uid-a").Request("gpu", tiers.ClassGPU).Obj())
+	ok := e.allocate(t, tierratest.MakeClaim("train", "team-a").UID("uid-a").Request("gpu", tiers.ClassGPU).Obj())
 	_, err = e.prep.Prepare(e.ctx, ok)
 	require.NoError(t, err, "research may claim training")
 }
@@ -102,8 +102,8 @@ func TestPrepareOpenTenantShares(t *testing.T) {
 	ns := namespaces{"research": nil, "scratch": nil, "team-a": {v1alpha1.TenantLabel: "research"}}
 	e := newEnv(t, v1alpha1.TierDev, ns)
 	class := tiers.ClassName(v1alpha1.TierDev)
-	first := e.allocate(t, tt.MakeClaim("a", "research").UID("uid-1").Request("gpu", class).Obj())
-	second := e.allocate(t, tt.MakeClaim("b", "scratch").UID("uid-2").Request("gpu", class).Obj())
+	first := e.allocate(t, tierratest.MakeClaim("a", "research").UID("uid-1").Request("gpu", class).Obj())
+	second := e.allocate(t, tierratest.MakeClaim("b", "scratch").UID("uid-2").Request("gpu", class).Obj())
 	_, err := e.prep.Prepare(e.ctx, first)
 	require.NoError(t, err)
 	_, err = e.prep.Prepare(e.ctx, second)
@@ -112,7 +112,7 @@ func TestPrepareOpenTenantShares(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, tenancy.Open, rec.Tenant, "the namespace named research is not tenant research")
 
-	third := e.allocate(t, tt.MakeClaim("c", "team-a").UID("uid-3").Request("gpu", class).Obj())
+	third := e.allocate(t, tierratest.MakeClaim("c", "team-a").UID("uid-3").Request("gpu", class).Obj())
 	require.Equal(t, uuidOf(t, e, first), uuidOf(t, e, third))
 	_, err = e.prep.Prepare(e.ctx, third)
 	require.ErrorIs(t, err, tenancy.ErrCrossTenant, "the real research tenant is not the open one")
@@ -129,13 +129,13 @@ func TestTwoPreparersOnOneStateDirSeeEachOthersRecords(t *testing.T) {
 		require.NoError(t, err)
 		o.Sharer = m
 	}
-	policy := tt.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS)
+	policy := tierratest.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS)
 	e := newEnvPolicy(t, v1alpha1.TierDev, policy, tenantNamespaces, sharer, func(o *prepare.Options) { o.Locks = o.Store.(*checkpoint.Store) })
 	other := e.secondPreparer(t, policy, tenantNamespaces, sharer)
 	class := tiers.ClassName(v1alpha1.TierDev)
-	a := e.allocate(t, tt.MakeClaim("a", "team-a").UID("uid-a").Request("gpu", class).Obj())
-	b := e.allocate(t, tt.MakeClaim("b", "team-b").UID("uid-b").Request("gpu", class).Obj())
-	c := e.allocate(t, tt.MakeClaim("c", "team-a").UID("uid-c").Request("gpu", class).Obj())
+	a := e.allocate(t, tierratest.MakeClaim("a", "team-a").UID("uid-a").Request("gpu", class).Obj())
+	b := e.allocate(t, tierratest.MakeClaim("b", "team-b").UID("uid-b").Request("gpu", class).Obj())
+	c := e.allocate(t, tierratest.MakeClaim("c", "team-a").UID("uid-c").Request("gpu", class).Obj())
 	require.Equal(t, uuidOf(t, e, a), uuidOf(t, e, b), "one shared GPU (the allocator sees no tenant slots without admission)")
 
 	_, err := e.prep.Prepare(e.ctx, a)
@@ -192,7 +192,7 @@ func TestPrepareAdminAccessChangesNothing(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, tc.tier, tenantNamespaces, func(o *prepare.Options) { o.Sharer = m })
-			w := tt.MakeClaim("monitor", "team-b").UID("uid-mon").Request("gpu", tc.class)
+			w := tierratest.MakeClaim("monitor", "team-b").UID("uid-mon").Request("gpu", tc.class)
 			if tc.selector != "" {
 				w = w.Selector(tc.selector)
 			}
@@ -239,7 +239,7 @@ func TestPrepareRefusesAStrategyTheDeviceCannotHave(t *testing.T) {
 			m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: t.TempDir()})
 			require.NoError(t, err)
 			e := newEnv(t, tc.tier, nil, func(o *prepare.Options) { o.Sharer = m })
-			w := tt.MakeClaim("bad", "ns").UID("uid-bad").Request("gpu", tc.class).Config(tc.config)
+			w := tierratest.MakeClaim("bad", "ns").UID("uid-bad").Request("gpu", tc.class).Config(tc.config)
 			if tc.selector != "" {
 				w = w.Selector(tc.selector)
 			}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -24,7 +24,7 @@ func TestObserverSeesEveryStep(t *testing.T) {
 		assert.Positive(t, took, "step %s", step)
 	}
 	e := newEnv(t, v1alpha1.TierInference, namespaces{}, func(o *prepare.Options) { o.Observe = observe })
-	claim := e.allocate(t, tt.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj())
+	claim := e.allocate(t, tierratest.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj())
 	_, err := e.prep.Prepare(e.ctx, claim)
 	require.NoError(t, err)
 	require.NoError(t, e.prep.Unprepare(e.ctx, "uid-infer"))

@@ -13,7 +13,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -21,7 +21,7 @@ const migSelector = `device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"
 
 func TestPrepareExclusive(t *testing.T) {
 	e := newEnv(t, v1alpha1.TierInference, nil)
-	claim := e.allocate(t, tt.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassGPU).Obj())
+	claim := e.allocate(t, tierratest.MakeClaim("train", "ns").UID("uid-train").Request("gpu", tiers.ClassGPU).Obj())
 	uuid := uuidOf(t, e, claim)
 
 	devs, err := e.prep.Prepare(e.ctx, claim)
@@ -45,7 +45,7 @@ func TestPrepareExclusive(t *testing.T) {
 
 func TestPrepareMIG(t *testing.T) {
 	e := newEnv(t, v1alpha1.TierInference, nil)
-	claim := e.allocate(t, tt.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj())
+	claim := e.allocate(t, tierratest.MakeClaim("infer", "ns").UID("uid-infer").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj())
 	parent := uuidOf(t, e, claim)
 
 	devs, err := e.prep.Prepare(e.ctx, claim)
@@ -70,7 +70,7 @@ func TestPrepareMIG(t *testing.T) {
 
 func TestPrepareRollsBackUnfinishedRecord(t *testing.T) {
 	e := newEnv(t, v1alpha1.TierInference, nil)
-	claim := e.allocate(t, tt.MakeClaim("infer", "ns").UID("uid-crash").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj())
+	claim := e.allocate(t, tierratest.MakeClaim("infer", "ns").UID("uid-crash").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj())
 	_, err := e.prep.Prepare(e.ctx, claim)
 	require.NoError(t, err)
 	// A crash before "Prepared": the record says PrepareStarted.
@@ -121,7 +121,7 @@ func TestPrepareRefusesBadClaims(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, v1alpha1.TierInference, nil)
-			w := tt.MakeClaim("bad", "ns").UID("uid-bad").Request("gpu", tiers.ClassGPU)
+			w := tierratest.MakeClaim("bad", "ns").UID("uid-bad").Request("gpu", tiers.ClassGPU)
 			if tc.config != "" {
 				w.Config(tc.config)
 			}
@@ -148,9 +148,9 @@ func TestPrepareRefusesCrossTenantSoftSharing(t *testing.T) {
 	}
 	e := newEnv(t, v1alpha1.TierDev, ns)
 	class := tiers.ClassName(v1alpha1.TierDev)
-	a := e.allocate(t, tt.MakeClaim("a", "team-a").UID("uid-a").Request("gpu", class).Obj())
-	b := e.allocate(t, tt.MakeClaim("b", "team-b").UID("uid-b").Request("gpu", class).Obj())
-	c := e.allocate(t, tt.MakeClaim("c", "team-c").UID("uid-c").Request("gpu", class).Obj())
+	a := e.allocate(t, tierratest.MakeClaim("a", "team-a").UID("uid-a").Request("gpu", class).Obj())
+	b := e.allocate(t, tierratest.MakeClaim("b", "team-b").UID("uid-b").Request("gpu", class).Obj())
+	c := e.allocate(t, tierratest.MakeClaim("c", "team-c").UID("uid-c").Request("gpu", class).Obj())
 	require.Equal(t, a.Status.Allocation.Devices.Results[0].Device, b.Status.Allocation.Devices.Results[0].Device, "one shared GPU")
 
 	_, err := e.prep.Prepare(e.ctx, a)

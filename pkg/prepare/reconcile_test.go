@@ -19,7 +19,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -130,15 +130,15 @@ func TestReconcileQuarantinedKeepsWhatALostRecordMayHold(t *testing.T) {
 	}{
 		"MIG instance": {
 			tier:  v1alpha1.TierInference,
-			claim: tt.MakeClaim("lost", "ns").UID("uid-lost").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj(),
+			claim: tierratest.MakeClaim("lost", "ns").UID("uid-lost").Request("mig", tiers.ClassMIG).Selector(migSelector).Obj(),
 			kept: func(t *testing.T, r *restartEnv, gpu string, _ []sharing.Cmd) {
 				assert.Len(t, r.gpu(t, gpu).MIG.Instances, 1, "the lost claim's MIG instance")
 			},
 		},
 		"MPS daemon": {
 			tier:   v1alpha1.TierDev,
-			policy: tt.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS),
-			claim:  tt.MakeClaim("lost", "ns").UID("uid-lost").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Obj(),
+			policy: tierratest.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS),
+			claim:  tierratest.MakeClaim("lost", "ns").UID("uid-lost").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Obj(),
 			kept: func(t *testing.T, r *restartEnv, gpu string, cmds []sharing.Cmd) {
 				assert.Empty(t, quits(cmds), "no MPS daemon is stopped")
 				daemons, err := r.mps.MPSDaemons(t.Context())
@@ -148,14 +148,14 @@ func TestReconcileQuarantinedKeepsWhatALostRecordMayHold(t *testing.T) {
 		},
 		"ExclusiveProcess compute mode": {
 			tier:  v1alpha1.TierInference,
-			claim: tt.MakeClaim("lost", "ns").UID("uid-lost").Request("gpu", tiers.ClassGPU).Obj(),
+			claim: tierratest.MakeClaim("lost", "ns").UID("uid-lost").Request("gpu", tiers.ClassGPU).Obj(),
 			kept: func(t *testing.T, r *restartEnv, gpu string, _ []sharing.Cmd) {
 				assert.Equal(t, inventory.ComputeModeExclusiveProcess, r.gpu(t, gpu).ComputeMode)
 			},
 		},
 		"time-slice": {
 			tier:  v1alpha1.TierDev,
-			claim: tt.MakeClaim("lost", "ns").UID("uid-lost").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Config(timeSliceLong).Obj(),
+			claim: tierratest.MakeClaim("lost", "ns").UID("uid-lost").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Config(timeSliceLong).Obj(),
 			kept: func(t *testing.T, _ *restartEnv, _ string, cmds []sharing.Cmd) {
 				assert.Empty(t, timeSlices(cmds), "no time-slice is reset")
 			},
@@ -199,7 +199,7 @@ func TestReconcileMIGInstances(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := newRestartEnv(t, v1alpha1.TierInference, v1alpha1.DefaultTierPolicy())
 			migClaim := func(name string) *resourceapi.ResourceClaim {
-				return tt.MakeClaim(name, "ns").UID("uid-"+name).Request("mig", tiers.ClassMIG).Selector(migSelector).Obj()
+				return tierratest.MakeClaim(name, "ns").UID("uid-"+name).Request("mig", tiers.ClassMIG).Selector(migSelector).Obj()
 			}
 			gpu := r.prepare(t, migClaim("kept"))
 			want := r.instances(t)
@@ -245,8 +245,8 @@ func TestReconcileMIGInstances(t *testing.T) {
 func TestReconcileResetsGPUsNoClaimHolds(t *testing.T) {
 	t.Run("ExclusiveProcess compute mode", func(t *testing.T) {
 		r := newRestartEnv(t, v1alpha1.TierInference, v1alpha1.DefaultTierPolicy())
-		held := r.prepare(t, tt.MakeClaim("held", "ns").UID("uid-held").Request("gpu", tiers.ClassGPU).Obj())
-		next := r.allocate(t, tt.MakeClaim("next", "ns").UID("uid-next").Request("gpu", tiers.ClassGPU).Obj())
+		held := r.prepare(t, tierratest.MakeClaim("held", "ns").UID("uid-held").Request("gpu", tiers.ClassGPU).Obj())
+		next := r.allocate(t, tierratest.MakeClaim("next", "ns").UID("uid-next").Request("gpu", tiers.ClassGPU).Obj())
 		orphan := uuidOf(t, r.env, next)
 		require.NoError(t, r.gpus.SetComputeMode(r.ctx, orphan, inventory.ComputeModeExclusiveProcess))
 
@@ -264,7 +264,7 @@ func TestReconcileResetsGPUsNoClaimHolds(t *testing.T) {
 	t.Run("time-slice", func(t *testing.T) {
 		r := newRestartEnv(t, v1alpha1.TierDev, v1alpha1.DefaultTierPolicy())
 		class := tiers.ClassName(v1alpha1.TierDev)
-		held := r.prepare(t, tt.MakeClaim("held", "ns").UID("uid-held").Request("gpu", class).Config(timeSliceLong).Obj())
+		held := r.prepare(t, tierratest.MakeClaim("held", "ns").UID("uid-held").Request("gpu", class).Config(timeSliceLong).Obj())
 
 		_, cmds := r.restart(t)
 

@@ -12,7 +12,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -26,7 +26,7 @@ func TestPrepareSoftSharing(t *testing.T) {
 		wantSpecParts []string
 	}{
 		"MPS": {
-			policy:        tt.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS),
+			policy:        tierratest.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS),
 			config:        `{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"MPS","mps":{"defaultActiveThreadPercentage":25}}}`,
 			wantStart:     []string{"nvidia-cuda-mps-control", "-d"},
 			setupCmds:     2, // -d, then the limit on the control pipe
@@ -48,8 +48,8 @@ func TestPrepareSoftSharing(t *testing.T) {
 			require.NoError(t, err)
 			e := newEnvPolicy(t, v1alpha1.TierDev, tc.policy, nil, func(o *prepare.Options) { o.Sharer = m })
 			class := tiers.ClassName(v1alpha1.TierDev)
-			first := e.allocate(t, tt.MakeClaim("a", "ns").UID("uid-a").Request("gpu", class).Config(tc.config).Obj())
-			second := e.allocate(t, tt.MakeClaim("b", "ns").UID("uid-b").Request("gpu", class).Config(tc.config).Obj())
+			first := e.allocate(t, tierratest.MakeClaim("a", "ns").UID("uid-a").Request("gpu", class).Config(tc.config).Obj())
+			second := e.allocate(t, tierratest.MakeClaim("b", "ns").UID("uid-b").Request("gpu", class).Config(tc.config).Obj())
 			gpu := uuidOf(t, e, first)
 			fillGPU(tc.wantStart, gpu)
 			fillGPU(tc.wantStop, gpu)
@@ -94,13 +94,13 @@ func TestPrepareMPSRefusesOtherLimitsOnOneGPU(t *testing.T) {
 	runner := &sharing.FakeRunner{}
 	m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: t.TempDir()})
 	require.NoError(t, err)
-	e := newEnvPolicy(t, v1alpha1.TierDev, tt.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS), nil, func(o *prepare.Options) { o.Sharer = m })
+	e := newEnvPolicy(t, v1alpha1.TierDev, tierratest.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS), nil, func(o *prepare.Options) { o.Sharer = m })
 	class := tiers.ClassName(v1alpha1.TierDev)
 	mps := func(pct int) string {
 		return fmt.Sprintf(`{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"MPS","mps":{"defaultActiveThreadPercentage":%d}}}`, pct)
 	}
-	first := e.allocate(t, tt.MakeClaim("a", "ns").UID("uid-a").Request("gpu", class).Config(mps(50)).Obj())
-	second := e.allocate(t, tt.MakeClaim("b", "ns").UID("uid-b").Request("gpu", class).Config(mps(20)).Obj())
+	first := e.allocate(t, tierratest.MakeClaim("a", "ns").UID("uid-a").Request("gpu", class).Config(mps(50)).Obj())
+	second := e.allocate(t, tierratest.MakeClaim("b", "ns").UID("uid-b").Request("gpu", class).Config(mps(20)).Obj())
 	require.Equal(t, uuidOf(t, e, first), uuidOf(t, e, second), "both on one GPU")
 
 	_, err = e.prep.Prepare(e.ctx, first)

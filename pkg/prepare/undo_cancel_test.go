@@ -10,7 +10,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -33,9 +33,9 @@ func TestUnprepareCancelledKeepsTheDaemonsRecord(t *testing.T) {
 	runner := &ctxRunner{}
 	m, err := sharing.New(sharing.Options{Runner: runner, MPSDir: t.TempDir()})
 	require.NoError(t, err)
-	e := newEnvPolicy(t, v1alpha1.TierDev, tt.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS), nil, func(o *prepare.Options) { o.Sharer = m })
+	e := newEnvPolicy(t, v1alpha1.TierDev, tierratest.DefaultPolicySharing(v1alpha1.TierDev, v1alpha1.SharingMPS), nil, func(o *prepare.Options) { o.Sharer = m })
 	const mps = `{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"MPS"}}`
-	claim := e.allocate(t, tt.MakeClaim("a", "ns").UID("uid-a").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Config(mps).Obj())
+	claim := e.allocate(t, tierratest.MakeClaim("a", "ns").UID("uid-a").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).Config(mps).Obj())
 	_, err = e.prep.Prepare(e.ctx, claim)
 	require.NoError(t, err)
 	require.Len(t, runner.Commands(), 1, "daemon started")

@@ -14,14 +14,14 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 )
 
 // migSlices is node's H200s in MIG mode as pkg/slices publishes them.
 func migSlices(t *testing.T, node string, gpus int) []*resourceapi.ResourceSlice {
 	t.Helper()
-	policy := tt.MakePolicy().Tier("inference", v1alpha1.PartitioningMIG).Products(tt.ProductH200).DefaultPrice("1").Obj()
-	m := tt.Machine(gpus, func(i int) inventory.GPU { return tt.H200(i, tt.WithMIG(true)) })
+	policy := tierratest.MakePolicy().Tier("inference", v1alpha1.PartitioningMIG).Products(tierratest.ProductH200).DefaultPrice("1").Obj()
+	m := tierratest.Machine(gpus, func(i int) inventory.GPU { return tierratest.H200(i, tierratest.WithMIG(true)) })
 	dr, err := slices.Build(slices.Node{Name: node, Machine: m}, policy)
 	require.NoError(t, err)
 	rs := slices.ResourceSlices(node, dr)

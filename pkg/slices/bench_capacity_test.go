@@ -8,7 +8,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -20,7 +20,7 @@ import (
 // driver to verify a placement before binding (binding conditions), and its
 // fit count is an upper bound.
 func capacityMIGModel(b *testing.B, policy *v1alpha1.TierPolicy, classes []*resourceapi.DeviceClass) benchModel {
-	shared := tierraModel(b, policy, tt.DGXH200(false), tslices.Options{})
+	shared := tierraModel(b, policy, tierratest.DGXH200(false), tslices.Options{})
 	one := resource.NewQuantity(1, resource.DecimalSI)
 	capacity := func(v int64) resourceapi.DeviceCapacity {
 		return resourceapi.DeviceCapacity{
@@ -47,7 +47,7 @@ func capacityMIGModel(b *testing.B, policy *v1alpha1.TierPolicy, classes []*reso
 		claim: func(k kind, name string) *resourceapi.ResourceClaim {
 			mem := [...]string{"1", "2", "4", "8"}[k]
 			compute := [...]string{"1", "2", "3", "7"}[k]
-			return tt.MakeClaim(name, "bench").Request("gpu", tiers.ClassName("t")).
+			return tierratest.MakeClaim(name, "bench").Request("gpu", tiers.ClassName("t")).
 				Capacity("gpu.tierra.dev/memorySlices", mem).Capacity("gpu.tierra.dev/computeSlices", compute).Obj()
 		},
 	}

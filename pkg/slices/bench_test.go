@@ -42,7 +42,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -81,7 +81,7 @@ func tierraModel(b *testing.B, policy *v1alpha1.TierPolicy, m inventory.Machine,
 
 func withSelector(class, cel string) func(name string) *resourceapi.ResourceClaim {
 	return func(name string) *resourceapi.ResourceClaim {
-		w := tt.MakeClaim(name, "bench").Request("gpu", class)
+		w := tierratest.MakeClaim(name, "bench").Request("gpu", class)
 		if cel != "" {
 			w = w.Selector(cel)
 		}
@@ -90,9 +90,9 @@ func withSelector(class, cel string) func(name string) *resourceapi.ResourceClai
 }
 
 func benchModels(b *testing.B) map[string]benchModel {
-	h200MIG := tt.DGXH200(true)
+	h200MIG := tierratest.DGXH200(true)
 	policy := func(p v1alpha1.Partitioning) *v1alpha1.TierPolicy {
-		w := tt.MakePolicy().Tier("t", p).DefaultPrice("3.5")
+		w := tierratest.MakePolicy().Tier("t", p).DefaultPrice("3.5")
 		if p == v1alpha1.PartitioningShared {
 			w = w.Sharing(v1alpha1.SharingMPS)
 		}
@@ -125,18 +125,18 @@ func benchModels(b *testing.B) map[string]benchModel {
 	whole, shared := policy(v1alpha1.PartitioningWhole), policy(v1alpha1.PartitioningShared)
 	return map[string]benchModel{
 		"whole": {
-			slices: tierraModel(b, whole, tt.DGXH200(false), tslices.Options{}), classes: classes(whole),
+			slices: tierraModel(b, whole, tierratest.DGXH200(false), tslices.Options{}), classes: classes(whole),
 			claim: func(_ kind, name string) *resourceapi.ResourceClaim {
 				return withSelector(tiers.ClassName("t"), "")(name)
 			},
 			units: func(kind) int { return 8 },
 		},
 		"shared": {
-			slices: tierraModel(b, shared, tt.DGXH200(false), tslices.Options{}), classes: classes(shared), units: units,
+			slices: tierraModel(b, shared, tierratest.DGXH200(false), tslices.Options{}), classes: classes(shared), units: units,
 			claim: func(k kind, name string) *resourceapi.ResourceClaim {
 				compute := [...]string{"143", "286", "429", "1000"}[k]
 				mem := [...]string{"17971Mi", "35942Mi", "71885Mi", "143771Mi"}[k]
-				return tt.MakeClaim(name, "bench").Request("gpu", tiers.ClassName("t")).
+				return tierratest.MakeClaim(name, "bench").Request("gpu", tiers.ClassName("t")).
 					Capacity(tslices.CapCompute, compute).Capacity(tslices.CapMemory, mem).Obj()
 			},
 		},
@@ -147,7 +147,7 @@ func benchModels(b *testing.B) map[string]benchModel {
 			m := migModel(tslices.Options{})
 			m.claim = func(k kind, name string) *resourceapi.ResourceClaim {
 				mem := [...]string{"16Gi", "33Gi", "67Gi", "130Gi"}[k]
-				return tt.MakeClaim(name, "bench").Request("gpu", tiers.ClassName("t")).Capacity(tslices.CapMemory, mem).Obj()
+				return tierratest.MakeClaim(name, "bench").Request("gpu", tiers.ClassName("t")).Capacity(tslices.CapMemory, mem).Obj()
 			}
 			return m
 		}(),
@@ -211,7 +211,7 @@ func newBenchCluster(m benchModel, nodes int) *benchCluster {
 }
 
 func (c *benchCluster) allocator(b testing.TB) structured.Allocator {
-	a, err := structured.NewAllocator(context.Background(), tt.SchedulerFeatures, c.state, tt.NewClassLister(c.model.classes...), c.slices, c.cel)
+	a, err := structured.NewAllocator(context.Background(), tierratest.SchedulerFeatures, c.state, tierratest.NewClassLister(c.model.classes...), c.slices, c.cel)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 )
 
 const nodeName = "node-a"
@@ -52,7 +52,7 @@ func names(devs []resourceapi.Device) []string {
 }
 
 func TestBuildPublishesEachGPUOnceInItsTier(t *testing.T) {
-	mixed := inventory.Machine{DriverVersion: "580.95.05", GPUs: []inventory.GPU{tt.H200(0), tt.L4(1), tt.H200(2, tt.WithMIG(true))}}
+	mixed := inventory.Machine{DriverVersion: "580.95.05", GPUs: []inventory.GPU{tierratest.H200(0), tierratest.L4(1), tierratest.H200(2, tierratest.WithMIG(true))}}
 	tests := map[string]struct {
 		machine   inventory.Machine
 		labels    map[string]string
@@ -61,22 +61,22 @@ func TestBuildPublishesEachGPUOnceInItsTier(t *testing.T) {
 		wantTier  map[string]string
 	}{
 		"training node: all whole": {
-			machine: tt.DGXH200(false), labels: trainingLabels, policy: tt.StandardPolicy(),
+			machine: tierratest.DGXH200(false), labels: trainingLabels, policy: tierratest.StandardPolicy(),
 			wantNames: []string{"gpu-0", "gpu-1", "gpu-2", "gpu-3", "gpu-4", "gpu-5", "gpu-6", "gpu-7"},
 			wantTier:  map[string]string{"gpu-0": "training", "gpu-7": "training"},
 		},
 		"MIG tier on a GPU not in MIG mode publishes it whole": {
-			machine: mixed, policy: tt.StandardPolicy(),
+			machine: mixed, policy: tierratest.StandardPolicy(),
 			wantNames: []string{"gpu-0", "gpu-1"},
 			wantTier:  map[string]string{"gpu-0": "inference", "gpu-1": "dev"},
 		},
 		"GPUs matching no tier are not published": {
-			machine: mixed, policy: tt.MakePolicy().Tier("big", v1alpha1.PartitioningWhole).MinMemory("100Gi").Obj(),
+			machine: mixed, policy: tierratest.MakePolicy().Tier("big", v1alpha1.PartitioningWhole).MinMemory("100Gi").Obj(),
 			wantNames: []string{"gpu-0", "gpu-2"},
 			wantTier:  map[string]string{"gpu-0": "big", "gpu-2": "big"},
 		},
 		"no tier matches: one empty slice": {
-			machine: mixed, policy: tt.MakePolicy().Tier("t", v1alpha1.PartitioningWhole).Products("none").Obj(),
+			machine: mixed, policy: tierratest.MakePolicy().Tier("t", v1alpha1.PartitioningWhole).Products("none").Obj(),
 		},
 	}
 	for name, tc := range tests {
@@ -101,14 +101,14 @@ func TestBuildPublishesEachGPUOnceInItsTier(t *testing.T) {
 }
 
 func TestWholeDeviceAttributes(t *testing.T) {
-	devs := devices(build(t, tt.DGXH200(false), trainingLabels, tt.StandardPolicy()))
+	devs := devices(build(t, tierratest.DGXH200(false), trainingLabels, tierratest.StandardPolicy()))
 	require.Len(t, devs, 8)
 	d := devs[5]
 	str := func(n resourceapi.QualifiedName) string { return *d.Attributes[n].StringValue }
 	assert.Equal(t, "gpu-5", d.Name)
 	assert.Nil(t, d.AllowMultipleAllocations)
-	assert.Equal(t, tt.H200(5).UUID, str(tslices.AttrUUID))
-	assert.Equal(t, tt.ProductH200, str(tslices.AttrProductName))
+	assert.Equal(t, tierratest.H200(5).UUID, str(tslices.AttrUUID))
+	assert.Equal(t, tierratest.ProductH200, str(tslices.AttrProductName))
 	assert.Equal(t, "Hopper", str(tslices.AttrArchitecture))
 	assert.Equal(t, "Exclusive", str(tslices.AttrSharing))
 	assert.Equal(t, "Whole", str(tslices.AttrPartitioning))
@@ -124,8 +124,8 @@ func TestWholeDeviceAttributes(t *testing.T) {
 }
 
 func TestSharedDevice(t *testing.T) {
-	m := tt.Machine(1, func(i int) inventory.GPU { return tt.L4(i) })
-	devs := devices(build(t, m, nil, tt.StandardPolicy()))
+	m := tierratest.Machine(1, func(i int) inventory.GPU { return tierratest.L4(i) })
+	devs := devices(build(t, m, nil, tierratest.StandardPolicy()))
 	require.Len(t, devs, 1)
 	d := devs[0]
 	assert.Equal(t, ptr.To(true), d.AllowMultipleAllocations)
@@ -152,13 +152,13 @@ func TestSharedTierSharing(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			w := tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared)
+			w := tierratest.MakePolicy().Tier("dev", v1alpha1.PartitioningShared)
 			if tc.sharing != "" {
 				w = w.Sharing(tc.sharing)
 			}
 			policy := w.Obj()
 			before := policy.DeepCopy()
-			dr, err := tslices.Build(tslices.Node{Name: nodeName, Machine: tt.DGXH200(false)}, policy)
+			dr, err := tslices.Build(tslices.Node{Name: nodeName, Machine: tierratest.DGXH200(false)}, policy)
 			assert.Equal(t, before, policy, "Build must not change the policy")
 			if tc.wantErr != "" {
 				assert.ErrorContains(t, err, tc.wantErr)
@@ -184,16 +184,16 @@ var anyGPU = &resourceapi.DeviceClass{
 func TestWholeGPUsThroughAllocator(t *testing.T) {
 	for fname, features := range map[string]struct{ f bool }{"scheduler": {false}, "alpha": {true}} {
 		t.Run(fname, func(t *testing.T) {
-			c := tt.NewCluster(build(t, tt.DGXH200(false), trainingLabels, tt.StandardPolicy()), anyGPU)
+			c := tierratest.NewCluster(build(t, tierratest.DGXH200(false), trainingLabels, tierratest.StandardPolicy()), anyGPU)
 			if features.f {
-				c.Features = tt.AlphaFeatures
+				c.Features = tierratest.AlphaFeatures
 			}
 			for i := range 8 {
-				got, err := c.Allocate(context.Background(), nodeName, tt.MakeClaim(fmt.Sprintf("c%d", i), "ns").Request("gpu", anyGPU.Name).Obj())
+				got, err := c.Allocate(context.Background(), nodeName, tierratest.MakeClaim(fmt.Sprintf("c%d", i), "ns").Request("gpu", anyGPU.Name).Obj())
 				require.NoError(t, err)
 				assert.Equal(t, []string{fmt.Sprintf("gpu-%d", i)}, got)
 			}
-			got, err := c.Allocate(context.Background(), nodeName, tt.MakeClaim("c8", "ns").Request("gpu", anyGPU.Name).Obj())
+			got, err := c.Allocate(context.Background(), nodeName, tierratest.MakeClaim("c8", "ns").Request("gpu", anyGPU.Name).Obj())
 			require.NoError(t, err)
 			assert.Nil(t, got, "a ninth whole GPU on an 8-GPU node")
 		})
@@ -202,7 +202,7 @@ func TestWholeGPUsThroughAllocator(t *testing.T) {
 
 func TestSharedCapacityThroughAllocator(t *testing.T) {
 	share := func(name, mem string) *resourceapi.ResourceClaim {
-		w := tt.MakeClaim(name, "ns").Request("gpu", anyGPU.Name)
+		w := tierratest.MakeClaim(name, "ns").Request("gpu", anyGPU.Name)
 		if mem != "" {
 			w = w.Capacity(tslices.CapMemory, mem)
 		}
@@ -225,11 +225,11 @@ func TestSharedCapacityThroughAllocator(t *testing.T) {
 			want:   []bool{true, true, true, true, true, true, true, true, false},
 		},
 	}
-	m := tt.Machine(1, func(i int) inventory.GPU { return tt.H200(i) })
-	policy := tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Obj()
+	m := tierratest.Machine(1, func(i int) inventory.GPU { return tierratest.H200(i) })
+	policy := tierratest.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Obj()
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c := tt.NewCluster(build(t, m, nil, policy), anyGPU)
+			c := tierratest.NewCluster(build(t, m, nil, policy), anyGPU)
 			for i, claim := range tc.claims {
 				got, err := c.Allocate(context.Background(), nodeName, claim)
 				require.NoError(t, err)
@@ -244,11 +244,11 @@ func TestSharedCapacityThroughAllocator(t *testing.T) {
 }
 
 func TestComputeRequest(t *testing.T) {
-	m := tt.Machine(1, func(i int) inventory.GPU { return tt.H200(i) })
-	policy := tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Obj()
-	c := tt.NewCluster(build(t, m, nil, policy), anyGPU)
+	m := tierratest.Machine(1, func(i int) inventory.GPU { return tierratest.H200(i) })
+	policy := tierratest.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Obj()
+	c := tierratest.NewCluster(build(t, m, nil, policy), anyGPU)
 	for i, want := range []bool{true, true, true, true, false} {
-		claim := tt.MakeClaim(fmt.Sprintf("c%d", i), "ns").Request("gpu", anyGPU.Name).Capacity(tslices.CapCompute, "250").Capacity(tslices.CapMemory, "1Gi").Obj()
+		claim := tierratest.MakeClaim(fmt.Sprintf("c%d", i), "ns").Request("gpu", anyGPU.Name).Capacity(tslices.CapCompute, "250").Capacity(tslices.CapMemory, "1Gi").Obj()
 		got, err := c.Allocate(context.Background(), nodeName, claim)
 		require.NoError(t, err)
 		assert.Equal(t, want, got != nil, "claim %d", i)

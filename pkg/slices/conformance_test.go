@@ -18,11 +18,11 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
-var featureSets = map[string]structured.Features{"scheduler-1.37": tt.SchedulerFeatures, "alpha": tt.AlphaFeatures}
+var featureSets = map[string]structured.Features{"scheduler-1.37": tierratest.SchedulerFeatures, "alpha": tierratest.AlphaFeatures}
 
 // step is one claim and the devices it must get (nil: refused).
 type step struct {
@@ -30,16 +30,16 @@ type step struct {
 	want  []string
 }
 
-func newCluster(t *testing.T, m inventory.Machine, labels map[string]string, policy *v1alpha1.TierPolicy, f structured.Features) *tt.Cluster {
+func newCluster(t *testing.T, m inventory.Machine, labels map[string]string, policy *v1alpha1.TierPolicy, f structured.Features) *tierratest.Cluster {
 	t.Helper()
 	classes, err := tiers.Render(policy)
 	require.NoError(t, err)
-	c := tt.NewCluster(build(t, m, labels, policy), classes...)
+	c := tierratest.NewCluster(build(t, m, labels, policy), classes...)
 	c.Features = f
 	return c
 }
 
-func runSteps(t *testing.T, newC func(*testing.T, structured.Features) *tt.Cluster, steps []step) {
+func runSteps(t *testing.T, newC func(*testing.T, structured.Features) *tierratest.Cluster, steps []step) {
 	for fname, f := range featureSets {
 		t.Run(fname, func(t *testing.T) {
 			c := newC(t, f)
@@ -57,7 +57,7 @@ func profileIs(p string) string {
 }
 
 func mig(name, profile string, cel ...string) *resourceapi.ResourceClaim {
-	w := tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassName("inference")).Selector(profileIs(profile))
+	w := tierratest.MakeClaim(name, "ns").Request("gpu", tiers.ClassName("inference")).Selector(profileIs(profile))
 	for _, e := range cel {
 		w = w.Selector(e)
 	}
@@ -65,7 +65,7 @@ func mig(name, profile string, cel ...string) *resourceapi.ResourceClaim {
 }
 
 func oneMIGH200(n int) inventory.Machine {
-	return tt.Machine(n, func(i int) inventory.GPU { return tt.H200(i, tt.WithMIG(true)) })
+	return tierratest.Machine(n, func(i int) inventory.GPU { return tierratest.H200(i, tierratest.WithMIG(true)) })
 }
 
 func TestMIGExclusivityThroughCounters(t *testing.T) {
@@ -109,16 +109,16 @@ func TestMIGExclusivityThroughCounters(t *testing.T) {
 	}
 	for name, steps := range tests {
 		t.Run(name, func(t *testing.T) {
-			runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
-				return newCluster(t, oneMIGH200(1), nil, tt.StandardPolicy(), f)
+			runSteps(t, func(t *testing.T, f structured.Features) *tierratest.Cluster {
+				return newCluster(t, oneMIGH200(1), nil, tierratest.StandardPolicy(), f)
 			}, steps)
 		})
 	}
 }
 
 func TestMIGPacksPartiallyUsedGPUsFirst(t *testing.T) {
-	runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
-		return newCluster(t, oneMIGH200(2), nil, tt.StandardPolicy(), f)
+	runSteps(t, func(t *testing.T, f structured.Features) *tierratest.Cluster {
+		return newCluster(t, oneMIGH200(2), nil, tierratest.StandardPolicy(), f)
 	}, []step{
 		{mig("a", "1g.18gb"), []string{"gpu-0-1g-18gb-0"}},
 		{mig("b", "3g.71gb"), []string{"gpu-0-3g-71gb-4"}},
@@ -133,16 +133,16 @@ func TestMIGPacksPartiallyUsedGPUsFirst(t *testing.T) {
 func TestFirstAvailablePicksTheCheapestThatFits(t *testing.T) {
 	mem30 := `device.capacity["gpu.tierra.dev"].memory.compareTo(quantity("30Gi")) >= 0`
 	ladder := func(name string, sel ...string) *resourceapi.ResourceClaim {
-		return tt.MakeClaim(name, "ns").FirstAvailable("gpu",
-			tt.Sub("1g", tiers.ClassMIG, append([]string{profileIs("1g.18gb")}, sel...)...),
-			tt.Sub("2g", tiers.ClassMIG, append([]string{profileIs("2g.35gb")}, sel...)...),
-			tt.Sub("whole", tiers.ClassGPU, sel...),
+		return tierratest.MakeClaim(name, "ns").FirstAvailable("gpu",
+			tierratest.Sub("1g", tiers.ClassMIG, append([]string{profileIs("1g.18gb")}, sel...)...),
+			tierratest.Sub("2g", tiers.ClassMIG, append([]string{profileIs("2g.35gb")}, sel...)...),
+			tierratest.Sub("whole", tiers.ClassGPU, sel...),
 		).Obj()
 	}
 	// GPU 0 is in MIG mode, GPU 1 is not: the inference tier publishes it whole.
-	m := inventory.Machine{GPUs: []inventory.GPU{tt.H200(0, tt.WithMIG(true)), tt.H200(1)}}
-	runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
-		return newCluster(t, m, nil, tt.StandardPolicy(), f)
+	m := inventory.Machine{GPUs: []inventory.GPU{tierratest.H200(0, tierratest.WithMIG(true)), tierratest.H200(1)}}
+	runSteps(t, func(t *testing.T, f structured.Features) *tierratest.Cluster {
+		return newCluster(t, m, nil, tierratest.StandardPolicy(), f)
 	}, []step{
 		{ladder("small"), []string{"gpu-0-1g-18gb-0"}},
 		{ladder("needs-30gi", mem30), []string{"gpu-0-2g-35gb-2"}},
@@ -154,15 +154,15 @@ func TestFirstAvailablePicksTheCheapestThatFits(t *testing.T) {
 }
 
 func TestMatchAttributeNVLinkDomain(t *testing.T) {
-	two := tt.Machine(8, func(i int) inventory.GPU {
-		return tt.H200(i, tt.WithNVLink(fmt.Sprintf("nvl-%d", i/4)))
+	two := tierratest.Machine(8, func(i int) inventory.GPU {
+		return tierratest.H200(i, tierratest.WithNVLink(fmt.Sprintf("nvl-%d", i/4)))
 	})
 	four := func(name string) *resourceapi.ResourceClaim {
-		return tt.MakeClaim(name, "ns").Request("gpus", tiers.ClassName("training")).Count(4).
+		return tierratest.MakeClaim(name, "ns").Request("gpus", tiers.ClassName("training")).Count(4).
 			MatchAttribute(tslices.AttrNVLinkDomain).Obj()
 	}
 	one := func(name string) *resourceapi.ResourceClaim {
-		return tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassName("training")).Obj()
+		return tierratest.MakeClaim(name, "ns").Request("gpu", tiers.ClassName("training")).Obj()
 	}
 	tests := map[string][]step{
 		"lands inside one domain": {
@@ -187,8 +187,8 @@ func TestMatchAttributeNVLinkDomain(t *testing.T) {
 	}
 	for name, steps := range tests {
 		t.Run(name, func(t *testing.T) {
-			runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
-				return newCluster(t, two, trainingLabels, tt.StandardPolicy(), f)
+			runSteps(t, func(t *testing.T, f structured.Features) *tierratest.Cluster {
+				return newCluster(t, two, trainingLabels, tierratest.StandardPolicy(), f)
 			}, steps)
 		})
 	}
@@ -196,11 +196,11 @@ func TestMatchAttributeNVLinkDomain(t *testing.T) {
 
 func TestSharedCapacityThroughTierClass(t *testing.T) {
 	share := func(name string) *resourceapi.ResourceClaim {
-		return tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassName("dev")).Capacity(tslices.CapMemory, "40Gi").Obj()
+		return tierratest.MakeClaim(name, "ns").Request("gpu", tiers.ClassName("dev")).Capacity(tslices.CapMemory, "40Gi").Obj()
 	}
-	policy := tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Obj()
-	runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
-		return newCluster(t, tt.Machine(1, func(i int) inventory.GPU { return tt.H200(i) }), nil, policy, f)
+	policy := tierratest.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Obj()
+	runSteps(t, func(t *testing.T, f structured.Features) *tierratest.Cluster {
+		return newCluster(t, tierratest.Machine(1, func(i int) inventory.GPU { return tierratest.H200(i) }), nil, policy, f)
 	}, []step{
 		{share("a"), []string{"gpu-0"}},
 		{share("b"), []string{"gpu-0"}},
@@ -210,13 +210,13 @@ func TestSharedCapacityThroughTierClass(t *testing.T) {
 }
 
 func TestCELSelectorOnCost(t *testing.T) {
-	m := inventory.Machine{GPUs: []inventory.GPU{tt.H200(0), tt.L4(1), tt.H200(2), tt.L4(3)}}
+	m := inventory.Machine{GPUs: []inventory.GPU{tierratest.H200(0), tierratest.L4(1), tierratest.H200(2), tierratest.L4(3)}}
 	cheap := func(name string) *resourceapi.ResourceClaim {
-		return tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassGPU).
+		return tierratest.MakeClaim(name, "ns").Request("gpu", tiers.ClassGPU).
 			Selector(`device.attributes["gpu.tierra.dev"].costPerHour <= 1000000`).Obj()
 	}
-	runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
-		return newCluster(t, m, trainingLabels, tt.StandardPolicy(), f)
+	runSteps(t, func(t *testing.T, f structured.Features) *tierratest.Cluster {
+		return newCluster(t, m, trainingLabels, tierratest.StandardPolicy(), f)
 	}, []step{
 		{cheap("a"), []string{"gpu-1"}},
 		{cheap("b"), []string{"gpu-3"}},
@@ -229,10 +229,10 @@ func TestCELSelectorOnCost(t *testing.T) {
 // enough memory (1g.18gb is 17.5Gi on an H200).
 func TestMIGByMemoryGetsTheSmallestAdequateSlice(t *testing.T) {
 	byMem := func(name, mem string) *resourceapi.ResourceClaim {
-		return tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassMIG).Capacity(tslices.CapMemory, mem).Obj()
+		return tierratest.MakeClaim(name, "ns").Request("gpu", tiers.ClassMIG).Capacity(tslices.CapMemory, mem).Obj()
 	}
-	runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
-		return newCluster(t, oneMIGH200(1), nil, tt.StandardPolicy(), f)
+	runSteps(t, func(t *testing.T, f structured.Features) *tierratest.Cluster {
+		return newCluster(t, oneMIGH200(1), nil, tierratest.StandardPolicy(), f)
 	}, []step{
 		{byMem("a", "10Gi"), []string{"gpu-0-1g-18gb-0"}},
 		// 1g.35gb at 6 first: slice 7 is of no use to a 1g.18gb.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 )
 
 func counterNames(t *testing.T, ss []*resourceapi.ResourceSlice) []string {
@@ -45,36 +45,36 @@ func TestCounterSet(t *testing.T) {
 	}{
 		// Every set of non-overlapping placements uses at most 7 compute
 		// slices: memory-slice counters alone are exact.
-		"H200":            {gpu: tt.H200(0, tt.WithMIG(true)), want: memorySlices},
-		"A100":            {gpu: tt.A100(0, tt.WithMIG(true)), want: memorySlices},
-		"B200":            {gpu: tt.B200(0, tt.WithMIG(true)), want: memorySlices},
-		"H200 with +me":   {gpu: tt.H200(0, tt.WithMIG(true)), opts: tslices.Options{MediaExtensions: true}, want: append([]string{"media-extensions"}, memorySlices...)},
-		"1g at 7 as well": {gpu: tt.H200(0, tt.WithMIG(true), with1gAt7), want: append([]string{"compute-slices"}, memorySlices...)},
+		"H200":            {gpu: tierratest.H200(0, tierratest.WithMIG(true)), want: memorySlices},
+		"A100":            {gpu: tierratest.A100(0, tierratest.WithMIG(true)), want: memorySlices},
+		"B200":            {gpu: tierratest.B200(0, tierratest.WithMIG(true)), want: memorySlices},
+		"H200 with +me":   {gpu: tierratest.H200(0, tierratest.WithMIG(true)), opts: tslices.Options{MediaExtensions: true}, want: append([]string{"media-extensions"}, memorySlices...)},
+		"1g at 7 as well": {gpu: tierratest.H200(0, tierratest.WithMIG(true), with1gAt7), want: append([]string{"compute-slices"}, memorySlices...)},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			ss := build(t, inventory.Machine{GPUs: []inventory.GPU{tc.gpu}}, nil, tt.StandardPolicy(), tc.opts)
+			ss := build(t, inventory.Machine{GPUs: []inventory.GPU{tc.gpu}}, nil, tierratest.StandardPolicy(), tc.opts)
 			assert.Equal(t, tc.want, counterNames(t, ss))
 		})
 	}
 }
 
 func TestComputeCounterRefusesTheEighth1g(t *testing.T) {
-	m := inventory.Machine{GPUs: []inventory.GPU{tt.H200(0, tt.WithMIG(true), with1gAt7)}}
+	m := inventory.Machine{GPUs: []inventory.GPU{tierratest.H200(0, tierratest.WithMIG(true), with1gAt7)}}
 	var steps []step
 	for i := range 7 {
 		steps = append(steps, step{mig(fmt.Sprintf("c%d", i), "1g.18gb"), []string{fmt.Sprintf("gpu-0-1g-18gb-%d", i)}})
 	}
 	steps = append(steps, step{mig("c7", "1g.18gb"), nil})
-	runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
-		return newCluster(t, m, nil, tt.StandardPolicy(), f)
+	runSteps(t, func(t *testing.T, f structured.Features) *tierratest.Cluster {
+		return newCluster(t, m, nil, tierratest.StandardPolicy(), f)
 	}, steps)
 }
 
 func TestOneMediaExtensionsSlicePerGPU(t *testing.T) {
-	runSteps(t, func(t *testing.T, f structured.Features) *tt.Cluster {
-		classes := newCluster(t, oneMIGH200(1), nil, tt.StandardPolicy(), f).Classes
-		c := tt.NewCluster(build(t, oneMIGH200(1), nil, tt.StandardPolicy(), tslices.Options{MediaExtensions: true}))
+	runSteps(t, func(t *testing.T, f structured.Features) *tierratest.Cluster {
+		classes := newCluster(t, oneMIGH200(1), nil, tierratest.StandardPolicy(), f).Classes
+		c := tierratest.NewCluster(build(t, oneMIGH200(1), nil, tierratest.StandardPolicy(), tslices.Options{MediaExtensions: true}))
 		c.Classes, c.Features = classes, f
 		return c
 	}, []step{

@@ -12,23 +12,23 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
 // byProduct gives each tier its own product so every tier has devices on
 // one node: B200 whole (training), H200 MIG (inference), L4 shared (dev).
 func byProduct() *v1alpha1.TierPolicy {
-	return tt.MakePolicy().
-		Tier("training", v1alpha1.PartitioningWhole).Products(tt.ProductB200).
-		Tier("inference", v1alpha1.PartitioningMIG).Products(tt.ProductH200).
-		Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Products(tt.ProductL4).
+	return tierratest.MakePolicy().
+		Tier("training", v1alpha1.PartitioningWhole).Products(tierratest.ProductB200).
+		Tier("inference", v1alpha1.PartitioningMIG).Products(tierratest.ProductH200).
+		Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Products(tierratest.ProductL4).
 		DefaultPrice("1").Obj()
 }
 
 func mixedNode() inventory.Machine {
 	return inventory.Machine{GPUs: []inventory.GPU{
-		tt.B200(0), tt.H200(1, tt.WithMIG(true)), tt.L4(2), tt.B200(3), tt.L4(4),
+		tierratest.B200(0), tierratest.H200(1, tierratest.WithMIG(true)), tierratest.L4(2), tierratest.B200(3), tierratest.L4(4),
 	}}
 }
 
@@ -62,7 +62,7 @@ func TestClassesNeverCrossTiers(t *testing.T) {
 				}
 				n := 0
 				for ; n < 100; n++ {
-					got, err := c.Allocate(context.Background(), nodeName, tt.MakeClaim(fmt.Sprintf("c%d", n), "ns").Request("gpu", tc.class).Obj())
+					got, err := c.Allocate(context.Background(), nodeName, tierratest.MakeClaim(fmt.Sprintf("c%d", n), "ns").Request("gpu", tc.class).Obj())
 					require.NoError(t, err)
 					if got == nil {
 						break
@@ -85,13 +85,13 @@ func tierIs(tier string) func(t *testing.T, d resourceapi.Device) {
 // TestSlicesRespectAPILimits checks the limits the apiserver enforces; the
 // test/validation module runs the apiserver's own validation on top.
 func TestSlicesRespectAPILimits(t *testing.T) {
-	big := tt.Machine(16, func(i int) inventory.GPU { return tt.H200(i, tt.WithMIG(true)) })
+	big := tierratest.Machine(16, func(i int) inventory.GPU { return tierratest.H200(i, tierratest.WithMIG(true)) })
 	tests := map[string]struct {
 		machine inventory.Machine
 		opts    tslices.Options
 	}{
 		"16 H200 MIG with +me": {machine: big, opts: tslices.Options{MediaExtensions: true}},
-		"8 A100 MIG":           {machine: tt.Machine(8, func(i int) inventory.GPU { return tt.A100(i, tt.WithMIG(true)) })},
+		"8 A100 MIG":           {machine: tierratest.Machine(8, func(i int) inventory.GPU { return tierratest.A100(i, tierratest.WithMIG(true)) })},
 		"mixed":                {machine: mixedNode()},
 	}
 	for name, tc := range tests {

@@ -11,7 +11,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 )
 
 // longProductName is a product name NVML could report that is longer than
@@ -23,14 +23,14 @@ var longProductName = "NVIDIA H200 141GB HBM3e " + strings.Repeat("X", 100-len("
 // their prefix kept, and the policy still matches it by its full name.
 func TestOverlongNVMLStringsAreShortened(t *testing.T) {
 	require.Len(t, longProductName, 100)
-	long := func(i int, opts ...tt.GPUOption) inventory.GPU {
-		g := tt.H200(i, opts...)
+	long := func(i int, opts ...tierratest.GPUOption) inventory.GPU {
+		g := tierratest.H200(i, opts...)
 		g.ProductName = longProductName
 		g.Architecture = strings.Repeat("Hopper", 20)
 		g.NVLinkDomain = strings.Repeat("d", 80)
 		return g
 	}
-	policy := tt.MakePolicy().
+	policy := tierratest.MakePolicy().
 		Tier("inference", v1alpha1.PartitioningMIG).Products(longProductName).
 		Tier("dev", v1alpha1.PartitioningShared).Price(longProductName, "3.5").Obj()
 	tests := map[string]struct {
@@ -38,7 +38,7 @@ func TestOverlongNVMLStringsAreShortened(t *testing.T) {
 		wantTier string
 	}{
 		"whole (MIG tier, MIG off)": {gpu: long(0), wantTier: "inference"},
-		"MIG slices":                {gpu: long(0, tt.WithMIG(true)), wantTier: "inference"},
+		"MIG slices":                {gpu: long(0, tierratest.WithMIG(true)), wantTier: "inference"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -11,14 +11,14 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
 // taintedCluster publishes the machine with the reshaping taint on the
 // GPUs of the given indexes.
-func taintedCluster(m inventory.Machine, labels map[string]string, policy *v1alpha1.TierPolicy, tainted ...int) func(*testing.T, structured.Features) *tt.Cluster {
-	return func(t *testing.T, f structured.Features) *tt.Cluster {
+func taintedCluster(m inventory.Machine, labels map[string]string, policy *v1alpha1.TierPolicy, tainted ...int) func(*testing.T, structured.Features) *tierratest.Cluster {
+	return func(t *testing.T, f structured.Features) *tierratest.Cluster {
 		gpus := sets.New[string]()
 		for _, i := range tainted {
 			gpus.Insert(m.GPUs[i].UUID)
@@ -26,7 +26,7 @@ func taintedCluster(m inventory.Machine, labels map[string]string, policy *v1alp
 		dr := tslices.Taint(buildResources(t, m, labels, policy), gpus, tslices.ReshapingTaint())
 		classes, err := tiers.Render(policy)
 		require.NoError(t, err)
-		c := tt.NewCluster(tslices.ResourceSlices(nodeName, dr), classes...)
+		c := tierratest.NewCluster(tslices.ResourceSlices(nodeName, dr), classes...)
 		c.Features = f
 		return c
 	}
@@ -36,25 +36,25 @@ func taintedCluster(m inventory.Machine, labels map[string]string, policy *v1alp
 // that tolerates the taint; the node's other GPUs stay allocatable.
 func TestTaintedGPUIsNotAllocated(t *testing.T) {
 	onGPU := func(i string) string { return `device.attributes["gpu.tierra.dev"].index == ` + i }
-	whole := func(name string, cel ...string) *tt.ClaimWrapper {
-		w := tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassName(v1alpha1.TierTraining))
+	whole := func(name string, cel ...string) *tierratest.ClaimWrapper {
+		w := tierratest.MakeClaim(name, "ns").Request("gpu", tiers.ClassName(v1alpha1.TierTraining))
 		for _, e := range cel {
 			w = w.Selector(e)
 		}
 		return w
 	}
 	dev := func(name string) *resourceapi.ResourceClaim {
-		return tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).
+		return tierratest.MakeClaim(name, "ns").Request("gpu", tiers.ClassName(v1alpha1.TierDev)).
 			Capacity(tslices.CapCompute, "250").Selector(tslices.TenantSelector("research")).Obj()
 	}
-	h200s := tt.Machine(2, func(i int) inventory.GPU { return tt.H200(i) })
-	l4s := tt.Machine(2, func(i int) inventory.GPU { return tt.L4(i) })
+	h200s := tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.H200(i) })
+	l4s := tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.L4(i) })
 	tests := map[string]struct {
-		cluster func(*testing.T, structured.Features) *tt.Cluster
+		cluster func(*testing.T, structured.Features) *tierratest.Cluster
 		steps   []step
 	}{
 		"whole GPUs": {
-			cluster: taintedCluster(h200s, trainingLabels, tt.StandardPolicy(), 0),
+			cluster: taintedCluster(h200s, trainingLabels, tierratest.StandardPolicy(), 0),
 			steps: []step{
 				{whole("on-0", onGPU("0")).Obj(), nil},
 				{whole("any").Obj(), []string{"gpu-1"}},
@@ -63,7 +63,7 @@ func TestTaintedGPUIsNotAllocated(t *testing.T) {
 			},
 		},
 		"MIG devices": {
-			cluster: taintedCluster(oneMIGH200(2), nil, tt.StandardPolicy(), 1),
+			cluster: taintedCluster(oneMIGH200(2), nil, tierratest.StandardPolicy(), 1),
 			steps: []step{
 				{mig("a", "7g.141gb"), []string{"gpu-0-7g-141gb-0"}},
 				{mig("b", "7g.141gb"), nil},
@@ -78,7 +78,7 @@ func TestTaintedGPUIsNotAllocated(t *testing.T) {
 			},
 		},
 		"nothing tainted": {
-			cluster: taintedCluster(h200s, trainingLabels, tt.StandardPolicy()),
+			cluster: taintedCluster(h200s, trainingLabels, tierratest.StandardPolicy()),
 			steps:   []step{{whole("on-0", onGPU("0")).Obj(), []string{"gpu-0"}}},
 		},
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
 	"github.com/tierra-gpu/tierra/pkg/tenancy"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 )
 
 func buildResources(t *testing.T, m inventory.Machine, labels map[string]string, policy *v1alpha1.TierPolicy) resourceslice.DriverResources {
@@ -39,9 +39,9 @@ func taintedNames(dr resourceslice.DriverResources) []string {
 }
 
 func TestTaintMarksEveryDeviceOfTheGPUs(t *testing.T) {
-	h200s := tt.Machine(2, func(i int) inventory.GPU { return tt.H200(i) })
-	migH200s := tt.Machine(2, func(i int) inventory.GPU { return tt.H200(i, tt.WithMIG(true)) })
-	l4s := tt.Machine(2, func(i int) inventory.GPU { return tt.L4(i) })
+	h200s := tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.H200(i) })
+	migH200s := tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.H200(i, tierratest.WithMIG(true)) })
+	l4s := tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.L4(i) })
 	tests := map[string]struct {
 		machine inventory.Machine
 		labels  map[string]string
@@ -50,11 +50,11 @@ func TestTaintMarksEveryDeviceOfTheGPUs(t *testing.T) {
 		want    []string
 	}{
 		"whole GPU by uuid": {
-			machine: h200s, labels: trainingLabels, policy: tt.StandardPolicy(), gpus: []int{1},
+			machine: h200s, labels: trainingLabels, policy: tierratest.StandardPolicy(), gpus: []int{1},
 			want: []string{"gpu-1"},
 		},
 		"shared GPU by uuid": {
-			machine: l4s, policy: tt.StandardPolicy(), gpus: []int{0},
+			machine: l4s, policy: tierratest.StandardPolicy(), gpus: []int{0},
 			want: []string{"gpu-0"},
 		},
 		"tenant slots by uuid": {
@@ -62,10 +62,10 @@ func TestTaintMarksEveryDeviceOfTheGPUs(t *testing.T) {
 			want: deviceNames(build(t, l4s, nil, tenantPolicy()), tslices.AttrUUID, l4s.GPUs[1].UUID),
 		},
 		"MIG devices by parentUUID": {
-			machine: migH200s, policy: tt.StandardPolicy(), gpus: []int{0},
-			want: deviceNames(build(t, migH200s, nil, tt.StandardPolicy()), tslices.AttrParentUUID, migH200s.GPUs[0].UUID),
+			machine: migH200s, policy: tierratest.StandardPolicy(), gpus: []int{0},
+			want: deviceNames(build(t, migH200s, nil, tierratest.StandardPolicy()), tslices.AttrParentUUID, migH200s.GPUs[0].UUID),
 		},
-		"no GPU": {machine: h200s, labels: trainingLabels, policy: tt.StandardPolicy()},
+		"no GPU": {machine: h200s, labels: trainingLabels, policy: tierratest.StandardPolicy()},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -84,8 +84,8 @@ func TestTaintMarksEveryDeviceOfTheGPUs(t *testing.T) {
 }
 
 func TestTaintReplacesItsOwnKeyOnly(t *testing.T) {
-	m := tt.Machine(1, func(i int) inventory.GPU { return tt.H200(i) })
-	dr := buildResources(t, m, trainingLabels, tt.StandardPolicy())
+	m := tierratest.Machine(1, func(i int) inventory.GPU { return tierratest.H200(i) })
+	dr := buildResources(t, m, trainingLabels, tierratest.StandardPolicy())
 	health := resourceapi.DeviceTaint{Key: "gpu.tierra.dev/xid", Value: "79", Effect: resourceapi.DeviceTaintEffectNoExecute}
 	old := resourceapi.DeviceTaint{Key: tslices.ReshapingTaintKey, Value: "old", Effect: resourceapi.DeviceTaintEffectNone}
 	dr.Pools[nodeName].Slices[0].Devices[0].Taints = []resourceapi.DeviceTaint{health, old}
@@ -98,8 +98,8 @@ func TestTaintReplacesItsOwnKeyOnly(t *testing.T) {
 // A slice of more than 64 devices may not carry a taint: tainting one of
 // them splits it, keeping the order.
 func TestTaintSplitsASliceOverTheTaintLimit(t *testing.T) {
-	m := tt.Machine(100, func(i int) inventory.GPU { return tt.H200(i) })
-	dr := buildResources(t, m, trainingLabels, tt.StandardPolicy())
+	m := tierratest.Machine(100, func(i int) inventory.GPU { return tierratest.H200(i) })
+	dr := buildResources(t, m, trainingLabels, tierratest.StandardPolicy())
 	require.Len(t, dr.Pools[nodeName].Slices, 1)
 	require.Len(t, dr.Pools[nodeName].Slices[0].Devices, 100)
 
@@ -144,12 +144,12 @@ func held(device string, mode tenancy.Mode, strategy, tenant string) tslices.Hel
 }
 
 func TestReshapingFindsHeldDevicesTheShapeNoLongerPublishes(t *testing.T) {
-	l4s := tt.Machine(2, func(i int) inventory.GPU { return tt.L4(i) })
-	h200s := tt.Machine(2, func(i int) inventory.GPU { return tt.H200(i) })
-	migH200s := tt.Machine(2, func(i int) inventory.GPU { return tt.H200(i, tt.WithMIG(true)) })
+	l4s := tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.L4(i) })
+	h200s := tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.H200(i) })
+	migH200s := tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.H200(i, tierratest.WithMIG(true)) })
 	slots := build(t, l4s, nil, tenantPolicy())
 	research := slotName(t, slots, l4s.GPUs[0].UUID, "research")
-	mps := tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Obj()
+	mps := tierratest.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Obj()
 	timeSliced := func(device, tenant string) tslices.Held {
 		return held(device, tenancy.ModeShared, string(v1alpha1.SharingTimeSlicing), tenant)
 	}
@@ -169,35 +169,35 @@ func TestReshapingFindsHeldDevicesTheShapeNoLongerPublishes(t *testing.T) {
 			heldOnGPU: 1,
 		},
 		"tenant slot, GPU now whole": {
-			machine: h200s, labels: trainingLabels, policy: tt.StandardPolicy(), held: timeSliced(research, "research"),
+			machine: h200s, labels: trainingLabels, policy: tierratest.StandardPolicy(), held: timeSliced(research, "research"),
 			reshaping: true,
 		},
 		"tenant slot now another tenant's": {
 			machine: l4s, policy: tenantPolicy(), held: timeSliced(research, "product"), reshaping: true,
 		},
 		"shared GPU, same name, now whole": {
-			machine: h200s, labels: trainingLabels, policy: tt.StandardPolicy(), held: timeSliced("gpu-0", tenancy.Open),
+			machine: h200s, labels: trainingLabels, policy: tierratest.StandardPolicy(), held: timeSliced("gpu-0", tenancy.Open),
 			reshaping: true,
 		},
 		"shared GPU, same name, now MPS": {
 			machine: l4s, policy: mps, held: timeSliced("gpu-0", tenancy.Open), reshaping: true,
 		},
 		"whole GPU, now shared": {
-			machine: l4s, policy: tt.StandardPolicy(), held: held("gpu-0", tenancy.ModeWhole, "", "research"), reshaping: true,
+			machine: l4s, policy: tierratest.StandardPolicy(), held: held("gpu-0", tenancy.ModeWhole, "", "research"), reshaping: true,
 		},
 		"whole GPU still whole": {
-			machine: h200s, labels: trainingLabels, policy: tt.StandardPolicy(), held: held("gpu-1", tenancy.ModeWhole, "", "research"),
+			machine: h200s, labels: trainingLabels, policy: tierratest.StandardPolicy(), held: held("gpu-1", tenancy.ModeWhole, "", "research"),
 			heldOnGPU: 1,
 		},
 		"MIG device still published": {
-			machine: migH200s, policy: tt.StandardPolicy(), held: held("gpu-0-3g-71gb-4", tenancy.ModeMIG, "", "product"),
+			machine: migH200s, policy: tierratest.StandardPolicy(), held: held("gpu-0-3g-71gb-4", tenancy.ModeMIG, "", "product"),
 		},
 		"MIG device, GPU now whole": {
-			machine: migH200s, labels: trainingLabels, policy: tt.StandardPolicy(),
+			machine: migH200s, labels: trainingLabels, policy: tierratest.StandardPolicy(),
 			held: held("gpu-0-3g-71gb-4", tenancy.ModeMIG, "", "product"), reshaping: true,
 		},
 		"device of that name is another GPU's": {
-			machine: h200s, labels: trainingLabels, policy: tt.StandardPolicy(), held: held("gpu-0", tenancy.ModeWhole, "", "research"),
+			machine: h200s, labels: trainingLabels, policy: tierratest.StandardPolicy(), held: held("gpu-0", tenancy.ModeWhole, "", "research"),
 			heldOnGPU: 1, reshaping: true,
 		},
 	}
@@ -216,8 +216,8 @@ func TestReshapingFindsHeldDevicesTheShapeNoLongerPublishes(t *testing.T) {
 }
 
 func TestReshapingOfAnotherPool(t *testing.T) {
-	m := tt.Machine(1, func(i int) inventory.GPU { return tt.H200(i) })
-	dr := buildResources(t, m, trainingLabels, tt.StandardPolicy())
+	m := tierratest.Machine(1, func(i int) inventory.GPU { return tierratest.H200(i) })
+	dr := buildResources(t, m, trainingLabels, tierratest.StandardPolicy())
 	h := held("gpu-0", tenancy.ModeWhole, "", "research")
 	h.Pool = "other-node"
 	assert.Equal(t, map[string][]tslices.Held{m.GPUs[0].UUID: {h}}, tslices.Reshaping(dr, map[string][]tslices.Held{m.GPUs[0].UUID: {h}}))
@@ -227,8 +227,8 @@ func TestReshapingOfAnotherPool(t *testing.T) {
 // placement takes; TaintDevices puts per-device taints on exactly the
 // devices the function names.
 func TestDevicePlacementAndTaintDevices(t *testing.T) {
-	m := tt.Machine(1, func(i int) inventory.GPU { return tt.H200(i, tt.WithMIG(true)) })
-	dr := buildResources(t, m, nil, tt.StandardPolicy())
+	m := tierratest.Machine(1, func(i int) inventory.GPU { return tierratest.H200(i, tierratest.WithMIG(true)) })
+	dr := buildResources(t, m, nil, tierratest.StandardPolicy())
 	profiles := map[string]inventory.MIGProfile{}
 	for _, p := range m.GPUs[0].MIG.Profiles {
 		profiles[p.Name] = p

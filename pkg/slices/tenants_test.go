@@ -15,14 +15,14 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
 // tenantPolicy: a time-sliced dev tier that tenants research and product
 // may both use.
 func tenantPolicy() *v1alpha1.TierPolicy {
-	p := tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingTimeSlicing).Obj()
+	p := tierratest.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingTimeSlicing).Obj()
 	for _, name := range []string{"research", "product"} {
 		p.Spec.Tenants = append(p.Spec.Tenants, v1alpha1.Tenant{Name: name, AllowedTiers: []string{"dev"}})
 	}
@@ -32,12 +32,12 @@ func tenantPolicy() *v1alpha1.TierPolicy {
 // tenantClaim is a dev claim with the selector the tenancy admission policy
 // adds for the namespace's tenant.
 func tenantClaim(name, tenant string) *resourceapi.ResourceClaim {
-	return tt.MakeClaim(name, "ns").Request("gpu", tiers.ClassName("dev")).
+	return tierratest.MakeClaim(name, "ns").Request("gpu", tiers.ClassName("dev")).
 		Capacity(tslices.CapCompute, "250").Selector(tslices.TenantSelector(tenant)).Obj()
 }
 
 func TestTenantSlotsPublished(t *testing.T) {
-	rs := build(t, tt.Machine(2, func(i int) inventory.GPU { return tt.L4(i) }), nil, tenantPolicy())
+	rs := build(t, tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.L4(i) }), nil, tenantPolicy())
 	assert.Equal(t, []string{"gpu-0-tenant-research", "gpu-0-tenant-product", "gpu-0-open", "gpu-1-tenant-research", "gpu-1-tenant-product", "gpu-1-open"},
 		names(devices(rs)))
 	for _, d := range devices(rs) {
@@ -46,14 +46,14 @@ func TestTenantSlotsPublished(t *testing.T) {
 		assert.Contains(t, d.Attributes, resourceapi.QualifiedName(tslices.AttrUUID), "prepare finds the GPU by uuid")
 	}
 	assert.Equal(t, []string{"research", "product", ""}, tslices.TenantSlots(tenantPolicy(), "dev"))
-	assert.Nil(t, tslices.TenantSlots(tt.StandardPolicy(), "dev"), "no tenants: one shared device per GPU")
+	assert.Nil(t, tslices.TenantSlots(tierratest.StandardPolicy(), "dev"), "no tenants: one shared device per GPU")
 }
 
 // The scheduler's allocator itself keeps tenants apart: one tenant's claims
 // share a GPU, another tenant's claims go to the next GPU, and a GPU another
 // tenant left is free again.
 func TestTenantSlotsKeepTenantsApart(t *testing.T) {
-	l4s := tt.Machine(3, func(i int) inventory.GPU { return tt.L4(i) })
+	l4s := tierratest.Machine(3, func(i int) inventory.GPU { return tierratest.L4(i) })
 	for fname, f := range featureSets {
 		t.Run(fname, func(t *testing.T) {
 			ctx := context.Background()
@@ -90,7 +90,7 @@ func TestTenantSlotsKeepTenantsApart(t *testing.T) {
 func slotTenants(t *testing.T, policy *v1alpha1.TierPolicy) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, d := range devices(build(t, tt.Machine(2, func(i int) inventory.GPU { return tt.L4(i) }), nil, policy)) {
+	for _, d := range devices(build(t, tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.L4(i) }), nil, policy)) {
 		if _, ok := d.Attributes[tslices.AttrTenant]; ok {
 			out[d.Name] = tslices.StringAttribute(d, tslices.AttrTenant)
 		}
@@ -103,7 +103,7 @@ func slotTenants(t *testing.T, policy *v1alpha1.TierPolicy) map[string]string {
 // that now serves product.
 func TestTenantSlotNamesSurvivePolicyEdits(t *testing.T) {
 	withTenants := func(names ...string) *v1alpha1.TierPolicy {
-		p := tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingTimeSlicing).Obj()
+		p := tierratest.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingTimeSlicing).Obj()
 		for _, n := range names {
 			p.Spec.Tenants = append(p.Spec.Tenants, v1alpha1.Tenant{Name: n, AllowedTiers: []string{"dev"}})
 		}
@@ -209,9 +209,9 @@ func TestTenantSlotsOpenTenant(t *testing.T) {
 // tiers.
 func TestAdmissionSelectorsThroughAllocator(t *testing.T) {
 	// GPU 0 (H200) serves tier big, GPU 1 (L4) tier small; both whole.
-	mixed := inventory.Machine{DriverVersion: "580.95.05", GPUs: []inventory.GPU{tt.H200(0), tt.L4(1)}}
+	mixed := inventory.Machine{DriverVersion: "580.95.05", GPUs: []inventory.GPU{tierratest.H200(0), tierratest.L4(1)}}
 	policy := func(open *v1alpha1.OpenTenant) *v1alpha1.TierPolicy {
-		p := tt.MakePolicy().Tier("big", v1alpha1.PartitioningWhole).Products(tt.ProductH200).
+		p := tierratest.MakePolicy().Tier("big", v1alpha1.PartitioningWhole).Products(tierratest.ProductH200).
 			Tier("small", v1alpha1.PartitioningWhole).Obj()
 		p.Spec.Tenants = []v1alpha1.Tenant{
 			{Name: "serving", AllowedTiers: []string{"big"}},
@@ -237,7 +237,7 @@ func TestAdmissionSelectorsThroughAllocator(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			claim := tt.MakeClaim("c", "ns").Request("gpu", tiers.ClassGPU)
+			claim := tierratest.MakeClaim("c", "ns").Request("gpu", tiers.ClassGPU)
 			if !tc.bypass {
 				sels := tslices.AdmissionSelectors(tc.policy, tc.tenant)
 				want := []string{tslices.TenantSelector(tc.tenant)}

@@ -11,16 +11,16 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 )
 
 func buildFor(t *testing.T, p v1alpha1.Partitioning, mig bool) resourceslice.DriverResources {
 	t.Helper()
-	w := tt.MakePolicy().Tier("t", p).DefaultPrice("3.5")
+	w := tierratest.MakePolicy().Tier("t", p).DefaultPrice("3.5")
 	if p == v1alpha1.PartitioningShared {
 		w = w.Sharing(v1alpha1.SharingMPS)
 	}
-	dr, err := tslices.Build(tslices.Node{Name: "n", Machine: tt.DGXH200(mig)}, w.Obj())
+	dr, err := tslices.Build(tslices.Node{Name: "n", Machine: tierratest.DGXH200(mig)}, w.Obj())
 	require.NoError(t, err)
 	return dr
 }

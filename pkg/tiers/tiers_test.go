@@ -8,12 +8,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
 func TestRender(t *testing.T) {
-	classes, err := tiers.Render(tt.StandardPolicy())
+	classes, err := tiers.Render(tierratest.StandardPolicy())
 	require.NoError(t, err)
 	type want struct {
 		selector string
@@ -77,7 +77,7 @@ func TestRenderNoPolicy(t *testing.T) {
 // The tiers' extended resources, and nvidia.com/gpu for nvidiaGPUTier, land
 // on their classes; the plain classes and unnamed tiers have none.
 func TestRenderExtendedResources(t *testing.T) {
-	policy := tt.StandardPolicy()
+	policy := tierratest.StandardPolicy()
 	policy.Spec.Tiers[1].ExtendedResourceName = "tierra.dev/inference-gpu"
 	policy.Spec.NVIDIAGPUTier = v1alpha1.TierTraining
 	require.Empty(t, policy.Validate())

@@ -19,7 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2/ktesting"
 
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/webhook"
 )
 
@@ -59,25 +59,25 @@ func TestWebhook(t *testing.T) {
 		version  string
 		want     []string // empty: allowed
 	}{
-		"valid MPS config": {claim: tt.MakeClaim("ok", "ns").Request("gpu", "dev.gpu.tierra.dev").
+		"valid MPS config": {claim: tierratest.MakeClaim("ok", "ns").Request("gpu", "dev.gpu.tierra.dev").
 			Config(gpuConfig(`{"strategy":"MPS","mps":{"defaultActiveThreadPercentage":50}}`)).Obj()},
-		"no config": {claim: tt.MakeClaim("plain", "ns").Request("gpu", "gpu.tierra.dev").Obj()},
-		"thread percentage out of range": {claim: tt.MakeClaim("hog", "ns").Request("gpu", "dev.gpu.tierra.dev").
+		"no config": {claim: tierratest.MakeClaim("plain", "ns").Request("gpu", "gpu.tierra.dev").Obj()},
+		"thread percentage out of range": {claim: tierratest.MakeClaim("hog", "ns").Request("gpu", "dev.gpu.tierra.dev").
 			Config(gpuConfig(`{"strategy":"MPS","mps":{"defaultActiveThreadPercentage":150}}`)).Obj(),
 			want: []string{"allocation config 1 (FromClaim", "sharing.mps.defaultActiveThreadPercentage", "150", "must be between 1 and 100", "invalid config"}},
-		"misspelt field": {claim: tt.MakeClaim("typo", "ns").Request("gpu", "dev.gpu.tierra.dev").
+		"misspelt field": {claim: tierratest.MakeClaim("typo", "ns").Request("gpu", "dev.gpu.tierra.dev").
 			Config(gpuConfig(`{"strategy":"TimeSlicing","timeSlicing":{"intervl":"Long"}}`)).Obj(),
 			want: []string{`unknown field "sharing.timeSlicing.intervl"`}},
-		"template": {claim: tt.MakeClaim("tmpl", "ns").Request("gpu", "dev.gpu.tierra.dev").
+		"template": {claim: tierratest.MakeClaim("tmpl", "ns").Request("gpu", "dev.gpu.tierra.dev").
 			Config(gpuConfig(`{"strategy":"TimeSlicing","timeSlicing":{"interval":"Forever"}}`)).Obj(), template: true,
 			want: []string{"sharing.timeSlicing.interval", `"Forever"`, "Default", "Long"}},
-		"invalid class config":    {claim: tt.MakeClaim("c", "ns").Request("gpu", "bad.example.com").Obj(), want: []string{"Sometimes"}},
-		"unreadable class":        {claim: tt.MakeClaim("c", "ns").Request("gpu", "broken").Obj(), want: []string{"read DeviceClass broken", "apiserver unavailable"}},
-		"missing class":           {claim: tt.MakeClaim("c", "ns").Request("gpu", "nosuch").Obj()},
-		"another driver's config": {claim: withOtherDriverConfig(tt.MakeClaim("c", "ns").Request("gpu", "gpu.example.com").Obj())},
-		"firstAvailable subrequest": {claim: tt.MakeClaim("fa", "ns").FirstAvailable("gpu", tt.Sub("slice", "bad.example.com"), tt.Sub("whole", "gpu.tierra.dev")).Obj(),
+		"invalid class config":    {claim: tierratest.MakeClaim("c", "ns").Request("gpu", "bad.example.com").Obj(), want: []string{"Sometimes"}},
+		"unreadable class":        {claim: tierratest.MakeClaim("c", "ns").Request("gpu", "broken").Obj(), want: []string{"read DeviceClass broken", "apiserver unavailable"}},
+		"missing class":           {claim: tierratest.MakeClaim("c", "ns").Request("gpu", "nosuch").Obj()},
+		"another driver's config": {claim: withOtherDriverConfig(tierratest.MakeClaim("c", "ns").Request("gpu", "gpu.example.com").Obj())},
+		"firstAvailable subrequest": {claim: tierratest.MakeClaim("fa", "ns").FirstAvailable("gpu", tierratest.Sub("slice", "bad.example.com"), tierratest.Sub("whole", "gpu.tierra.dev")).Obj(),
 			want: []string{"FromClass, requests [gpu/slice]", "Sometimes"}},
-		"unserved version": {claim: tt.MakeClaim("v", "ns").Request("gpu", "gpu.tierra.dev").Obj(), version: "v1beta1",
+		"unserved version": {claim: tierratest.MakeClaim("v", "ns").Request("gpu", "gpu.tierra.dev").Obj(), version: "v1beta1",
 			want: []string{"matchPolicy Equivalent"}},
 	}
 	for name, tc := range tests {

@@ -20,7 +20,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/controller"
-	tiertesting "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -41,10 +41,10 @@ func TestControllerMetrics(t *testing.T) {
 	published := publishNode(ctx, t, cs, policy)
 	require.Positive(t, published[v1alpha1.TierTraining])
 	train := tiers.ClassName(v1alpha1.TierTraining)
-	allocate(ctx, t, cs, tiertesting.MakeClaim("t1", "lab").Request("gpu", train).Obj(), "gpu-0")
-	allocate(ctx, t, cs, tiertesting.MakeClaim("t2", "web").Request("gpu", train).Obj(), "gpu-1")
+	allocate(ctx, t, cs, tierratest.MakeClaim("t1", "lab").Request("gpu", train).Obj(), "gpu-0")
+	allocate(ctx, t, cs, tierratest.MakeClaim("t2", "web").Request("gpu", train).Obj(), "gpu-1")
 	pending, err := cs.ResourceV1().ResourceClaims("lab").Create(ctx,
-		tiertesting.MakeClaim("all8", "lab").Request("gpu", train).Count(8).Obj(), metav1.CreateOptions{})
+		tierratest.MakeClaim("all8", "lab").Request("gpu", train).Count(8).Obj(), metav1.CreateOptions{})
 	require.NoError(t, err)
 
 	node := `node="` + nodeName + `",tier="training"`

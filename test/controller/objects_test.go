@@ -14,7 +14,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tiertesting "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -36,7 +36,7 @@ func publishNode(ctx context.Context, t *testing.T, cs kubernetes.Interface, pol
 	t.Helper()
 	_, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	dr, err := tslices.Build(tslices.Node{Name: nodeName, Machine: tiertesting.DGXH200(false)}, policy)
+	dr, err := tslices.Build(tslices.Node{Name: nodeName, Machine: tierratest.DGXH200(false)}, policy)
 	require.NoError(t, err)
 	want := map[string]int32{}
 	for _, s := range tslices.ResourceSlices(nodeName, dr) {
@@ -55,7 +55,7 @@ func publishNode(ctx context.Context, t *testing.T, cs kubernetes.Interface, pol
 // allocation the scheduler would: gpu-0 of the node's pool.
 func allocateClaim(ctx context.Context, t *testing.T, cs kubernetes.Interface) {
 	t.Helper()
-	claim := tiertesting.MakeClaim("train", "default").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj()
+	claim := tierratest.MakeClaim("train", "default").Request("gpu", tiers.ClassName(v1alpha1.TierTraining)).Obj()
 	claim, err := cs.ResourceV1().ResourceClaims("default").Create(ctx, claim, metav1.CreateOptions{})
 	require.NoError(t, err)
 	claim.Status.Allocation = &resourceapi.AllocationResult{Devices: resourceapi.DeviceAllocationResult{

@@ -25,7 +25,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/allocator"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 	"github.com/tierra-gpu/tierra/test/cluster"
 	"github.com/tierra-gpu/tierra/test/nodesim"
@@ -294,7 +294,7 @@ type allocatedClaim struct {
 // and reserved for a pod, as the scheduler leaves it.
 func (s *suite) claim(t *testing.T, n *node, r run) allocatedClaim {
 	name := fmt.Sprintf("claim-%d", r.i)
-	w := tt.MakeClaim(name, namespace)
+	w := tierratest.MakeClaim(name, namespace)
 	switch r.mode {
 	case modeMIG:
 		w = w.Request("req", tiers.ClassMIG).Selector(`device.attributes["gpu.tierra.dev"].migProfile == "3g.71gb"`)

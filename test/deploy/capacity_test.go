@@ -20,7 +20,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/plan"
 	"github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 	"github.com/tierra-gpu/tierra/test/cluster"
 	"github.com/tierra-gpu/tierra/test/stack"
@@ -45,7 +45,7 @@ func TestCapacityNames(t *testing.T) {
 	waitCapacityPolicies(ctx, t, claims, dev)
 
 	t.Run("unqualified memory is rewritten and allocated", func(t *testing.T) {
-		claim := tt.MakeClaim("mem-20gi", "research").Request("gpu", dev).Capacity("memory", "20Gi").Obj()
+		claim := tierratest.MakeClaim("mem-20gi", "research").Request("gpu", dev).Capacity("memory", "20Gi").Obj()
 		claim.UID = ""
 		stored, err := claims.Create(ctx, claim, metav1.CreateOptions{})
 		require.NoError(t, err)
@@ -56,7 +56,7 @@ func TestCapacityNames(t *testing.T) {
 	})
 
 	t.Run("through a template, with compute", func(t *testing.T) {
-		spec := tt.MakeClaim("", "").Request("gpu", dev).Capacity("memory", "2Gi").Capacity("compute", "250").Obj()
+		spec := tierratest.MakeClaim("", "").Request("gpu", dev).Capacity("memory", "2Gi").Capacity("compute", "250").Obj()
 		tmpl, err := cs.ResourceV1().ResourceClaimTemplates("research").Create(ctx, claimTemplate("mem-2gi", spec), metav1.CreateOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, map[resourceapi.QualifiedName]resource.Quantity{
@@ -72,14 +72,14 @@ func TestCapacityNames(t *testing.T) {
 		wantErr string
 	}{
 		"a name no device has": {
-			claim: tt.MakeClaim("vram", "research").Request("gpu", dev).Capacity("vram", "1").Obj(),
+			claim: tierratest.MakeClaim("vram", "research").Request("gpu", dev).Capacity("vram", "1").Obj(),
 			wantErr: "request gpu (DeviceClass dev.gpu.tierra.dev) asks for capacity vram, which no device of driver gpu.tierra.dev has; " +
 				"the capacity names that exist are: gpu.tierra.dev/memory, gpu.tierra.dev/compute"},
 		"in a fallback subrequest": {
-			claim:   tt.MakeClaim("vram-sub", "research").FirstAvailable("gpu", tt.Sub("small", dev), withCapacity(tt.Sub("big", dev), "vram", "1")).Obj(),
+			claim:   tierratest.MakeClaim("vram-sub", "research").FirstAvailable("gpu", tierratest.Sub("small", dev), withCapacity(tierratest.Sub("big", dev), "vram", "1")).Obj(),
 			wantErr: "request gpu/big (DeviceClass dev.gpu.tierra.dev) asks for capacity vram"},
 		"both spellings of memory": {
-			claim:   tt.MakeClaim("twice", "research").Request("gpu", dev).Capacity("memory", "1Gi").Capacity(slices.CapMemory, "1Gi").Obj(),
+			claim:   tierratest.MakeClaim("twice", "research").Request("gpu", dev).Capacity("memory", "1Gi").Capacity(slices.CapMemory, "1Gi").Obj(),
 			wantErr: "asks for capacity memory, which no device"},
 	}
 	for name, tc := range tests {
@@ -91,7 +91,7 @@ func TestCapacityNames(t *testing.T) {
 		})
 	}
 	t.Run("another driver's class is not Tierra's business", func(t *testing.T) {
-		claim := tt.MakeClaim("other", "research").Request("gpu", "other.example.com").Capacity("vram", "1").Obj()
+		claim := tierratest.MakeClaim("other", "research").Request("gpu", "other.example.com").Capacity("vram", "1").Obj()
 		claim.UID = ""
 		stored, err := claims.Create(ctx, claim, metav1.CreateOptions{})
 		require.NoError(t, err)
@@ -106,7 +106,7 @@ func waitCapacityPolicies(ctx context.Context, t *testing.T, claims resourceclie
 	t.Helper()
 	dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 	probe := func(capacity resourceapi.QualifiedName, q string) *resourceapi.ResourceClaim {
-		c := tt.MakeClaim("probe", "").Request("gpu", class).Capacity(capacity, q).Obj()
+		c := tierratest.MakeClaim("probe", "").Request("gpu", class).Capacity(capacity, q).Obj()
 		c.UID = ""
 		return c
 	}
@@ -166,7 +166,7 @@ func publishSharedNode(ctx context.Context, t *testing.T, cs kubernetes.Interfac
 		require.NoError(t, err)
 	}
 	require.NoError(t, stack.AddKwokNode(ctx, cs, capacityNode))
-	m := tt.Machine(2, func(i int) inventory.GPU { return tt.L4(i) })
+	m := tierratest.Machine(2, func(i int) inventory.GPU { return tierratest.L4(i) })
 	dr, err := slices.Build(slices.Node{Name: capacityNode, Machine: m}, policy)
 	require.NoError(t, err)
 	for _, s := range slices.ResourceSlices(capacityNode, dr) {

@@ -19,7 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -101,7 +101,7 @@ func (c controllerCalls) allowed() map[string]apiCall {
 func (c controllerCalls) refused() map[string]apiCall {
 	cs := c.cs
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "x"}}}}
-	claim := tt.MakeClaim("c", namespace).Request("r", tiers.ClassGPU).Obj()
+	claim := tierratest.MakeClaim("c", namespace).Request("r", tiers.ClassGPU).Obj()
 	return map[string]apiCall{
 		"update a TierPolicy's spec": func(ctx context.Context) error {
 			p, err := c.policies.Get(ctx, "rbac-probe", metav1.GetOptions{})
@@ -152,7 +152,7 @@ func (c controllerCalls) refused() map[string]apiCall {
 			return err
 		},
 		"write claim status": func(ctx context.Context) error {
-			_, err := cs.ResourceV1().ResourceClaims("claim-status").UpdateStatus(ctx, tt.MakeClaim("on-a", "claim-status").Obj(), metav1.UpdateOptions{})
+			_, err := cs.ResourceV1().ResourceClaims("claim-status").UpdateStatus(ctx, tierratest.MakeClaim("on-a", "claim-status").Obj(), metav1.UpdateOptions{})
 			return err
 		},
 		"bind itself a role": func(ctx context.Context) error {

@@ -22,7 +22,7 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
 	"github.com/tierra-gpu/tierra/pkg/tenancy"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -32,7 +32,7 @@ const parityLabel = "parity.tierra.dev/"
 // parityPolicy is a TierPolicy with the demo's tiers, the tenants and the
 // open tenant's rule.
 func parityPolicy(open *v1alpha1.OpenTenant, tenants ...v1alpha1.Tenant) *v1alpha1.TierPolicy {
-	p := tt.MakePolicy().Tier(v1alpha1.TierTraining, v1alpha1.PartitioningWhole).
+	p := tierratest.MakePolicy().Tier(v1alpha1.TierTraining, v1alpha1.PartitioningWhole).
 		Tier(v1alpha1.TierInference, v1alpha1.PartitioningMIG).
 		Tier(v1alpha1.TierDev, v1alpha1.PartitioningShared).Obj()
 	p.Spec.Tenants = tenants
@@ -218,8 +218,8 @@ func (s *suite) checkParity(t *testing.T, policy *v1alpha1.TierPolicy, ns string
 	// subrequest has a selector of its own: every one gets the same
 	// selectors after its own.
 	own := `device.driver == "gpu.tierra.dev"`
-	claim := tt.MakeClaim("parity", ns).Request("gpu", tiers.ClassGPU).
-		FirstAvailable("fa", tt.Sub("small", tiers.ClassMIG), tt.Sub("big", tiers.ClassGPU, own)).Obj()
+	claim := tierratest.MakeClaim("parity", ns).Request("gpu", tiers.ClassGPU).
+		FirstAvailable("fa", tierratest.Sub("small", tiers.ClassMIG), tierratest.Sub("big", tiers.ClassGPU, own)).Obj()
 	claim.UID = ""
 	stored, err := s.cs.ResourceV1().ResourceClaims(ns).Create(s.ctx, claim, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	require.NoError(t, err)
@@ -276,7 +276,7 @@ func (s *suite) checkParity(t *testing.T, policy *v1alpha1.TierPolicy, ns string
 // dryRunClaim creates, as a dry run, a claim for one device of the class
 // in the namespace, and returns the claim admission made of it.
 func (s *suite) dryRunClaim(ctx context.Context, ns, class string) (*resourceapi.ResourceClaim, error) {
-	claim := tt.MakeClaim("parity", ns).Request("gpu", class).Obj()
+	claim := tierratest.MakeClaim("parity", ns).Request("gpu", class).Obj()
 	claim.UID = ""
 	return s.cs.ResourceV1().ResourceClaims(ns).Create(ctx, claim, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 }

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -22,7 +22,7 @@ const otherDriver = "other.example.com"
 // another driver, allocated on node, as the scheduler leaves it.
 func (s *suite) allocatedOn(t *testing.T, ns, name, node string) *resourceapi.ResourceClaim {
 	t.Helper()
-	claim := tt.MakeClaim(name, ns).Request("gpu", tiers.ClassGPU).Request("other", "other.example.com").Obj()
+	claim := tierratest.MakeClaim(name, ns).Request("gpu", tiers.ClassGPU).Request("other", "other.example.com").Obj()
 	claim.UID = ""
 	claim, err := s.cs.ResourceV1().ResourceClaims(ns).Create(s.ctx, claim, metav1.CreateOptions{})
 	require.NoError(t, err)

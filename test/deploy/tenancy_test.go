@@ -15,7 +15,7 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/plan"
 	tslices "github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -36,7 +36,7 @@ func (s *suite) testTenancy(t *testing.T) {
 	require.NoError(t, ensureNamespace(s.ctx, s.cs, "no-tenant", nil))
 
 	templates := s.cs.ResourceV1().ResourceClaimTemplates("product")
-	training := claimTemplate("wants-training", tt.MakeClaim("", "").Request("gpu", tiers.ClassName("training")).Obj())
+	training := claimTemplate("wants-training", tierratest.MakeClaim("", "").Request("gpu", tiers.ClassName("training")).Obj())
 	waitRefused(t, s.ctx, func(ctx context.Context) error {
 		_, err := templates.Create(ctx, training, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err
@@ -66,17 +66,17 @@ func (s *suite) testTenancy(t *testing.T) {
 		claim   *resourceapi.ResourceClaim
 		wantErr string
 	}{
-		"a claim of a disallowed tier": {ns: "product", claim: tt.MakeClaim("c1", "product").Request("gpu", tiers.ClassName("training")).Obj(),
+		"a claim of a disallowed tier": {ns: "product", claim: tierratest.MakeClaim("c1", "product").Request("gpu", tiers.ClassName("training")).Obj(),
 			wantErr: "tenant product (namespace product) may not claim DeviceClass training.gpu.tierra.dev"},
-		"a disallowed tier as a fallback": {ns: "product", claim: tt.MakeClaim("c2", "product").FirstAvailable("gpu",
+		"a disallowed tier as a fallback": {ns: "product", claim: tierratest.MakeClaim("c2", "product").FirstAvailable("gpu",
 			resourceapi.DeviceSubRequest{Name: "small", DeviceClassName: tiers.ClassName("inference")},
 			resourceapi.DeviceSubRequest{Name: "big", DeviceClassName: tiers.ClassName("training")}).Obj(),
 			wantErr: "may not claim DeviceClass training.gpu.tierra.dev"},
-		"an allowed tier":                  {ns: "product", claim: tt.MakeClaim("c3", "product").Request("gpu", tiers.ClassName("inference")).Obj()},
-		"training for a tenant allowed it": {ns: "research", claim: tt.MakeClaim("c5", "research").Request("gpu", tiers.ClassName("training")).Obj()},
+		"an allowed tier":                  {ns: "product", claim: tierratest.MakeClaim("c3", "product").Request("gpu", tiers.ClassName("inference")).Obj()},
+		"training for a tenant allowed it": {ns: "research", claim: tierratest.MakeClaim("c5", "research").Request("gpu", tiers.ClassName("training")).Obj()},
 		// The demo policy sets no openTenant: namespaces of no tenant may
 		// claim every tier.
-		"a namespace of no tenant": {ns: "no-tenant", claim: tt.MakeClaim("c6", "no-tenant").Request("gpu", tiers.ClassName("training")).Obj()},
+		"a namespace of no tenant": {ns: "no-tenant", claim: tierratest.MakeClaim("c6", "no-tenant").Request("gpu", tiers.ClassName("training")).Obj()},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -105,7 +105,7 @@ func (s *suite) testTenancy(t *testing.T) {
 func (s *suite) testPlainClassRestricted(t *testing.T) {
 	policy, err := plan.LoadPolicy(filepath.Join(s.root, "demo/tierpolicy.yaml"))
 	require.NoError(t, err)
-	sent := tt.MakeClaim("plain", "product").Request("gpu", tiers.ClassGPU).Obj()
+	sent := tierratest.MakeClaim("plain", "product").Request("gpu", tiers.ClassGPU).Obj()
 	sent.UID = ""
 	stored, err := s.cs.ResourceV1().ResourceClaims("product").Create(s.ctx, sent, metav1.CreateOptions{})
 	require.NoError(t, err, "a plain-class claim is admitted")
@@ -115,7 +115,7 @@ func (s *suite) testPlainClassRestricted(t *testing.T) {
 	}, celSelectors(stored.Spec.Devices.Requests[0].Exactly.Selectors))
 	assert.Equal(t, tslices.AdmissionSelectors(policy, "product"), celSelectors(stored.Spec.Devices.Requests[0].Exactly.Selectors))
 
-	h200 := tt.Machine(1, func(i int) inventory.GPU { return tt.H200(i) })
+	h200 := tierratest.Machine(1, func(i int) inventory.GPU { return tierratest.H200(i) })
 	var published []*resourceapi.ResourceSlice
 	for node, tier := range map[string]string{"train": "training", "infer": "inference"} {
 		dr, err := tslices.BuildWithOptions(tslices.Node{Name: node, Labels: map[string]string{"tierra.dev/tier": tier}, Machine: h200}, policy, tslices.Options{})
@@ -135,7 +135,7 @@ func (s *suite) testPlainClassRestricted(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := tt.NewCluster(published, classes...).Allocate(s.ctx, tc.node, tc.claim)
+			got, err := tierratest.NewCluster(published, classes...).Allocate(s.ctx, tc.node, tc.claim)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)
 		})
@@ -158,7 +158,7 @@ func celSelectors(sels []resourceapi.DeviceSelector) []string {
 // (finalizer removal on deletion), while new ones are refused.
 func (s *suite) testTierTakenAway(t *testing.T, a *applier, demoPolicy *unstructured.Unstructured) {
 	claims := s.cs.ResourceV1().ResourceClaims("product")
-	claim := tt.MakeClaim("before-change", "product").Request("gpu", tiers.ClassName("inference")).Obj()
+	claim := tierratest.MakeClaim("before-change", "product").Request("gpu", tiers.ClassName("inference")).Obj()
 	claim.UID = ""
 	claim.Finalizers = []string{"tierra.dev/test"}
 	claim, err := claims.Create(s.ctx, claim, metav1.CreateOptions{})
@@ -175,7 +175,7 @@ func (s *suite) testTierTakenAway(t *testing.T, a *applier, demoPolicy *unstruct
 	require.NoError(t, unstructured.SetNestedSlice(narrowed.Object, tenants, "spec", "tenants"))
 	require.NoError(t, a.apply(s.ctx, narrowed))
 	defer func() { require.NoError(t, a.apply(s.ctx, demoPolicy), "restore the demo policy") }()
-	again := tt.MakeClaim("after-change", "product").Request("gpu", tiers.ClassName("inference")).Obj()
+	again := tierratest.MakeClaim("after-change", "product").Request("gpu", tiers.ClassName("inference")).Obj()
 	again.UID = ""
 	waitRefused(t, s.ctx, func(ctx context.Context) error {
 		_, err := claims.Create(ctx, again, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})

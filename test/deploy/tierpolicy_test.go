@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -46,40 +46,40 @@ func testInvalidPolicies(t *testing.T, s *suite) {
 		goAgrees bool
 	}{
 		"a tenant allowed an undefined tier": {
-			policy:    withTenant(tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Obj(), "team", "fast", "slow"),
+			policy:    withTenant(tierratest.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Obj(), "team", "fast", "slow"),
 			wantField: "spec.tenants", wantMsg: "every tenant's allowedTiers must name tiers defined in spec.tiers", goAgrees: true},
 		"the open tenant allowed an undefined tier": {
 			policy: func() *v1alpha1.TierPolicy {
-				p := tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Obj()
+				p := tierratest.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Obj()
 				p.Spec.OpenTenant = &v1alpha1.OpenTenant{AllowedTiers: []string{"slow"}}
 				return p
 			}(),
 			wantField: "spec.openTenant.allowedTiers", wantMsg: "allowedTiers must name tiers defined in spec.tiers", goAgrees: true},
 		"a tier defined twice": {
-			policy:    tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Tier("fast", v1alpha1.PartitioningMIG).Obj(),
+			policy:    tierratest.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Tier("fast", v1alpha1.PartitioningMIG).Obj(),
 			wantField: "spec.tiers[1]", wantMsg: "Duplicate value", goAgrees: true},
 		"a reserved tier name": {
-			policy:    tt.MakePolicy().Tier("mig", v1alpha1.PartitioningMIG).Obj(),
+			policy:    tierratest.MakePolicy().Tier("mig", v1alpha1.PartitioningMIG).Obj(),
 			wantField: "spec.tiers[0].name", wantMsg: "tier name mig is reserved: mig.gpu.tierra.dev is a plain class of the driver", goAgrees: true},
 		"a Shared tier that is exclusive": {
-			policy:    tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingExclusive).Obj(),
+			policy:    tierratest.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingExclusive).Obj(),
 			wantField: "spec.tiers[0].sharing.strategy", wantMsg: `Shared partitioning needs strategy "MPS" or "TimeSlicing", not Exclusive`, goAgrees: true},
 		"time-slicing settings on an MPS tier": {
 			policy: func() *v1alpha1.TierPolicy {
-				p := tt.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Obj()
+				p := tierratest.MakePolicy().Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).Obj()
 				p.Spec.Tiers[0].Sharing.TimeSlicing = &v1alpha1.TimeSlicingConfig{Interval: v1alpha1.TimeSliceShort}
 				return p
 			}(),
 			wantField: "spec.tiers[0].sharing.timeSlicing", wantMsg: `only allowed when strategy is "TimeSlicing"`, goAgrees: true},
 		"a price out of range": {
-			policy:    tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).DefaultPrice("2000000000").Obj(),
+			policy:    tierratest.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).DefaultPrice("2000000000").Obj(),
 			wantField: "spec.priceBook.default", wantMsg: "out of range (at most 1000000000 dollars)", goAgrees: true},
 		"a price that does not parse": {
-			policy:    tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Price(tt.ProductH200, "3.5.0").Obj(),
+			policy:    tierratest.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Price(tierratest.ProductH200, "3.5.0").Obj(),
 			wantField: "spec.priceBook.products[0].perGPUHour", wantMsg: "should match", goAgrees: true},
 		"two tiers, one extended resource": {
 			policy: func() *v1alpha1.TierPolicy {
-				p := tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Tier("slow", v1alpha1.PartitioningWhole).Obj()
+				p := tierratest.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Tier("slow", v1alpha1.PartitioningWhole).Obj()
 				p.Spec.Tiers[0].ExtendedResourceName = "tierra.dev/gpu"
 				p.Spec.Tiers[1].ExtendedResourceName = "tierra.dev/gpu"
 				return p
@@ -87,7 +87,7 @@ func testInvalidPolicies(t *testing.T, s *suite) {
 			wantField: "spec.tiers", wantMsg: "two tiers name the same extendedResourceName", goAgrees: true},
 		"nvidia.com/gpu mapped to one tier and named by another": {
 			policy: func() *v1alpha1.TierPolicy {
-				p := tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Tier("slow", v1alpha1.PartitioningWhole).Obj()
+				p := tierratest.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Tier("slow", v1alpha1.PartitioningWhole).Obj()
 				p.Spec.NVIDIAGPUTier = "fast"
 				p.Spec.Tiers[1].ExtendedResourceName = "nvidia.com/gpu"
 				return p
@@ -95,20 +95,20 @@ func testInvalidPolicies(t *testing.T, s *suite) {
 			wantField: "spec.tiers", wantMsg: "another tier names nvidia.com/gpu, which nvidiaGPUTier maps to tier fast", goAgrees: true},
 		"nvidia.com/gpu mapped to an undefined tier": {
 			policy: func() *v1alpha1.TierPolicy {
-				p := tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Obj()
+				p := tierratest.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Obj()
 				p.Spec.NVIDIAGPUTier = "slow"
 				return p
 			}(),
 			wantField: "spec.nvidiaGPUTier", wantMsg: "nvidiaGPUTier must name a tier defined in spec.tiers", goAgrees: true},
 		"an extended resource in the kubernetes.io domain": {
 			policy: func() *v1alpha1.TierPolicy {
-				p := tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Obj()
+				p := tierratest.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).Obj()
 				p.Spec.Tiers[0].ExtendedResourceName = "kubernetes.io/gpu"
 				return p
 			}(),
 			wantField: "spec.tiers[0].extendedResourceName", wantMsg: `must not have "kubernetes.io/" domain`, goAgrees: true},
 		"negative minimum memory": {
-			policy:    tt.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).MinMemory("-80Gi").Obj(),
+			policy:    tierratest.MakePolicy().Tier("fast", v1alpha1.PartitioningWhole).MinMemory("-80Gi").Obj(),
 			wantField: "spec.tiers[0].gpus.minMemory", wantMsg: "must not be negative", goAgrees: true},
 	}
 	policies := s.dyn.Resource(tierPolicyResource)
@@ -143,7 +143,7 @@ func testFailClosed(t *testing.T, s *suite, a *applier) {
 	claims := s.cs.ResourceV1().ResourceClaims(ns)
 	claim := func(name string) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
-			c := tt.MakeClaim(name, ns).Request("gpu", tiers.ClassName("standard")).Obj()
+			c := tierratest.MakeClaim(name, ns).Request("gpu", tiers.ClassName("standard")).Obj()
 			c.UID = ""
 			_, err := claims.Create(ctx, c, metav1.CreateOptions{})
 			return err

@@ -21,7 +21,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/allocator"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -168,7 +168,7 @@ func (s *suite) allocateClaims(t *testing.T, published []*resourceapi.ResourceSl
 	cl := allocator.NewCluster(published, classes...)
 	var out []allocatedClaim
 	for i := range n {
-		claim := tt.MakeClaim("gpu-"+string(rune('a'+i)), upgradeNS).Request("req", tiers.ClassGPU).Obj()
+		claim := tierratest.MakeClaim("gpu-"+string(rune('a'+i)), upgradeNS).Request("req", tiers.ClassGPU).Obj()
 		claim.UID = ""
 		claim, err := s.cs.ResourceV1().ResourceClaims(upgradeNS).Create(s.ctx, claim, metav1.CreateOptions{})
 		require.NoError(t, err)

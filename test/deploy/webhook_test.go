@@ -18,7 +18,7 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/klog/v2/ktesting"
 
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/webhook"
 )
 
@@ -74,24 +74,24 @@ func (s *suite) testClaimWebhook(t *testing.T) {
 		return fmt.Sprintf(`{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"MPS","mps":{"defaultActiveThreadPercentage":%d}}}`, pct)
 	}
 	claims := s.cs.ResourceV1().ResourceClaims(ns)
-	_, err := claims.Create(s.ctx, tt.MakeClaim("hog", ns).Request("gpu", "dev.gpu.tierra.dev").Config(mps(150)).Obj(), metav1.CreateOptions{})
+	_, err := claims.Create(s.ctx, tierratest.MakeClaim("hog", ns).Request("gpu", "dev.gpu.tierra.dev").Config(mps(150)).Obj(), metav1.CreateOptions{})
 	require.Error(t, err, "a config prepare would refuse is refused at admission")
 	for _, want := range []string{"denied the request", "sharing.mps.defaultActiveThreadPercentage", "150", "must be between 1 and 100"} {
 		assert.ErrorContains(t, err, want)
 	}
 
-	_, err = claims.Create(s.ctx, tt.MakeClaim("typo", ns).Request("gpu", "dev.gpu.tierra.dev").
+	_, err = claims.Create(s.ctx, tierratest.MakeClaim("typo", ns).Request("gpu", "dev.gpu.tierra.dev").
 		Config(`{"apiVersion":"tierra.dev/v1alpha1","kind":"GpuConfig","sharing":{"strategy":"TimeSlicing","timeSlicing":{"intervl":"Long"}}}`).Obj(), metav1.CreateOptions{})
 	require.ErrorContains(t, err, `unknown field "sharing.timeSlicing.intervl"`)
 
 	tmpl := &resourceapi.ResourceClaimTemplate{ObjectMeta: metav1.ObjectMeta{Name: "hog", Namespace: ns},
-		Spec: resourceapi.ResourceClaimTemplateSpec{Spec: tt.MakeClaim("x", ns).Request("gpu", "dev.gpu.tierra.dev").Config(mps(0)).Obj().Spec}}
+		Spec: resourceapi.ResourceClaimTemplateSpec{Spec: tierratest.MakeClaim("x", ns).Request("gpu", "dev.gpu.tierra.dev").Config(mps(0)).Obj().Spec}}
 	_, err = s.cs.ResourceV1().ResourceClaimTemplates(ns).Create(s.ctx, tmpl, metav1.CreateOptions{})
 	require.ErrorContains(t, err, "must be between 1 and 100", "templates are checked too")
 
-	_, err = claims.Create(s.ctx, tt.MakeClaim("ok", ns).Request("gpu", "dev.gpu.tierra.dev").Config(mps(50)).Obj(), metav1.CreateOptions{})
+	_, err = claims.Create(s.ctx, tierratest.MakeClaim("ok", ns).Request("gpu", "dev.gpu.tierra.dev").Config(mps(50)).Obj(), metav1.CreateOptions{})
 	require.NoError(t, err)
-	_, err = claims.Create(s.ctx, tt.MakeClaim("plain", ns).Request("gpu", "gpu.tierra.dev").Obj(), metav1.CreateOptions{})
+	_, err = claims.Create(s.ctx, tierratest.MakeClaim("plain", ns).Request("gpu", "gpu.tierra.dev").Obj(), metav1.CreateOptions{})
 	require.NoError(t, err)
 
 }

@@ -15,7 +15,7 @@ import (
 	drapb "k8s.io/kubelet/pkg/apis/dra/v1"
 
 	"github.com/tierra-gpu/tierra/pkg/prepare"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
@@ -45,16 +45,16 @@ func (m mode) allocKey() string {
 
 var (
 	exclusive = mode{name: "exclusive", distinct: 4, claim: func(name string) *resourceapi.ResourceClaim {
-		return tt.MakeClaim(name, namespace).Request("gpu", tiers.ClassGPU).Obj()
+		return tierratest.MakeClaim(name, namespace).Request("gpu", tiers.ClassGPU).Obj()
 	}}
 	// monitor claims are what a node holds besides the measured claims: a
 	// record and a CDI spec each, on the same GPUs, as monitoring agents'
 	// claims are.
 	monitor = mode{name: "held", distinct: 4, dup: true, claim: func(name string) *resourceapi.ResourceClaim {
-		return tt.MakeClaim(name, namespace).Request("gpu", tiers.ClassGPU).AdminAccess().Obj()
+		return tierratest.MakeClaim(name, namespace).Request("gpu", tiers.ClassGPU).AdminAccess().Obj()
 	}}
 	mig1g = mode{name: "mig-1g", distinct: 28, claim: func(name string) *resourceapi.ResourceClaim {
-		return tt.MakeClaim(name, namespace).Request("mig", tiers.ClassMIG).
+		return tierratest.MakeClaim(name, namespace).Request("mig", tiers.ClassMIG).
 			Selector(`device.attributes["gpu.tierra.dev"].migProfile == "1g.18gb"`).Obj()
 	}}
 )

@@ -10,14 +10,14 @@ import (
 	"k8s.io/kubernetes/pkg/registry/resource/deviceclass"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
 // extendedPolicy is the standard policy with nvidia.com/gpu on training
 // and an extended resource of Tierra's own on inference.
 func extendedPolicy() *v1alpha1.TierPolicy {
-	p := tt.StandardPolicy()
+	p := tierratest.StandardPolicy()
 	p.Spec.NVIDIAGPUTier = v1alpha1.TierTraining
 	p.Spec.Tiers[1].ExtendedResourceName = "tierra.dev/inference-gpu"
 	return p

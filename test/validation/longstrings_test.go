@@ -11,7 +11,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 )
 
 // TestOverlongNVMLStringsPassAPIServerValidation: a GPU whose NVML product
@@ -21,17 +21,21 @@ func TestOverlongNVMLStringsPassAPIServerValidation(t *testing.T) {
 	product := "NVIDIA H200 141GB HBM3e " + strings.Repeat("X", 76)
 	require.Len(t, product, 100)
 	machines := map[string]inventory.Machine{
-		"whole": tt.Machine(2, func(i int) inventory.GPU { g := tt.H200(i); g.ProductName = product; return g }),
-		"MIG":   tt.Machine(2, func(i int) inventory.GPU { g := tt.H200(i, tt.WithMIG(true)); g.ProductName = product; return g }),
-		"shared": tt.Machine(2, func(i int) inventory.GPU {
-			g := tt.L4(i)
+		"whole": tierratest.Machine(2, func(i int) inventory.GPU { g := tierratest.H200(i); g.ProductName = product; return g }),
+		"MIG": tierratest.Machine(2, func(i int) inventory.GPU {
+			g := tierratest.H200(i, tierratest.WithMIG(true))
+			g.ProductName = product
+			return g
+		}),
+		"shared": tierratest.Machine(2, func(i int) inventory.GPU {
+			g := tierratest.L4(i)
 			g.ProductName = product
 			return g
 		}),
 	}
 	for name, m := range machines {
 		t.Run(name, func(t *testing.T) {
-			dr, err := slices.Build(slices.Node{Name: "n", Machine: m}, tt.StandardPolicy())
+			dr, err := slices.Build(slices.Node{Name: "n", Machine: m}, tierratest.StandardPolicy())
 			require.NoError(t, err)
 			var withDevices *resourcev1.ResourceSlice
 			for _, s := range slices.ResourceSlices("n", dr) {

@@ -12,40 +12,42 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
 
-func migMachine(n int, gpu func(int, ...tt.GPUOption) inventory.GPU) inventory.Machine {
-	return tt.Machine(n, func(i int) inventory.GPU { return gpu(i, tt.WithMIG(true)) })
+func migMachine(n int, gpu func(int, ...tierratest.GPUOption) inventory.GPU) inventory.Machine {
+	return tierratest.Machine(n, func(i int) inventory.GPU { return gpu(i, tierratest.WithMIG(true)) })
 }
 
 func policies() map[string]*v1alpha1.TierPolicy {
 	return map[string]*v1alpha1.TierPolicy{
-		"standard": tt.StandardPolicy(),
+		"standard": tierratest.StandardPolicy(),
 		"default":  v1alpha1.DefaultTierPolicy(),
-		"by product": tt.MakePolicy().
-			Tier("training", v1alpha1.PartitioningWhole).Products(tt.ProductB200).
-			Tier("inference", v1alpha1.PartitioningMIG).Products(tt.ProductH200, tt.ProductA100).
+		"by product": tierratest.MakePolicy().
+			Tier("training", v1alpha1.PartitioningWhole).Products(tierratest.ProductB200).
+			Tier("inference", v1alpha1.PartitioningMIG).Products(tierratest.ProductH200, tierratest.ProductA100).
 			Tier("dev", v1alpha1.PartitioningShared).Sharing(v1alpha1.SharingMPS).
 			DefaultPrice("2.5").Obj(),
-		"all MIG":            tt.MakePolicy().Tier("inference", v1alpha1.PartitioningMIG).DefaultPrice("4").Obj(),
+		"all MIG":            tierratest.MakePolicy().Tier("inference", v1alpha1.PartitioningMIG).DefaultPrice("4").Obj(),
 		"extended resources": extendedPolicy(),
 	}
 }
 
 func TestPublishedSlicesPassAPIServerValidation(t *testing.T) {
 	machines := map[string]inventory.Machine{
-		"whole DGX H200":     tt.DGXH200(false),
-		"MIG DGX H200":       tt.DGXH200(true),
-		"MIG 8x A100":        migMachine(8, tt.A100),
-		"MIG 8x B200":        migMachine(8, tt.B200),
-		"MIG 16x H200":       migMachine(16, tt.H200),
-		"shared 4x L4":       tt.Machine(4, func(i int) inventory.GPU { return tt.L4(i, tt.WithNUMA(-1)) }),
-		"mixed":              {DriverVersion: "580.95.05", GPUs: []inventory.GPU{tt.B200(0), tt.H200(1, tt.WithMIG(true)), tt.L4(2), tt.A100(3, tt.WithMIG(true)), tt.H200(4)}},
-		"no GPUs":            {},
-		"training labels":    tt.DGXH200(true),
-		"one GPU, no NVLink": tt.Machine(1, func(i int) inventory.GPU { return tt.H200(i, tt.WithNVLink(""), tt.WithMIG(true)) }),
+		"whole DGX H200":  tierratest.DGXH200(false),
+		"MIG DGX H200":    tierratest.DGXH200(true),
+		"MIG 8x A100":     migMachine(8, tierratest.A100),
+		"MIG 8x B200":     migMachine(8, tierratest.B200),
+		"MIG 16x H200":    migMachine(16, tierratest.H200),
+		"shared 4x L4":    tierratest.Machine(4, func(i int) inventory.GPU { return tierratest.L4(i, tierratest.WithNUMA(-1)) }),
+		"mixed":           {DriverVersion: "580.95.05", GPUs: []inventory.GPU{tierratest.B200(0), tierratest.H200(1, tierratest.WithMIG(true)), tierratest.L4(2), tierratest.A100(3, tierratest.WithMIG(true)), tierratest.H200(4)}},
+		"no GPUs":         {},
+		"training labels": tierratest.DGXH200(true),
+		"one GPU, no NVLink": tierratest.Machine(1, func(i int) inventory.GPU {
+			return tierratest.H200(i, tierratest.WithNVLink(""), tierratest.WithMIG(true))
+		}),
 	}
 	opts := map[string]slices.Options{"default": {}, "media extensions": {MediaExtensions: true}}
 	checked := 0
@@ -86,7 +88,7 @@ func TestRenderedClassesPassAPIServerValidation(t *testing.T) {
 // TestValidatorIsLive proves the checks above can fail: the same path
 // rejects slices just over the API's limits.
 func TestValidatorIsLive(t *testing.T) {
-	dr, err := slices.Build(slices.Node{Name: "n", Machine: migMachine(8, tt.H200)}, tt.StandardPolicy())
+	dr, err := slices.Build(slices.Node{Name: "n", Machine: migMachine(8, tierratest.H200)}, tierratest.StandardPolicy())
 	require.NoError(t, err)
 	published := slices.ResourceSlices("n", dr)
 	var counterSlice, deviceSlice *resourcev1.ResourceSlice

@@ -9,7 +9,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/slices"
-	tt "github.com/tierra-gpu/tierra/pkg/testing"
+	"github.com/tierra-gpu/tierra/pkg/tierratest"
 )
 
 // The reshaping taint passes the apiserver's validation on every shape,
@@ -21,15 +21,15 @@ func TestTaintedSlicesPassAPIServerValidation(t *testing.T) {
 		machine inventory.Machine
 		labels  map[string]string
 	}{
-		"MIG DGX H200":    {machine: tt.DGXH200(true)},
-		"whole DGX H200":  {machine: tt.DGXH200(false), labels: training},
-		"shared 4x L4":    {machine: tt.Machine(4, func(i int) inventory.GPU { return tt.L4(i) })},
-		"100 whole H200s": {machine: tt.Machine(100, func(i int) inventory.GPU { return tt.H200(i) }), labels: training},
-		"MIG 16x H200":    {machine: migMachine(16, tt.H200)},
+		"MIG DGX H200":    {machine: tierratest.DGXH200(true)},
+		"whole DGX H200":  {machine: tierratest.DGXH200(false), labels: training},
+		"shared 4x L4":    {machine: tierratest.Machine(4, func(i int) inventory.GPU { return tierratest.L4(i) })},
+		"100 whole H200s": {machine: tierratest.Machine(100, func(i int) inventory.GPU { return tierratest.H200(i) }), labels: training},
+		"MIG 16x H200":    {machine: migMachine(16, tierratest.H200)},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			dr, err := slices.Build(slices.Node{Name: "n", Labels: tc.labels, Machine: tc.machine}, tt.StandardPolicy())
+			dr, err := slices.Build(slices.Node{Name: "n", Labels: tc.labels, Machine: tc.machine}, tierratest.StandardPolicy())
 			require.NoError(t, err)
 			gpus := sets.New(tc.machine.GPUs[0].UUID, tc.machine.GPUs[len(tc.machine.GPUs)-1].UUID)
 			tainted := slices.ResourceSlices("n", slices.Taint(dr, gpus, slices.ReshapingTaint()))
@@ -50,8 +50,8 @@ func TestTaintedSlicesPassAPIServerValidation(t *testing.T) {
 // TestTaintSplitIsNeeded: the same 100-device slice with one tainted device
 // and no split is refused.
 func TestTaintSplitIsNeeded(t *testing.T) {
-	m := tt.Machine(100, func(i int) inventory.GPU { return tt.H200(i) })
-	dr, err := slices.Build(slices.Node{Name: "n", Labels: map[string]string{"tierra.dev/pool": "training"}, Machine: m}, tt.StandardPolicy())
+	m := tierratest.Machine(100, func(i int) inventory.GPU { return tierratest.H200(i) })
+	dr, err := slices.Build(slices.Node{Name: "n", Labels: map[string]string{"tierra.dev/pool": "training"}, Machine: m}, tierratest.StandardPolicy())
 	require.NoError(t, err)
 	published := slices.ResourceSlices("n", dr)
 	require.Len(t, published, 1)

@@ -1,7 +1,7 @@
-// Package testing holds shared test builders: fake GPU inventories built as
+// Package tierratest holds shared test builders: fake GPU inventories built as
 // plain inventory values (no NVML, CGO_ENABLED=0) and fluent Kubernetes
 // object builders in the style MakeClaim("c", "ns").Request("gpu").Obj().
-package testing
+package tierratest
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package testing
+package tierratest
 
 import (
 	resourceapi "k8s.io/api/resource/v1"
