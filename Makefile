@@ -113,7 +113,7 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and CRD YAML from api/.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=deployments/helm/tierra/crds
 
 .PHONY: demo
-demo: cluster-build helm prometheus ## The demo on a local control plane: controller + simulated DGX H200 and L4 nodes run demo/scenarios; prints pod -> tier -> node -> device -> $/hour, the yield, and per-tenant GPU use from a live Prometheus. Stays up.
+demo: cluster-build helm prometheus kueue ## The demo on a local control plane: controller + simulated DGX H200 and L4 nodes run demo/scenarios; prints pod -> tier -> node -> device -> $/hour, the yield, Kueue queues (queued, preempted, running), and per-tenant GPU use from a live Prometheus. Stays up.
 	cd test && $(GO) run ./cmd/tierra-demo up
 
 .PHONY: demo-down

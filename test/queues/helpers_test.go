@@ -9,25 +9,19 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+
+	"github.com/tierra-gpu/tierra/test/stack"
 )
 
 const timeout = 2 * time.Minute
-
-var (
-	workloadsGVR     = schema.GroupVersionResource{Group: "kueue.x-k8s.io", Version: "v1beta2", Resource: "workloads"}
-	clusterQueuesGVR = schema.GroupVersionResource{Group: "kueue.x-k8s.io", Version: "v1beta2", Resource: "clusterqueues"}
-)
 
 func poll(ctx context.Context, t *testing.T, what string, cond func(context.Context) (bool, error)) {
 	t.Helper()
@@ -44,9 +38,9 @@ func applyFile(ctx context.Context, t *testing.T, path string) {
 // jobPods are the pods the Job controller created for the job.
 func jobPods(ctx context.Context, t *testing.T, ns, job string) []corev1.Pod {
 	t.Helper()
-	pods, err := env.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + job})
+	pods, err := stack.JobPods(ctx, env.cs, ns, job)
 	require.NoError(t, err)
-	return pods.Items
+	return pods
 }
 
 // waitJobRunning waits until the job has a Running pod and returns it.
@@ -95,33 +89,7 @@ func claimsOf(ctx context.Context, t *testing.T, ns, job string) []resourceapi.R
 // workload returns the Kueue Workload of the job (owned by it), nil while
 // there is none.
 func workload(ctx context.Context, ns, job string) (*unstructured.Unstructured, error) {
-	list, err := env.dyn.Resource(workloadsGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
-	for i := range list.Items {
-		for _, o := range list.Items[i].GetOwnerReferences() {
-			if o.Kind == "Job" && o.Name == job {
-				return &list.Items[i], nil
-			}
-		}
-	}
-	return nil, nil
-}
-
-// condition returns the status and reason of a Workload's condition.
-func condition(wl *unstructured.Unstructured, typ string) (status, reason, message string) {
-	conds, _, _ := unstructured.NestedSlice(wl.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == typ {
-			s, _ := m["status"].(string)
-			r, _ := m["reason"].(string)
-			msg, _ := m["message"].(string)
-			return s, r, msg
-		}
-	}
-	return "", "", ""
+	return stack.JobWorkload(ctx, env.dyn, ns, job)
 }
 
 // waitCondition waits until the job's Workload has the condition True and
@@ -135,7 +103,7 @@ func waitCondition(ctx context.Context, t *testing.T, ns, job, typ string) *unst
 			if wl, err = workload(ctx, ns, job); err != nil || wl == nil {
 				return false, err
 			}
-			s, _, _ := condition(wl, typ)
+			s, _, _ := stack.WorkloadCondition(wl, typ)
 			return s == "True", nil
 		})
 	return wl
@@ -144,17 +112,7 @@ func waitCondition(ctx context.Context, t *testing.T, ns, job, typ string) *unst
 // workloadSummary names the conditions of the job's Workload, for failure
 // messages.
 func workloadSummary(ctx context.Context, ns, job string) string {
-	wl, err := workload(ctx, ns, job)
-	if err != nil || wl == nil {
-		return fmt.Sprintf("none (%v)", err)
-	}
-	conds, _, _ := unstructured.NestedSlice(wl.Object, "status", "conditions")
-	var out []string
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		out = append(out, fmt.Sprintf("%v=%v (%v: %v)", m["type"], m["status"], m["reason"], m["message"]))
-	}
-	return wl.GetName() + ": " + strings.Join(out, "; ")
+	return stack.WorkloadSummary(ctx, env.dyn, ns, job)
 }
 
 // admittedUsage is what Kueue charged the admitted Workload's first pod
@@ -181,7 +139,7 @@ func suspended(ctx context.Context, t *testing.T, ns, job string) bool {
 // quota, from its status.
 func borrowed(ctx context.Context, t *testing.T, cq, resource string) int64 {
 	t.Helper()
-	obj, err := env.dyn.Resource(clusterQueuesGVR).Get(ctx, cq, metav1.GetOptions{})
+	obj, err := env.dyn.Resource(stack.KueueClusterQueues).Get(ctx, cq, metav1.GetOptions{})
 	require.NoError(t, err)
 	flavors, _, _ := unstructured.NestedSlice(obj.Object, "status", "flavorsUsage")
 	for _, f := range flavors {
@@ -208,33 +166,7 @@ func borrowed(ctx context.Context, t *testing.T, cq, resource string) int64 {
 // the container runtime here. The Job controller then completes the Job.
 func finishPod(ctx context.Context, t *testing.T, pod corev1.Pod) {
 	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := env.cs.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		now := metav1.Now()
-		cur.Status.Phase = corev1.PodSucceeded
-		for i := range cur.Status.ContainerStatuses {
-			cs := &cur.Status.ContainerStatuses[i]
-			started := now
-			if cs.State.Running != nil {
-				started = cs.State.Running.StartedAt
-			}
-			cs.Ready, cs.Started = false, ptr.To(false)
-			cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-				ExitCode: 0, Reason: "Completed", StartedAt: started, FinishedAt: now,
-			}}
-		}
-		for i := range cur.Status.Conditions {
-			if c := &cur.Status.Conditions[i]; c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
-				c.Status, c.Reason, c.LastTransitionTime = corev1.ConditionFalse, "PodCompleted", now
-			}
-		}
-		_, err = env.cs.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
-		return err
-	})
-	require.NoError(t, err, "report pod %s/%s Succeeded", pod.Namespace, pod.Name)
+	require.NoError(t, stack.FinishPod(ctx, env.cs, pod.Namespace, pod.Name))
 }
 
 // deleteJobs deletes the jobs with their pods and waits until the pods and

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/tierra-gpu/tierra/test/stack"
 )
 
 // hold is how long a queued Job is watched to stay queued.
@@ -56,7 +58,7 @@ func TestSecondTrainingJobWaitsForQuota(t *testing.T) {
 	queued, err := workload(ctx, ns, second)
 	require.NoError(t, err)
 	require.NotNil(t, queued, "Kueue made a Workload for %s", second)
-	status, _, msg := condition(queued, "QuotaReserved")
+	status, _, msg := stack.WorkloadCondition(queued, "QuotaReserved")
 	assert.NotEqual(t, "True", status, "the queued workload reserved no quota")
 	t.Logf("%s queued: QuotaReserved=%q %s", second, status, msg)
 	assert.Contains(t, msg, "insufficient unused quota for tierra.dev/training-gpu", "Kueue says why it waits")
@@ -99,7 +101,7 @@ func TestDevBorrowsInferenceQuotaUntilReclaimed(t *testing.T) {
 	evicted, err := workload(ctx, "research", "dev-sweep")
 	require.NoError(t, err)
 	require.NotNil(t, evicted)
-	status, reason, msg := condition(evicted, "Preempted")
+	status, reason, msg := stack.WorkloadCondition(evicted, "Preempted")
 	t.Logf("dev-sweep: Preempted=%s %s: %s", status, reason, msg)
 	assert.Equal(t, "True", status, "Kueue preempted the borrower: %s", workloadSummary(ctx, "research", "dev-sweep"))
 	assert.Equal(t, "InCohortReclamation", reason)

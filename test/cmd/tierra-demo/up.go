@@ -22,8 +22,9 @@ import (
 	"github.com/tierra-gpu/tierra/test/stack"
 )
 
-// demoNamespaces are where demo/scenarios put their pods.
-var demoNamespaces = []string{"research", "product"}
+// demoNamespaces are where demo/scenarios put their pods (migration: the
+// device-plugin-style manifests of demo/scenarios/queues).
+var demoNamespaces = []string{"research", "product", migrationNS}
 
 func up(ctx context.Context, o options) error {
 	t0 := time.Now()
@@ -81,6 +82,9 @@ func up(ctx context.Context, o options) error {
 		return err
 	}
 	if err := report(ctx, c, cs, specs); err != nil {
+		return err
+	}
+	if err := showQueues(ctx, c, cs, root); err != nil {
 		return err
 	}
 	if err := showSchedulers(ctx, cs); err != nil {
@@ -209,8 +213,9 @@ func applier(c *cluster.Cluster) (*manifests.Applier, error) {
 	return manifests.New(rest)
 }
 
-// waitPods waits until every pod of the demo runs, printing progress; it
-// names the pods that did not, with their last event.
+// waitPods waits until every pod of the demo runs (or ran: a second demo
+// finds the finished device-plugin Job), printing progress; it names the
+// pods that did not, with their last event.
 func waitPods(ctx context.Context, cs kubernetes.Interface, limit time.Duration) error {
 	var pending []corev1.Pod
 	last := -1
@@ -224,7 +229,7 @@ func waitPods(ctx context.Context, cs kubernetes.Interface, limit time.Duration)
 			}
 			for _, p := range pods.Items {
 				total++
-				if p.Status.Phase != corev1.PodRunning {
+				if p.Status.Phase != corev1.PodRunning && p.Status.Phase != corev1.PodSucceeded {
 					pending = append(pending, p)
 				}
 			}
