@@ -16,10 +16,12 @@ const module = "github.com/tierra-gpu/tierra/"
 
 // pure are the packages that compute from their inputs only: no API
 // clients, no files, processes or network, no GPUs. The scheduler plugin
-// and the sim share pkg/score; the plugin and the sim share pkg/slices.
+// and the sim share pkg/score; the plugin and the sim share pkg/slices; every
+// price is pkg/cost's.
 var pure = []string{
 	"api/tierra.dev/v1alpha1",
 	"pkg/allocator",
+	"pkg/cost",
 	"pkg/inventory",
 	"pkg/score",
 	"pkg/slices",

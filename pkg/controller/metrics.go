@@ -47,7 +47,7 @@ type observation struct {
 	nodes     map[tierNode]*metrics.TierNodeSample
 	pending   map[tierNS]int
 	oldest    map[string]time.Duration
-	cost      map[tenantNS]int64 // micro-dollars per hour
+	cost      map[tenantNS]v1alpha1.MicroDollars // per hour (Published.Cost)
 	typical   map[string][]score.Typical
 	shared    map[string]*score.Shape // a tier's shared-GPU shape
 	predict   map[string][]prediction
@@ -64,7 +64,7 @@ func observeMetrics(in MetricsInput, model *strandedModel) metrics.ControllerSna
 	o := &observation{
 		in: in, idx: tslices.Index(in.Slices),
 		nodes: map[tierNode]*metrics.TierNodeSample{}, pending: map[tierNS]int{},
-		oldest: map[string]time.Duration{}, cost: map[tenantNS]int64{},
+		oldest: map[string]time.Duration{}, cost: map[tenantNS]v1alpha1.MicroDollars{},
 		typical: map[string][]score.Typical{}, shared: sharedShapes(in.Slices), predict: map[string][]prediction{},
 	}
 	gpus := map[tslices.DeviceKey]bool{}
@@ -289,9 +289,9 @@ func (o *observation) snapshot() metrics.ControllerSnapshot {
 	slices.SortFunc(snap.Pending, func(a, b metrics.PendingSample) int {
 		return cmp.Or(cmp.Compare(a.Tier, b.Tier), cmp.Compare(a.Namespace, b.Namespace))
 	})
-	for key, micro := range o.cost {
+	for key, price := range o.cost {
 		snap.Costs = append(snap.Costs, metrics.CostSample{Tenant: key.tenant, Namespace: key.namespace, Tier: key.tier,
-			DollarsPerHour: float64(micro) / 1e6})
+			DollarsPerHour: price.Dollars()})
 	}
 	slices.SortFunc(snap.Costs, func(a, b metrics.CostSample) int {
 		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Tier, b.Tier))

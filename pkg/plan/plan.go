@@ -144,7 +144,7 @@ func describe(p *Placement, claim *resourceapi.ResourceClaim, alloc *resourceapi
 		p.Devices = append(p.Devices, r.Device)
 		p.Classes = appendNew(p.Classes, requestClass(claim, r.Request))
 		p.Tiers = appendNew(p.Tiers, d.Tier)
-		p.Cost += v1alpha1.MicroDollars(d.Cost(r.ConsumedCapacity))
+		p.Cost += d.Cost(r.ConsumedCapacity)
 		p.GPUs += float64(d.MilliGPUs(r.ConsumedCapacity)) / slices.ComputeUnitsPerGPU
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/checkpoint"
+	"github.com/tierra-gpu/tierra/pkg/cost"
 	"github.com/tierra-gpu/tierra/pkg/health"
 	"github.com/tierra-gpu/tierra/pkg/metrics"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
@@ -175,27 +176,23 @@ func deviceMode(dev checkpoint.Device) string {
 	return metrics.ModeExclusive
 }
 
-// publishedDevice is what the metrics need of a published device; cost is
-// its costPerHour in micro-dollars (0 for a shared device, whose claims pay
-// for the compute they consume).
+// publishedDevice is what the metrics and the per-claim usage need of a
+// published device: its mode, tier, GPU and the price it was published with.
 type publishedDevice struct {
 	mode, tier, gpu string
-	cost            int64
+	price           cost.Price
 }
 
-// indexDevices maps each published device, by pool and name, to its mode
-// and tier.
+// indexDevices maps each published device, by pool and name, to its mode,
+// tier, GPU and price.
 func indexDevices(resources resourceslice.DriverResources) map[[2]string]publishedDevice {
 	out := map[[2]string]publishedDevice{}
 	for pool, p := range resources.Pools {
 		for _, s := range p.Slices {
 			for _, dev := range s.Devices {
-				pd := publishedDevice{mode: publishedMode(dev),
-					tier: tslices.StringAttribute(dev, tslices.AttrTier), gpu: tslices.DeviceGPU(dev)}
-				if dev.AllowMultipleAllocations == nil || !*dev.AllowMultipleAllocations {
-					pd.cost, _ = tslices.IntAttribute(dev, tslices.AttrCostPerHour)
-				}
-				out[[2]string{pool, dev.Name}] = pd
+				out[[2]string{pool, dev.Name}] = publishedDevice{mode: publishedMode(dev),
+					tier: tslices.StringAttribute(dev, tslices.AttrTier), gpu: tslices.DeviceGPU(dev),
+					price: tslices.DevicePrice(dev)}
 			}
 		}
 	}

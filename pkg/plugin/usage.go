@@ -13,6 +13,7 @@ import (
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/checkpoint"
+	"github.com/tierra-gpu/tierra/pkg/cost"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/metrics"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
@@ -86,9 +87,10 @@ type usageClaims struct {
 
 var _ usage.ClaimLister = usageClaims{}
 
-// PreparedClaims implements usage.ClaimLister. A claim's cost is that of
-// its whole and MIG devices (costPerHour); a share of a shared GPU costs
-// its consumed compute, which the checkpoint does not record, so it adds 0.
+// PreparedClaims implements usage.ClaimLister. A claim's cost is the sum of
+// cost.Price.Allocation over its devices: whole and MIG devices pay their
+// costPerHour; a share of a shared GPU pays its consumed compute, which the
+// checkpoint does not record, so it adds 0.
 func (u usageClaims) PreparedClaims() []usage.Claim {
 	published := u.d.pub.devices()
 	var out []usage.Claim
@@ -114,7 +116,7 @@ func (u usageClaims) PreparedClaims() []usage.Claim {
 			if c.Tier == "" {
 				c.Tier = pd.tier
 			}
-			c.CostPerHour += float64(pd.cost) / 1e6
+			c.CostPerHour += pd.price.Allocation(0).Dollars()
 		}
 		out = append(out, c)
 	}
@@ -136,7 +138,7 @@ func migSizes(policy *v1alpha1.TierPolicy, node *corev1.Node, machine inventory.
 		if gpu.MIG == nil {
 			continue
 		}
-		price, err := policy.Spec.PriceBook.PricePerGPUHour(gpu.ProductName, nodeLabels)
+		price, err := cost.PerGPUHour(policy.Spec.PriceBook, gpu.ProductName, nodeLabels)
 		if err != nil {
 			continue
 		}
@@ -149,7 +151,7 @@ func migSizes(policy *v1alpha1.TierPolicy, node *corev1.Node, machine inventory.
 				continue
 			}
 			seen[key] = true
-			out = append(out, usage.MIGSizes(gpu, tier.Name, int64(price))...)
+			out = append(out, usage.MIGSizes(gpu, tier.Name, price)...)
 		}
 	}
 	return out

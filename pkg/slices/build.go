@@ -19,8 +19,15 @@
 //     that is not in MIG mode publishes the GPU whole: switching MIG mode
 //     needs a GPU reset, which prepare must not do.
 //
-// GPUs that match no tier are not published. A GPU the price book has no
-// price for is published without cost attributes.
+// GPUs that match no tier are not published. Prices come from pkg/cost
+// (cost.PerGPUHour, then cost.Whole, cost.Shared or cost.MIG per device);
+// a GPU the price book has no price for is published without cost
+// attributes.
+//
+// The package both builds devices (build.go, devices.go, mig.go,
+// tenants.go) and reads published ones back (index.go: Index, DevicePrice,
+// the attribute readers in attributes.go): the reader is the inverse of the
+// builder's attribute and counter schema, so the two stay in one package.
 package slices
 
 import (
@@ -32,6 +39,7 @@ import (
 	"k8s.io/dynamic-resource-allocation/resourceslice"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/cost"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 )
 
@@ -106,8 +114,8 @@ func publishGPU(node Node, policy *v1alpha1.TierPolicy, gpu inventory.GPU, opts 
 	tier := *matched
 	tier.Sharing = matched.Sharing.DeepCopy()
 	tier.Default()
-	price, err := policy.Spec.PriceBook.PricePerGPUHour(gpu.ProductName, nodeLabels)
-	if err != nil && !errors.Is(err, v1alpha1.ErrNoPrice) {
+	price, err := cost.PerGPUHour(policy.Spec.PriceBook, gpu.ProductName, nodeLabels)
+	if err != nil && !errors.Is(err, cost.ErrNoPrice) {
 		return published{}, err
 	}
 	pc := gpuContext{machine: node.Machine, gpu: gpu, tier: &tier, price: price, priced: err == nil}
@@ -135,7 +143,7 @@ func publishGPU(node Node, policy *v1alpha1.TierPolicy, gpu inventory.GPU, opts 
 	}
 }
 
-// gpuContext is one GPU with the tier it serves and its price.
+// gpuContext is one GPU with the tier it serves and its price per GPU-hour.
 type gpuContext struct {
 	machine inventory.Machine
 	gpu     inventory.GPU

@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/cost"
 )
 
 // Attribute and capacity names, qualified with the driver name.
@@ -36,8 +37,20 @@ const (
 )
 
 // ComputeUnitsPerGPU is the "compute" capacity of a shared GPU: one unit is
-// a thousandth of the GPU (milli-GPU), the unit FGD-style traces use.
-const ComputeUnitsPerGPU = 1000
+// a thousandth of the GPU (milli-GPU), the unit FGD-style traces use. It is
+// the unit pkg/cost prices shares in, so a claim pays for the compute it
+// requests.
+const ComputeUnitsPerGPU = cost.ComputeUnitsPerGPU
+
+// setPrice publishes a device's price (cost.Whole, cost.Shared, cost.MIG)
+// as its cost attributes: costPerHour, and for a device priced by compute
+// unit costPerComputeUnitHour. DevicePrice reads them back.
+func setPrice(attrs map[resourceapi.QualifiedName]resourceapi.DeviceAttribute, p cost.Price) {
+	attrs[AttrCostPerHour] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(p.PerHour))}
+	if p.ByComputeUnit {
+		attrs[AttrCostPerComputeUnit] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(p.PerComputeUnit))}
+	}
+}
 
 // commonAttributes are the attributes of the GPU itself, carried by every
 // device made from it (whole, shared or MIG).
@@ -106,7 +119,7 @@ func wholeDevice(pc gpuContext) resourceapi.Device {
 	attrs := commonAttributes(pc, v1alpha1.SharingExclusive)
 	attrs[AttrUUID] = stringAttribute(pc.gpu.UUID)
 	if pc.priced {
-		attrs[AttrCostPerHour] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pc.price))}
+		setPrice(attrs, cost.Whole(pc.price))
 	}
 	return resourceapi.Device{
 		Name:       gpuDeviceName(pc.gpu.Index),
@@ -122,10 +135,9 @@ func wholeDevice(pc gpuContext) resourceapi.Device {
 // any whole MiB) and "compute" (milli-GPU; default 125, any value 1-1000).
 // A claim that asks for all of either gets the GPU to itself in effect.
 //
-// costPerHour is the whole GPU's price: what a claim pays depends on the
-// share it requests, which is not known at publish time, so the device also
-// publishes costPerComputeUnitHour (price per milli-GPU hour); a claim's
-// cost is compute requested x that price.
+// It is priced by cost.Shared: costPerHour is the whole GPU's price, and
+// costPerComputeUnitHour the price of a milli-GPU hour, which a claim pays
+// for each unit of compute it requests.
 func sharedDevice(pc gpuContext) (resourceapi.Device, error) {
 	if pc.tier.Sharing == nil || pc.tier.Sharing.Strategy == v1alpha1.SharingExclusive {
 		return resourceapi.Device{}, fmt.Errorf("tier %q: Shared partitioning needs sharing MPS or TimeSlicing", pc.tier.Name)
@@ -133,7 +145,7 @@ func sharedDevice(pc gpuContext) (resourceapi.Device, error) {
 	d := wholeDevice(pc)
 	d.Attributes[AttrSharing] = stringAttribute(string(pc.tier.Sharing.Strategy))
 	if pc.priced {
-		d.Attributes[AttrCostPerComputeUnit] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pc.price) / ComputeUnitsPerGPU)}
+		setPrice(d.Attributes, cost.Shared(pc.price))
 	}
 	d.AllowMultipleAllocations = ptr.To(true)
 	const mib = int64(1) << 20

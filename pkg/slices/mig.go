@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/cost"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 )
 
@@ -51,10 +52,8 @@ type migDevice struct {
 // are partitioned with the slices. Only "+me" profiles (opt-in) take a
 // media-extensions counter.
 //
-// costPerHour is pro-rated by memory slices (price x slices / memory
-// slices): memory slices are what a placement takes away from other claims
-// (a 1g.35gb blocks as much as a 2g.35gb), and the 7g profile, which takes
-// all of them, costs exactly the whole GPU.
+// Each device is priced by cost.MIG: the GPU's price pro-rated by the
+// memory slices of its profile.
 func migDevices(pc gpuContext, opts Options) (published, error) {
 	mig := pc.gpu.MIG
 	set := resourceapi.CounterSet{Name: CounterSetName(pc.gpu.Index), Counters: map[string]resourceapi.Counter{}}
@@ -99,23 +98,13 @@ func counter(v int64) resourceapi.Counter {
 	return resourceapi.Counter{Value: *resource.NewQuantity(v, resource.DecimalSI)}
 }
 
-// MIGCost is a MIG device's price in micro-dollars per hour: the GPU's
-// price pro-rated by the profile's memory slices.
-func MIGCost(pricePerGPUHour int64, p inventory.MIGProfile, gpu inventory.GPU) int64 {
-	if gpu.MIG == nil || gpu.MIG.MemorySlices == 0 {
-		return 0
-	}
-	return pricePerGPUHour * int64(p.MemorySlices) / int64(gpu.MIG.MemorySlices)
-}
-
 func migDeviceSpec(pc gpuContext, p inventory.MIGProfile, pl inventory.Placement, computeCounter bool) resourceapi.Device {
 	attrs := commonAttributes(pc, v1alpha1.SharingExclusive)
 	attrs[AttrParentUUID] = stringAttribute(pc.gpu.UUID)
 	attrs[AttrMIGProfile] = stringAttribute(p.Name)
 	attrs[AttrMIGPlacement] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(pl.Start))}
 	if pc.priced {
-		cost := MIGCost(int64(pc.price), p, pc.gpu)
-		attrs[AttrCostPerHour] = resourceapi.DeviceAttribute{IntValue: ptr.To(cost)}
+		setPrice(attrs, cost.MIG(pc.price, p, pc.gpu))
 	}
 	consumed := map[string]resourceapi.Counter{}
 	for i := pl.Start; i < pl.End(); i++ {

@@ -6,8 +6,9 @@ import (
 	"math"
 	"strings"
 
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/cost"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
-	"github.com/tierra-gpu/tierra/pkg/slices"
 )
 
 // Size is a device a claim could use instead: a MIG profile or a smaller
@@ -153,9 +154,9 @@ func fullSMs(gpu inventory.GPU) int {
 
 // MIGSizes lists the MIG profiles of gpu (without media extensions) as
 // sizes of the tier class className ("inference"), named "inference
-// 1g.18gb", priced as pkg/slices publishes them (slices.MIGCost) from the
-// GPU's price in micro-dollars per hour.
-func MIGSizes(gpu inventory.GPU, className string, pricePerGPUHour int64) []Size {
+// 1g.18gb", priced as pkg/slices publishes them (cost.MIG) from the GPU's
+// price per hour.
+func MIGSizes(gpu inventory.GPU, className string, pricePerGPUHour v1alpha1.MicroDollars) []Size {
 	if gpu.MIG == nil || gpu.MIG.MemorySlices == 0 {
 		return nil
 	}
@@ -167,7 +168,7 @@ func MIGSizes(gpu inventory.GPU, className string, pricePerGPUHour int64) []Size
 		out = append(out, Size{
 			Name: className + " " + p.Name, Product: gpu.ProductName,
 			MemoryBytes: p.MemoryBytes, Multiprocessors: p.Multiprocessors,
-			CostPerHour: float64(slices.MIGCost(pricePerGPUHour, p, gpu)) / 1e6,
+			CostPerHour: cost.MIG(pricePerGPUHour, p, gpu).PerHour.Dollars(),
 		})
 	}
 	return out

@@ -41,3 +41,7 @@ func (m MicroDollars) String() string {
 	s = strings.TrimRight(s, "0")
 	return strings.TrimSuffix(s, ".")
 }
+
+// Dollars is the amount in (fractional) US dollars, as metrics and reports
+// print it.
+func (m MicroDollars) Dollars() float64 { return float64(m) / 1e6 }

@@ -43,3 +43,9 @@ func TestMicroDollarsString(t *testing.T) {
 	assert.Equal(t, "3", MicroDollars(3_000_000).String())
 	assert.Equal(t, "0.000001", MicroDollars(1).String())
 }
+
+func TestMicroDollarsDollars(t *testing.T) {
+	assert.InDelta(t, 2.75, MicroDollars(2_750_000).Dollars(), 1e-12)
+	assert.InDelta(t, 0.000001, MicroDollars(1).Dollars(), 1e-12)
+	assert.Zero(t, MicroDollars(0).Dollars())
+}

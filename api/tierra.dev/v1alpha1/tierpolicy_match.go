@@ -1,7 +1,6 @@
 package v1alpha1
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 
@@ -9,10 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
-
-// ErrNoPrice is returned (wrapped) by PriceBook.PricePerGPUHour when neither
-// the product nor the book's default has a price.
-var ErrNoPrice = errors.New("no price")
 
 // Matches reports whether a GPU with the given product name and total memory
 // on a node with the given labels is selected. Empty fields match
@@ -61,71 +56,4 @@ func (p *TierPolicy) TierFor(product string, memoryBytes uint64, nodeLabels labe
 		}
 	}
 	return nil, nil
-}
-
-// PricePerGPUHour prices one GPU-hour of the product on a node with the
-// given labels. The base price is the product's entry, else the default.
-// The first override whose node selector matches then applies: its own
-// price for the product replaces the base price outright; otherwise its
-// discount is taken off the base price (rounded to the nearest
-// micro-dollar). An error wrapping ErrNoPrice means no price applies.
-func (b PriceBook) PricePerGPUHour(product string, nodeLabels labels.Set) (MicroDollars, error) {
-	for i := range b.Overrides {
-		o := &b.Overrides[i]
-		ok, err := selectorMatches(&o.NodeSelector, nodeLabels)
-		if err != nil {
-			return 0, fmt.Errorf("price override %q: %w", o.Name, err)
-		}
-		if !ok {
-			continue
-		}
-		if price, found, err := lookupPrice(o.Products, product); found || err != nil {
-			if err != nil {
-				return 0, fmt.Errorf("price override %q: %w", o.Name, err)
-			}
-			return price, nil
-		}
-		base, err := b.basePrice(product)
-		if err != nil {
-			return 0, err
-		}
-		return applyDiscount(base, o.Discount), nil
-	}
-	return b.basePrice(product)
-}
-
-func (b PriceBook) basePrice(product string) (MicroDollars, error) {
-	price, found, err := lookupPrice(b.Products, product)
-	if found || err != nil {
-		return price, err
-	}
-	if b.Default == "" {
-		return 0, fmt.Errorf("product %q: %w: not in the price book and no default", product, ErrNoPrice)
-	}
-	price, err = ParsePrice(b.Default)
-	if err != nil {
-		return 0, fmt.Errorf("default price: %w", err)
-	}
-	return price, nil
-}
-
-func lookupPrice(prices []ProductPrice, product string) (MicroDollars, bool, error) {
-	for _, pp := range prices {
-		if pp.Product != product {
-			continue
-		}
-		price, err := ParsePrice(pp.PerGPUHour)
-		if err != nil {
-			return 0, true, fmt.Errorf("product %q: %w", product, err)
-		}
-		return price, true, nil
-	}
-	return 0, false, nil
-}
-
-// applyDiscount takes percent (clamped to 0-100) off price, rounding to
-// the nearest micro-dollar.
-func applyDiscount(price MicroDollars, percent int32) MicroDollars {
-	percent = max(0, min(100, percent))
-	return (price*MicroDollars(100-percent) + 50) / 100
 }

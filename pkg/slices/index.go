@@ -1,8 +1,14 @@
 package slices
 
+// This file reads published devices back (the builder is build.go): what
+// accounting (yield, cost) needs of each device, as the scheduler sees it.
+
 import (
 	resourceapi "k8s.io/api/resource/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/cost"
 )
 
 // DeviceKey names a published device: its pool and its name.
@@ -19,9 +25,9 @@ type Published struct {
 	// milli is a non-shared device's size in thousandths of a GPU: a MIG
 	// slice is the memory slices it covers over its GPU's.
 	milli int64
-	// CostPerHour and CostPerComputeUnit are the cost attributes (0 when
-	// the price book has no price).
-	CostPerHour, CostPerComputeUnit int64
+	// Price is read from the cost attributes (zero when the price book had
+	// no price).
+	Price cost.Price
 }
 
 // MilliGPUs is one allocation's size in thousandths of a GPU; consumed is
@@ -36,14 +42,24 @@ func (p Published) MilliGPUs(consumed map[resourceapi.QualifiedName]resource.Qua
 	return 0
 }
 
-// Cost is one allocation's price per hour, in micro-dollars: the device's
-// costPerHour, or for a share its consumed compute times
+// Cost is one allocation's price per hour (cost.Price.Allocation): the
+// device's costPerHour, or for a share its consumed compute times
 // costPerComputeUnitHour.
-func (p Published) Cost(consumed map[resourceapi.QualifiedName]resource.Quantity) int64 {
-	if !p.Shared {
-		return p.CostPerHour
-	}
-	return p.MilliGPUs(consumed) * p.CostPerComputeUnit
+func (p Published) Cost(consumed map[resourceapi.QualifiedName]resource.Quantity) v1alpha1.MicroDollars {
+	return p.Price.Allocation(p.MilliGPUs(consumed))
+}
+
+// DevicePrice reads back the price a device was published with (setPrice):
+// a device that allows multiple allocations is priced by compute unit.
+func DevicePrice(d resourceapi.Device) cost.Price {
+	perHour, _ := IntAttribute(d, AttrCostPerHour)
+	perUnit, _ := IntAttribute(d, AttrCostPerComputeUnit)
+	return cost.Price{PerHour: v1alpha1.MicroDollars(perHour), PerComputeUnit: v1alpha1.MicroDollars(perUnit),
+		ByComputeUnit: allowsMultiple(d)}
+}
+
+func allowsMultiple(d resourceapi.Device) bool {
+	return d.AllowMultipleAllocations != nil && *d.AllowMultipleAllocations
 }
 
 // Index indexes the tiered devices of this driver in the newest generation
@@ -81,9 +97,7 @@ func Index(rs []*resourceapi.ResourceSlice) map[DeviceKey]Published {
 
 func indexDevice(pool string, d resourceapi.Device, tier string, counterSets map[DeviceKey]int64) Published {
 	p := Published{Tier: tier, GPU: DeviceKey{pool, d.Name}, milli: ComputeUnitsPerGPU,
-		Shared: d.AllowMultipleAllocations != nil && *d.AllowMultipleAllocations}
-	p.CostPerHour, _ = IntAttribute(d, AttrCostPerHour)
-	p.CostPerComputeUnit, _ = IntAttribute(d, AttrCostPerComputeUnit)
+		Shared: allowsMultiple(d), Price: DevicePrice(d)}
 	if len(d.ConsumesCounters) == 0 {
 		return p
 	}
