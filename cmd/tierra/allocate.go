@@ -86,7 +86,7 @@ func runAllocate(ctx context.Context, clusterFile, policyFile string, claimPaths
 // discover reads a node's machine, first enabling MIG when asked. MIG mode
 // is only changed on fake machines: this command never reconfigures real GPUs.
 func discover(ctx context.Context, spec plan.NodeSpec) (inventory.Machine, error) {
-	if spec.MIGEnabled && !strings.HasPrefix(spec.Machine, nvgpu.FakePrefix) {
+	if spec.MIGEnabled && !nvgpu.IsFake(spec.Machine) {
 		return inventory.Machine{}, fmt.Errorf("migEnabled: only allowed for fake machines (%s<name>), not %q", nvgpu.FakePrefix, spec.Machine)
 	}
 	gpus, err := nvgpu.New(ctx, nvgpu.Options{Machine: spec.Machine})

@@ -84,7 +84,7 @@ func runInspect(cmd *cobra.Command, o inspectOptions) error {
 		}
 		status = &s
 	}
-	if name, ok := strings.CutPrefix(machine, nvgpu.FakePrefix); machine != "" && (!ok || !slices.Contains(nvgpu.FakeMachines(), name)) {
+	if _, err := nvgpu.ParseMachine(machine); err != nil {
 		return fmt.Errorf("--machine %q: want empty (this node's GPUs through NVML) or %s<name> with name one of %s",
 			machine, nvgpu.FakePrefix, strings.Join(nvgpu.FakeMachines(), ", "))
 	}

@@ -224,29 +224,38 @@ func testComputeMode(t *testing.T, h harness) {
 	assert.ErrorContains(t, err, `unknown mode "Shared"`)
 }
 
-type recordingTimeSlicer struct{ calls []string }
-
-func (r *recordingTimeSlicer) SetTimeSlice(_ context.Context, uuid string, s nvgpu.TimeSlice) error {
-	r.calls = append(r.calls, uuid+"="+string(s))
-	return nil
-}
-
-func testTimeSlice(t *testing.T, h harness) {
+// testMIGCaps: a live instance has two capability nodes of its own (GPU
+// instance, compute instance); one that is gone has none.
+func testMIGCaps(t *testing.T, h harness) {
 	g := h.open(t)
+	gpu := migGPU(t, h, g)
 	ctx := context.Background()
-	gpu := discover(t, g).GPUs[0]
-	err := g.SetTimeSlice(ctx, gpu.UUID, nvgpu.TimeSliceLong)
-	require.ErrorIs(t, err, nvgpu.ErrNotSupported)
-	assert.ErrorContains(t, err, "nvidia-smi compute-policy")
-	assert.ErrorContains(t, g.SetTimeSlice(ctx, gpu.UUID, "Forever"), `unknown time-slice "Forever"`)
-
-	f, ok := g.(*nvgpu.Fake)
-	if !ok {
-		return
+	p := gpu.MIG.Profiles[0]
+	if len(p.Placements) < 2 {
+		t.Skipf("profile %s has fewer than two placements", p.Name)
 	}
-	rec := &recordingTimeSlicer{}
-	withSlicer, err := nvgpu.NewFake(ctx, f.Name(), nvgpu.Options{TimeSlicer: rec})
-	require.NoError(t, err)
-	require.NoError(t, withSlicer.SetTimeSlice(ctx, gpu.UUID, nvgpu.TimeSliceShort))
-	assert.Equal(t, []string{gpu.UUID + "=Short"}, rec.calls)
+	seen := map[string]bool{}
+	var ins []inventory.MIGInstance
+	for _, pl := range p.Placements[:2] {
+		in, err := g.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: gpu.UUID, Profile: p.Name, Placement: pl})
+		require.NoError(t, err)
+		ins = append(ins, in)
+		caps, err := g.MIGCaps(gpu, in.GPUInstanceID, in.ComputeInstances[0].ID)
+		require.NoError(t, err)
+		require.Len(t, caps, 2)
+		for _, c := range caps {
+			assert.Regexp(t, `^/dev/nvidia-caps/nvidia-cap[0-9]+$`, c)
+			assert.False(t, seen[c], "%s belongs to one instance only", c)
+			seen[c] = true
+		}
+	}
+	_, err := g.MIGCaps(gpu, ins[0].GPUInstanceID, ins[0].ComputeInstances[0].ID+1)
+	assert.ErrorIs(t, err, nvgpu.ErrNotFound, "unknown compute instance")
+	for _, in := range ins {
+		require.NoError(t, g.DestroyComputeInstance(ctx, nvgpu.ComputeInstanceRef{
+			GPUUUID: gpu.UUID, GPUInstanceID: in.GPUInstanceID, ComputeInstanceID: in.ComputeInstances[0].ID}))
+		require.NoError(t, g.DestroyGPUInstance(ctx, gpu.UUID, in.GPUInstanceID))
+		_, err := g.MIGCaps(gpu, in.GPUInstanceID, in.ComputeInstances[0].ID)
+		assert.ErrorIs(t, err, nvgpu.ErrNotFound, "destroyed GPU instance %d", in.GPUInstanceID)
+	}
 }

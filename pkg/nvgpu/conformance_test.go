@@ -40,7 +40,7 @@ var conformance = map[string]func(t *testing.T, h harness){
 	"busy GPU instance is not destroyed": testBusyDestroy,
 	"MIG disabled and non-MIG GPUs":      testMIGDisabled,
 	"compute mode set and restore":       testComputeMode,
-	"time-slice needs a TimeSlicer":      testTimeSlice,
+	"MIG capabilities of live instances": testMIGCaps,
 	"events delivered and cancelled":     testEvents,
 	"every GPU answers the prober":       testAnswers,
 }
@@ -221,7 +221,6 @@ func testUnknownGPU(t *testing.T, h harness) {
 	assert.ErrorIs(t, err, nvgpu.ErrNotFound)
 	assert.ErrorIs(t, g.SetComputeMode(ctx, uuid, inventory.ComputeModeDefault), nvgpu.ErrNotFound)
 	assert.ErrorIs(t, g.DestroyGPUInstance(ctx, uuid, 1), nvgpu.ErrNotFound)
-	assert.ErrorIs(t, g.SetTimeSlice(ctx, uuid, nvgpu.TimeSliceShort), nvgpu.ErrNotFound)
 	_, err = g.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: uuid, Profile: "1g.18gb"})
 	assert.ErrorIs(t, err, nvgpu.ErrNotFound)
 	assert.ErrorContains(t, err, uuid)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 	"k8s.io/klog/v2"
+
+	"github.com/tierra-gpu/tierra/pkg/inventory"
 )
 
 // Fake is a fake machine: a go-nvml mock server with the gaps filled,
@@ -114,6 +117,27 @@ func NewFake(ctx context.Context, name string, opts Options) (*Fake, error) {
 
 // Name is the fake machine's name.
 func (f *Fake) Name() string { return f.name }
+
+// MIGCaps implements CapResolver on the fake machine: the instance must
+// exist on it, as its /proc entry must on a real GPU, and its nodes are
+// numbered from the GPU's minor and the instance IDs (fakeCapNodes).
+func (f *Fake) MIGCaps(gpu inventory.GPU, gpuInstanceID, computeInstanceID int) ([]string, error) {
+	f.nvmlMachine.mu.Lock()
+	defer f.nvmlMachine.mu.Unlock()
+	d, err := f.device(gpu.UUID)
+	if err != nil {
+		return nil, fmt.Errorf("MIG capability: %w", err)
+	}
+	l, err := f.findInstance(d, gpuInstanceID)
+	if err != nil {
+		return nil, fmt.Errorf("MIG capability: %w", err)
+	}
+	if !slices.ContainsFunc(l.inv.ComputeInstances, func(c inventory.ComputeInstance) bool { return c.ID == computeInstanceID }) {
+		return nil, fmt.Errorf("MIG capability: compute instance %d of GPU instance %d on %s: %w",
+			computeInstanceID, gpuInstanceID, d, ErrNotFound)
+	}
+	return fakeCapNodes(gpu, gpuInstanceID, computeInstanceID), nil
+}
 
 // fakeUUID is a stable UUID-shaped id, so output and tests do not change
 // between runs (the mocks use random ones).

@@ -52,7 +52,7 @@ type Interface interface {
 	Discoverer
 	MIGManager
 	ComputeModeSetter
-	TimeSlicer
+	CapResolver
 	EventWatcher
 	Prober
 	// Close releases NVML. The Interface must not be used afterwards.
@@ -87,13 +87,6 @@ type ComputeModeSetter interface {
 	SetComputeMode(ctx context.Context, gpuUUID string, mode inventory.ComputeMode) error
 }
 
-// TimeSlicer sets a GPU's time-slice for processes sharing it. NVML has no
-// call for this; Options.TimeSlicer plugs in one (e.g. nvidia-smi through a
-// Runner). Without one, SetTimeSlice fails with ErrNotSupported.
-type TimeSlicer interface {
-	SetTimeSlice(ctx context.Context, gpuUUID string, slice TimeSlice) error
-}
-
 // EventWatcher streams health events.
 type EventWatcher interface {
 	// Events registers every GPU for critical events and delivers them on
@@ -121,17 +114,6 @@ type ComputeInstanceRef struct {
 	GPUInstanceID     int
 	ComputeInstanceID int
 }
-
-// TimeSlice is the length of a time-slice between processes on one GPU,
-// with the values nvidia-smi compute-policy --set-timeslice accepts.
-type TimeSlice string
-
-const (
-	TimeSliceDefault TimeSlice = "Default"
-	TimeSliceShort   TimeSlice = "Short"
-	TimeSliceMedium  TimeSlice = "Medium"
-	TimeSliceLong    TimeSlice = "Long"
-)
 
 // EventType is the kind of a health event.
 type EventType string
@@ -162,10 +144,11 @@ type Options struct {
 	// Machine selects the machine: "" for the real NVML, "fake:<name>" for
 	// a fake machine (see FakeMachines).
 	Machine string
-	// TimeSlicer performs SetTimeSlice; nil means not supported.
-	TimeSlicer TimeSlicer
 	// SysfsRoot is where PCI topology is read on real hardware; "" is /sys.
 	SysfsRoot string
+	// CapsRoot is where MIG capabilities are read on real hardware; "" is
+	// /proc/driver/nvidia/capabilities.
+	CapsRoot string
 	// EventPoll bounds how long one NVML event wait blocks, and so how
 	// quickly Events notices cancellation; 0 means one second.
 	EventPoll time.Duration
@@ -195,22 +178,52 @@ var fakeMachines = []string{"dgxa100", "dgxb200", "dgxh100", "dgxh200", "l4x4", 
 // FakeMachines lists the fake machine names, sorted.
 func FakeMachines() []string { return slices.Clone(fakeMachines) }
 
-// FakePrefix starts a Machine value that selects a fake machine.
+// FakePrefix starts a Machine value that selects a fake machine. Callers
+// spell it in messages and build values with it; whether a value is fake
+// is for IsFake and ParseMachine to say.
 const FakePrefix = "fake:"
 
-// New opens the machine Options.Machine names.
-func New(ctx context.Context, opts Options) (Interface, error) {
+// IsFake reports whether machine (an Options.Machine value) selects a fake
+// machine rather than the real NVML. It does not check the fake's name:
+// ParseMachine does.
+func IsFake(machine string) bool { return strings.HasPrefix(machine, FakePrefix) }
+
+// ParseMachine checks an Options.Machine value as New would: "" is the real
+// NVML (fake is ""), FakePrefix+name a fake machine of FakeMachines (fake is
+// its name). Any other value fails with ErrUnknownMachine.
+func ParseMachine(machine string) (fake string, err error) {
+	name, ok := strings.CutPrefix(machine, FakePrefix)
 	switch {
-	case opts.Machine == "":
-		return newReal(ctx, opts)
-	case strings.HasPrefix(opts.Machine, FakePrefix):
-		f, err := NewFake(ctx, strings.TrimPrefix(opts.Machine, FakePrefix), opts)
-		if err != nil {
-			return nil, err // not a typed nil *Fake inside the Interface
-		}
-		return f, nil
-	default:
-		return nil, fmt.Errorf("machine %q: want \"\" (real NVML) or %s<name> with name one of %s: %w",
-			opts.Machine, FakePrefix, strings.Join(FakeMachines(), ", "), ErrUnknownMachine)
+	case machine == "":
+		return "", nil
+	case !ok:
+		return "", fmt.Errorf("machine %q: want \"\" (real NVML) or %s<name> with name one of %s: %w",
+			machine, FakePrefix, strings.Join(FakeMachines(), ", "), ErrUnknownMachine)
+	case !slices.Contains(fakeMachines, name):
+		return "", fmt.Errorf("fake machine %q: want one of %s: %w", name,
+			strings.Join(FakeMachines(), ", "), ErrUnknownMachine)
 	}
+	return name, nil
+}
+
+// New opens the machine Options.Machine names: the real NVML, or a fake
+// machine. Either comes with its CapResolver, so callers need not tell
+// them apart.
+func New(ctx context.Context, opts Options) (Interface, error) {
+	fake, err := ParseMachine(opts.Machine)
+	if err != nil {
+		return nil, err
+	}
+	if fake == "" {
+		g, err := newReal(ctx, opts)
+		if err != nil {
+			return nil, err // not a typed nil *nvmlMachine inside the Interface
+		}
+		return g, nil
+	}
+	f, err := NewFake(ctx, fake, opts)
+	if err != nil {
+		return nil, err // not a typed nil *Fake inside the Interface
+	}
+	return f, nil
 }

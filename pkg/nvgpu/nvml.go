@@ -12,15 +12,18 @@ import (
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"k8s.io/klog/v2"
+
+	"github.com/tierra-gpu/tierra/pkg/inventory"
 )
 
 // nvmlMachine implements Interface over any nvml.Interface: the real library or a
 // fake machine's mock server.
 type nvmlMachine struct {
-	lib        nvml.Interface
-	host       hostTopology
-	timeSlicer TimeSlicer
-	eventPoll  time.Duration
+	lib       nvml.Interface
+	host      hostTopology
+	eventPoll time.Duration
+	// caps reads MIG capabilities from /proc; a Fake numbers its own.
+	caps procCaps
 	// mu serialises MIG changes so that the overlap check and the create
 	// are atomic with respect to this process.
 	mu sync.Mutex
@@ -44,7 +47,7 @@ func newGPUs(lib nvml.Interface, host hostTopology, opts Options) (*nvmlMachine,
 		}
 		return nil, nvmlError("initialise NVML", ret)
 	}
-	g := &nvmlMachine{lib: lib, host: host, timeSlicer: opts.TimeSlicer, eventPoll: opts.EventPoll}
+	g := &nvmlMachine{lib: lib, host: host, eventPoll: opts.EventPoll}
 	if g.eventPoll <= 0 {
 		g.eventPoll = defaultEventPoll
 	}
@@ -60,8 +63,17 @@ func newReal(ctx context.Context, opts Options) (*nvmlMachine, error) {
 	if err != nil {
 		return nil, err
 	}
-	klog.FromContext(ctx).V(2).Info("NVML initialised", "sysfs", root)
+	g.caps = procCaps{root: opts.CapsRoot}
+	if g.caps.root == "" {
+		g.caps.root = procCapsRoot
+	}
+	klog.FromContext(ctx).V(2).Info("NVML initialised", "sysfs", root, "caps", g.caps.root)
 	return g, nil
+}
+
+// MIGCaps implements CapResolver from the driver's /proc listing.
+func (g *nvmlMachine) MIGCaps(gpu inventory.GPU, gpuInstanceID, computeInstanceID int) ([]string, error) {
+	return g.caps.MIGCaps(gpu, gpuInstanceID, computeInstanceID)
 }
 
 func (g *nvmlMachine) Close() error {
@@ -170,29 +182,4 @@ func (g *nvmlMachine) devices(ctx context.Context) ([]device, error) {
 		out = append(out, d)
 	}
 	return out, nil
-}
-
-// unsupportedTimeSlicer is the TimeSlicer when none is configured.
-type unsupportedTimeSlicer struct{}
-
-func (unsupportedTimeSlicer) SetTimeSlice(_ context.Context, uuid string, _ TimeSlice) error {
-	return fmt.Errorf("set time-slice of GPU %s: not supported via NVML, use nvidia-smi compute-policy: %w",
-		uuid, ErrNotSupported)
-}
-
-func (g *nvmlMachine) SetTimeSlice(ctx context.Context, uuid string, slice TimeSlice) error {
-	switch slice {
-	case TimeSliceDefault, TimeSliceShort, TimeSliceMedium, TimeSliceLong:
-	default:
-		return fmt.Errorf("set time-slice of GPU %s: unknown time-slice %q (want %s, %s, %s or %s)",
-			uuid, slice, TimeSliceDefault, TimeSliceShort, TimeSliceMedium, TimeSliceLong)
-	}
-	if _, err := g.device(uuid); err != nil {
-		return fmt.Errorf("set time-slice: %w", err)
-	}
-	ts := g.timeSlicer
-	if ts == nil {
-		ts = unsupportedTimeSlicer{}
-	}
-	return ts.SetTimeSlice(ctx, uuid, slice)
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -210,7 +209,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("usage interval %s: want a positive duration", c.UsageInterval)
 	}
 	if c.FakeMIGNodes != "" {
-		if !strings.HasPrefix(c.Machine, nvgpu.FakePrefix) {
+		if !nvgpu.IsFake(c.Machine) {
 			return fmt.Errorf("--fake-mig-nodes (TIERRA_FAKE_MIG_NODES) is for fake machines only (--machine %s<name>), not %q",
 				nvgpu.FakePrefix, c.Machine)
 		}

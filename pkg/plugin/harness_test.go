@@ -31,7 +31,6 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
-	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
@@ -128,7 +127,7 @@ func (h *harness) start(t testing.TB) {
 // startDriver starts a plugin with cfg on the harness's node and returns
 // the function that stops it; it is stopped at the end of the test anyway.
 func (h *harness) startDriver(t testing.TB, cfg plugin.Config) func() {
-	deps := plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: h.policy, Runner: h.runner, Caps: prepare.FakeCaps{}, Clock: h.clock,
+	deps := plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: h.policy, Runner: h.runner, Clock: h.clock,
 		Metrics: h.metrics}
 	if h.dynamic != nil {
 		deps.Dynamic, deps.Policy = h.dynamic, nil

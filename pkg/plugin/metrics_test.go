@@ -22,7 +22,6 @@ import (
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/health"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
-	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/tierratest"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 )
@@ -214,6 +213,6 @@ func TestMetricsRegistryTakenTwiceIsAnError(t *testing.T) {
 	cfg := h.cfg
 	cfg.PluginDataDir, cfg.RegistrarDir = shortTempDir(t), shortTempDir(t)
 	_, err := plugin.Start(h.ctx, cfg, plugin.Deps{Client: h.client, GPUs: h.gpus, Policy: h.policy, Runner: h.runner,
-		Caps: prepare.FakeCaps{}, Metrics: h.metrics})
+		Metrics: h.metrics})
 	require.ErrorContains(t, err, "register the plugin's metrics")
 }

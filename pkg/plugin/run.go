@@ -41,8 +41,6 @@ type Deps struct {
 	// Runner runs nvidia-smi and the MPS daemon; nil means the one
 	// Config.SharingRunner names.
 	Runner sharing.Runner
-	// Caps overrides the MIG capability resolver (tests on a fake machine).
-	Caps prepare.CapResolver
 	// Observe, when set, is told how long each prepare step takes
 	// (benchmarks).
 	Observe prepare.Observer
@@ -139,7 +137,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 	}
 	gpus := deps.GPUs
 	if gpus == nil {
-		if gpus, err = nvgpu.New(ctx, nvgpu.Options{Machine: cfg.Machine, TimeSlicer: sharer}); err != nil {
+		if gpus, err = nvgpu.New(ctx, nvgpu.Options{Machine: cfg.Machine}); err != nil {
 			return nil, fmt.Errorf("open GPUs: %w", err)
 		}
 		d.close = gpus.Close
@@ -158,7 +156,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 	}
 	namespaces, stopNamespaces := watchNamespaces(ctx, deps.Client)
 	d.stops = append(d.stops, stopNamespaces)
-	if err := d.openState(ctx, cfg, deps, node, prepare.Options{Inventory: inv, Hardware: reasonHardware{gpus}, Caps: capResolver(cfg, deps.Caps),
+	if err := d.openState(ctx, cfg, deps, node, prepare.Options{Inventory: inv, Hardware: reasonHardware{gpus}, Caps: gpus,
 		Policy: policy, Namespaces: namespaces, Sharer: reasonSharer{sharer}, Observe: deps.Observe}, machine); err != nil {
 		return nil, err
 	}
@@ -276,7 +274,7 @@ func configRunner(cfg Config) sharing.Runner {
 	case SharingRunnerFake:
 		return &sharing.FakeRunner{}
 	}
-	if strings.HasPrefix(cfg.Machine, nvgpu.FakePrefix) {
+	if nvgpu.IsFake(cfg.Machine) {
 		return &sharing.FakeRunner{}
 	}
 	return sharing.ExecRunner{}

@@ -68,7 +68,7 @@ func newEnvPolicy(t *testing.T, tier string, policy *v1alpha1.TierPolicy, ns nam
 	require.NoError(t, err)
 	w, err := cdi.New(cdi.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	opts := prepare.Options{Inventory: inv, Hardware: gpus, Store: store, CDI: w, Caps: prepare.FakeCaps{}, Policy: policy, Namespaces: ns}
+	opts := prepare.Options{Inventory: inv, Hardware: gpus, Store: store, CDI: w, Caps: gpus, Policy: policy, Namespaces: ns}
 	for _, m := range mutate {
 		m(&opts)
 	}

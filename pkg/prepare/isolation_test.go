@@ -167,7 +167,7 @@ func (e *env) secondPreparer(t *testing.T, policy *v1alpha1.TierPolicy, ns names
 	require.NoError(t, err)
 	inv, err := prepare.NewInventory(v1alpha1.DriverName, node, dr, m)
 	require.NoError(t, err)
-	opts := prepare.Options{Inventory: inv, Hardware: e.gpus, Store: store, Locks: store, CDI: e.cdi, Caps: prepare.FakeCaps{}, Policy: policy, Namespaces: ns}
+	opts := prepare.Options{Inventory: inv, Hardware: e.gpus, Store: store, Locks: store, CDI: e.cdi, Caps: e.gpus, Policy: policy, Namespaces: ns}
 	for _, m := range mutate {
 		m(&opts)
 	}

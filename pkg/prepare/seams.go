@@ -2,7 +2,6 @@ package prepare
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
@@ -43,7 +42,8 @@ type Hardware interface {
 }
 
 // CapResolver names the device nodes that grant access to one MIG GPU
-// instance and compute instance (/dev/nvidia-caps/nvidia-cap<N>).
+// instance and compute instance (/dev/nvidia-caps/nvidia-cap<N>); every
+// nvgpu.Interface, real or fake, is one.
 type CapResolver interface {
 	MIGCaps(gpu inventory.GPU, gpuInstanceID, computeInstanceID int) ([]string, error)
 }
@@ -58,18 +58,4 @@ type Sharer interface {
 // NamespaceLabeler returns a namespace's labels, for tenant resolution.
 type NamespaceLabeler interface {
 	NamespaceLabels(ctx context.Context, namespace string) (map[string]string, error)
-}
-
-// FakeCaps resolves MIG capability nodes deterministically without
-// /proc/driver/nvidia: one node for the GPU instance and one for the
-// compute instance, numbered from the GPU's minor and the instance IDs.
-type FakeCaps struct{}
-
-// MIGCaps implements CapResolver.
-func (FakeCaps) MIGCaps(gpu inventory.GPU, gi, ci int) ([]string, error) {
-	base := 1000 * (gpu.Minor + 1)
-	return []string{
-		fmt.Sprintf("/dev/nvidia-caps/nvidia-cap%d", base+10*gi),
-		fmt.Sprintf("/dev/nvidia-caps/nvidia-cap%d", base+10*gi+ci+1),
-	}, nil
 }

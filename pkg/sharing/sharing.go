@@ -14,7 +14,6 @@ import (
 	"strconv"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 )
 
 // Cmd is one process to run to completion.
@@ -66,8 +65,6 @@ type Options struct {
 // Manager applies soft-sharing strategies.
 type Manager struct{ opts Options }
 
-var _ nvgpu.TimeSlicer = (*Manager)(nil)
-
 // New validates the options.
 func New(opts Options) (*Manager, error) {
 	if opts.Runner == nil || opts.MPSDir == "" {
@@ -86,12 +83,13 @@ func New(opts Options) (*Manager, error) {
 }
 
 // timeSliceIDs are nvidia-smi's --set-timeslice values.
-var timeSliceIDs = map[nvgpu.TimeSlice]int{
-	nvgpu.TimeSliceDefault: 0, nvgpu.TimeSliceShort: 1, nvgpu.TimeSliceMedium: 2, nvgpu.TimeSliceLong: 3,
+var timeSliceIDs = map[v1alpha1.TimeSliceInterval]int{
+	v1alpha1.TimeSliceDefault: 0, v1alpha1.TimeSliceShort: 1, v1alpha1.TimeSliceMedium: 2, v1alpha1.TimeSliceLong: 3,
 }
 
-// SetTimeSlice implements nvgpu.TimeSlicer with nvidia-smi.
-func (m *Manager) SetTimeSlice(ctx context.Context, gpuUUID string, slice nvgpu.TimeSlice) error {
+// SetTimeSlice sets a GPU's time-slice with nvidia-smi compute-policy (NVML
+// has no call for it).
+func (m *Manager) SetTimeSlice(ctx context.Context, gpuUUID string, slice v1alpha1.TimeSliceInterval) error {
 	id, ok := timeSliceIDs[slice]
 	if !ok {
 		return fmt.Errorf("time-slice %q: want Default, Short, Medium or Long", slice)
@@ -110,7 +108,7 @@ func (m *Manager) Share(ctx context.Context, gpuUUID string, s *v1alpha1.GpuShar
 	switch s.Strategy {
 	case v1alpha1.SharingTimeSlicing:
 		if first && s.TimeSlicing != nil && s.TimeSlicing.Interval != v1alpha1.TimeSliceDefault {
-			return Edits{}, m.SetTimeSlice(ctx, gpuUUID, nvgpu.TimeSlice(s.TimeSlicing.Interval))
+			return Edits{}, m.SetTimeSlice(ctx, gpuUUID, s.TimeSlicing.Interval)
 		}
 		return Edits{}, nil
 	case v1alpha1.SharingMPS:
@@ -128,7 +126,7 @@ func (m *Manager) Unshare(ctx context.Context, gpuUUID string, strategy v1alpha1
 	}
 	switch strategy {
 	case v1alpha1.SharingTimeSlicing:
-		return m.SetTimeSlice(ctx, gpuUUID, nvgpu.TimeSliceDefault)
+		return m.SetTimeSlice(ctx, gpuUUID, v1alpha1.TimeSliceDefault)
 	case v1alpha1.SharingMPS:
 		return m.StopMPS(ctx, gpuUUID)
 	}

@@ -57,7 +57,7 @@ func (o *Options) validate() error {
 			errs = append(errs, fmt.Errorf("%s is required", f.name))
 		}
 	}
-	if !strings.HasPrefix(o.Machine, nvgpu.FakePrefix) {
+	if !nvgpu.IsFake(o.Machine) {
 		errs = append(errs, fmt.Errorf("machine: want %s<name> (one of %s), got %q",
 			nvgpu.FakePrefix, strings.Join(nvgpu.FakeMachines(), ", "), o.Machine))
 	}

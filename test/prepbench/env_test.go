@@ -21,7 +21,6 @@ import (
 	"github.com/tierra-gpu/tierra/pkg/metrics"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/plugin"
-	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
 	"github.com/tierra-gpu/tierra/pkg/tiers"
 	"github.com/tierra-gpu/tierra/test/cluster"
@@ -189,7 +188,7 @@ func (e *env) startPlugin() error {
 		// TIERRA_PREPBENCH_FSYNC=1 measures with --checkpoint-fsync.
 		CheckpointFsync: os.Getenv("TIERRA_PREPBENCH_FSYNC") == "1"}
 	e.driver, err = plugin.Start(e.ctx, e.cfg, plugin.Deps{Client: e.cs, GPUs: e.gpus, Policy: v1alpha1.DefaultTierPolicy(),
-		Runner: &sharing.FakeRunner{}, Caps: prepare.FakeCaps{}, Observe: e.steps.observe,
+		Runner: &sharing.FakeRunner{}, Observe: e.steps.observe,
 		// Metrics on, as tierra-kubelet-plugin runs by default.
 		Metrics: metrics.NewRegistry()})
 	if err != nil {

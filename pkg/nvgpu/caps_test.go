@@ -1,4 +1,4 @@
-package plugin
+package nvgpu
 
 import (
 	"os"
@@ -26,9 +26,11 @@ func TestProcCaps(t *testing.T) {
 		gi, ci  int
 		want    []string
 		wantErr string
+		wantIs  error
 	}{
 		"GPU and compute instance": {gi: 2, ci: 0, want: []string{"/dev/nvidia-caps/nvidia-cap237", "/dev/nvidia-caps/nvidia-cap238"}},
-		"unknown instance":         {gi: 9, wantErr: "gi9/access"},
+		"unknown instance":         {gi: 9, wantErr: "gi9/access", wantIs: ErrNotFound},
+		"unknown compute instance": {gi: 2, ci: 5, wantErr: "ci5/access", wantIs: ErrNotFound},
 		"no minor":                 {gi: 5, wantErr: "no DeviceFileMinor"},
 	}
 	for name, tc := range tests {
@@ -36,6 +38,9 @@ func TestProcCaps(t *testing.T) {
 			got, err := procCaps{root: root}.MIGCaps(inventory.GPU{Minor: 3}, tc.gi, tc.ci)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
+				if tc.wantIs != nil {
+					assert.ErrorIs(t, err, tc.wantIs)
+				}
 				return
 			}
 			require.NoError(t, err)

@@ -1,18 +1,30 @@
-package plugin
+package nvgpu
 
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/tierra-gpu/tierra/pkg/inventory"
-	"github.com/tierra-gpu/tierra/pkg/nvgpu"
-	"github.com/tierra-gpu/tierra/pkg/prepare"
 )
+
+// CapResolver names the device nodes that grant access to one MIG GPU
+// instance and its compute instance (/dev/nvidia-caps/nvidia-cap<N>), which
+// a container needs besides the GPU's own nodes. On the real NVML they are
+// read from the driver's /proc listing; a fake machine numbers them itself.
+// Either fails with ErrNotFound for an instance that does not exist.
+type CapResolver interface {
+	MIGCaps(gpu inventory.GPU, gpuInstanceID, computeInstanceID int) ([]string, error)
+}
+
+// procCapsRoot is where the NVIDIA driver lists capabilities.
+const procCapsRoot = "/proc/driver/nvidia/capabilities"
 
 // procCaps resolves MIG capability device nodes the way the NVIDIA
 // container toolkit does: the driver lists each GPU and compute instance
@@ -20,7 +32,7 @@ import (
 // with the minor of its /dev/nvidia-caps/nvidia-cap<minor> node.
 type procCaps struct{ root string }
 
-// MIGCaps implements prepare.CapResolver.
+// MIGCaps implements CapResolver.
 func (c procCaps) MIGCaps(gpu inventory.GPU, gi, ci int) ([]string, error) {
 	giDir := filepath.Join(c.root, fmt.Sprintf("gpu%d", gpu.Minor), "mig", fmt.Sprintf("gi%d", gi))
 	var out []string
@@ -29,13 +41,16 @@ func (c procCaps) MIGCaps(gpu inventory.GPU, gi, ci int) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, fmt.Sprintf("/dev/nvidia-caps/nvidia-cap%d", minor))
+		out = append(out, capNode(minor))
 	}
 	return out, nil
 }
 
 func capMinor(path string) (int, error) {
 	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("MIG capability: %w: %w", ErrNotFound, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("MIG capability: %w", err)
 	}
@@ -53,17 +68,12 @@ func capMinor(path string) (int, error) {
 	return 0, fmt.Errorf("MIG capability %s: no DeviceFileMinor", path)
 }
 
-// procCapsRoot is where the NVIDIA driver lists capabilities.
-const procCapsRoot = "/proc/driver/nvidia/capabilities"
+func capNode(minor int) string { return fmt.Sprintf("/dev/nvidia-caps/nvidia-cap%d", minor) }
 
-// capResolver reads /proc on real GPUs and fakes the nodes on a fake machine.
-func capResolver(cfg Config, override prepare.CapResolver) prepare.CapResolver {
-	switch {
-	case override != nil:
-		return override
-	case strings.HasPrefix(cfg.Machine, nvgpu.FakePrefix):
-		return prepare.FakeCaps{}
-	default:
-		return procCaps{root: procCapsRoot}
-	}
+// fakeCapNodes are a fake machine's capability nodes of a GPU instance and
+// its compute instance, numbered from the GPU's minor and the instance IDs:
+// distinct per instance, the same in every process.
+func fakeCapNodes(gpu inventory.GPU, gi, ci int) []string {
+	base := 1000 * (gpu.Minor + 1)
+	return []string{capNode(base + 10*gi), capNode(base + 10*gi + ci + 1)}
 }
