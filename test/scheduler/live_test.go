@@ -129,19 +129,31 @@ func (w *watcher) expect(name string) <-chan string {
 	return ch
 }
 
+// progressEvery is how often a long run says how far it got; short runs
+// (the fidelity test's) print nothing.
+const progressEvery = time.Minute
+
 // schedule creates each pod (and its claim) in order and waits until the
 // scheduler has bound it or marked it unschedulable before the next one:
 // the simulation's sequential arrival. It returns each pod's node, "" for
 // a pod left unscheduled (also one still pending after 20 s).
 func schedule(ctx context.Context, cs kubernetes.Interface, w *watcher, l live) ([]string, error) {
 	out := make([]string, len(l.pods))
+	t0, last, placed := time.Now(), time.Now(), 0
 	for i, p := range l.pods {
+		if time.Since(last) >= progressEvery {
+			last = time.Now()
+			fmt.Printf("%s %s: %d/%d pods submitted, %d placed, %s\n", last.Format(time.TimeOnly), l.name, i, len(l.pods), placed, last.Sub(t0).Round(time.Second))
+		}
 		ch := w.expect(p.Name)
 		if err := openb.Create(ctx, cs, l.fix, p, openb.Placement{Namespace: namespace, NodeSelector: map[string]string{cellLabel: l.name}, SchedulerName: l.scheduler}); err != nil {
 			return nil, err
 		}
 		select {
 		case out[i] = <-ch:
+			if out[i] != "" {
+				placed++
+			}
 		case <-time.After(20 * time.Second):
 		case <-ctx.Done():
 			return nil, fmt.Errorf("await pod %s: %w", p.Name, ctx.Err())
