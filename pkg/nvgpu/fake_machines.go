@@ -70,7 +70,7 @@ var fakeSpecs = map[string]fakeSpec{
 	},
 	"dgxh100": {
 		newServer: func() *server.Server {
-			return dgxh100.NewWithGPUs(gpus.Multiple(8, withRealPlacements(gpus.H100_SXM5_80GB))...)
+			return dgxh100.NewWithGPUs(gpus.Multiple(8, withHopperEngines(withRealPlacements(gpus.H100_SXM5_80GB)))...)
 		},
 		busIDs: hgxHopperBus,
 		roots:  pairs("pci0000:15", "pci0000:37", "pci0000:97", "pci0000:b7"),
@@ -79,7 +79,7 @@ var fakeSpecs = map[string]fakeSpec{
 	},
 	"dgxh200": {
 		newServer: func() *server.Server {
-			return dgxh200.NewWithGPUs(gpus.Multiple(8, withRealPlacements(gpus.H200_SXM5_141GB))...)
+			return dgxh200.NewWithGPUs(gpus.Multiple(8, withHopperEngines(withRealPlacements(gpus.H200_SXM5_141GB)))...)
 		},
 		busIDs: hgxHopperBus,
 		roots:  pairs("pci0000:15", "pci0000:37", "pci0000:97", "pci0000:b7"),
@@ -140,7 +140,7 @@ var l4 = gpus.Config{
 }
 
 var h200NVL = func() gpus.Config {
-	c := withRealPlacements(gpus.H200_SXM5_141GB)
+	c := withHopperEngines(withRealPlacements(gpus.H200_SXM5_141GB))
 	c.Name = "NVIDIA H200 NVL"
 	c.MemoryMB = 143771
 	c.PciDeviceId = 0x233B10DE
@@ -169,6 +169,40 @@ func withRealPlacements(c gpus.Config) gpus.Config {
 	placements[nvml.GPU_INSTANCE_PROFILE_4_SLICE] = seq(4, 0)
 	placements[nvml.GPU_INSTANCE_PROFILE_7_SLICE] = seq(8, 0)
 	c.MIGProfiles.GpuInstancePlacements = placements
+	return c
+}
+
+// hopperEngines are the SMs and engines of each GPU instance profile of
+// H100/H200 as NVIDIA's MIG user guide lists them (nvidia-smi mig -lgip):
+// decoders and JPEG decoders follow the compute slices, the one optical
+// flow accelerator goes with +me and 7g, and 7g has all 132 SMs and 8 copy
+// engines. The go-nvml mocks give Hopper A100's counts instead (5 decoders,
+// no JPEG on 7g; 48 and 112 SMs on 3g and 7g), which no Hopper GPU reports.
+var hopperEngines = map[int]struct{ sms, ce, dec, jpg, ofa uint32 }{
+	nvml.GPU_INSTANCE_PROFILE_1_SLICE:      {16, 1, 1, 1, 0},
+	nvml.GPU_INSTANCE_PROFILE_1_SLICE_REV1: {16, 1, 1, 1, 1},
+	nvml.GPU_INSTANCE_PROFILE_1_SLICE_REV2: {16, 1, 1, 1, 0},
+	nvml.GPU_INSTANCE_PROFILE_2_SLICE:      {32, 2, 2, 2, 0},
+	nvml.GPU_INSTANCE_PROFILE_3_SLICE:      {60, 3, 3, 3, 0},
+	nvml.GPU_INSTANCE_PROFILE_4_SLICE:      {64, 4, 4, 4, 0},
+	nvml.GPU_INSTANCE_PROFILE_7_SLICE:      {132, 8, 7, 7, 1},
+}
+
+// withHopperEngines returns a copy of a Hopper mock config whose GPU
+// instance profiles carry hopperEngines; memory sizes and instance counts
+// stay the mock's. Like withRealPlacements it copies the shared map.
+func withHopperEngines(c gpus.Config) gpus.Config {
+	profiles := maps.Clone(c.MIGProfiles.GpuInstanceProfiles)
+	for id, e := range hopperEngines {
+		p, ok := profiles[id]
+		if !ok {
+			continue
+		}
+		p.MultiprocessorCount, p.CopyEngineCount = e.sms, e.ce
+		p.DecoderCount, p.JpegCount, p.OfaCount = e.dec, e.jpg, e.ofa
+		profiles[id] = p
+	}
+	c.MIGProfiles.GpuInstanceProfiles = profiles
 	return c
 }
 

@@ -123,6 +123,7 @@ func benchModels(b *testing.B) map[string]benchModel {
 		}
 	}
 	whole, shared := policy(v1alpha1.PartitioningWhole), policy(v1alpha1.PartitioningShared)
+	gpuMiB := tierratest.H200(0).MemoryBytes >> 20
 	return map[string]benchModel{
 		"whole": {
 			slices: tierraModel(b, whole, tierratest.DGXH200(false), tslices.Options{}), classes: classes(whole),
@@ -135,7 +136,8 @@ func benchModels(b *testing.B) map[string]benchModel {
 			slices: tierraModel(b, shared, tierratest.DGXH200(false), tslices.Options{}), classes: classes(shared), units: units,
 			claim: func(k kind, name string) *resourceapi.ResourceClaim {
 				compute := [...]string{"143", "286", "429", "1000"}[k]
-				mem := [...]string{"17971Mi", "35942Mi", "71885Mi", "143771Mi"}[k]
+				eighths := [...]uint64{1, 2, 4, 8}[k] // the memory of a 1g, 2g, 3g, 7g slice
+				mem := fmt.Sprintf("%dMi", gpuMiB*eighths/8)
 				return tierratest.MakeClaim(name, "bench").Request("gpu", tiers.ClassName("t")).
 					Capacity(tslices.CapCompute, compute).Capacity(tslices.CapMemory, mem).Obj()
 			},

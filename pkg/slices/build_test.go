@@ -120,7 +120,7 @@ func TestWholeDeviceAttributes(t *testing.T) {
 	assert.Equal(t, "580.95.5", *d.Attributes[tslices.AttrDriverVersion].VersionValue)
 	assert.Equal(t, int64(3_500_000), *d.Attributes[tslices.AttrCostPerHour].IntValue)
 	mem := d.Capacity[tslices.CapMemory].Value
-	assert.Equal(t, int64(143771)<<20, mem.Value())
+	assert.Equal(t, int64(tierratest.H200(5).MemoryBytes), mem.Value())
 }
 
 func TestSharedDevice(t *testing.T) {
@@ -136,8 +136,8 @@ func TestSharedDevice(t *testing.T) {
 	assert.Equal(t, int64(1000), compute.Value.Value())
 	assert.Equal(t, int64(125), compute.RequestPolicy.Default.Value())
 	mem := d.Capacity[tslices.CapMemory]
-	assert.Equal(t, int64(24)<<30, mem.Value.Value())
-	assert.Equal(t, int64(3)<<30, mem.RequestPolicy.Default.Value())
+	assert.Equal(t, int64(23034)<<20, mem.Value.Value(), "the L4's memory as NVML reports it")
+	assert.Equal(t, int64(2879)<<20, mem.RequestPolicy.Default.Value(), "an eighth, rounded down to a MiB")
 }
 
 func TestSharedTierSharing(t *testing.T) {
@@ -217,7 +217,7 @@ func TestSharedCapacityThroughAllocator(t *testing.T) {
 			want:   []bool{true, true, true, false},
 		},
 		"full memory is the GPU to itself": {
-			claims: []*resourceapi.ResourceClaim{share("a", "143771Mi"), share("b", "")},
+			claims: []*resourceapi.ResourceClaim{share("a", fmt.Sprintf("%dMi", tierratest.H200(0).MemoryBytes>>20)), share("b", "")},
 			want:   []bool{true, false},
 		},
 		"defaults: eight eighths of compute, the ninth is refused": {
