@@ -7,11 +7,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 
 	"github.com/tierra-gpu/tierra/pkg/sim"
 	"github.com/tierra-gpu/tierra/test/openb"
@@ -136,7 +138,11 @@ const progressEvery = time.Minute
 // schedule creates each pod (and its claim) in order and waits until the
 // scheduler has bound it or marked it unschedulable before the next one:
 // the simulation's sequential arrival. It returns each pod's node, "" for
-// a pod left unscheduled (also one still pending after 20 s).
+// a pod left unscheduled (also one still pending after 20 s). A pod left
+// unscheduled is deleted with its claim, as the simulation drops it: kept,
+// the scheduler would retry every such pod on each later arrival (the
+// full-cluster run slowed to one pod per 20 s once ~2,000 waited), and one
+// that fit later would hold devices the table does not count.
 func schedule(ctx context.Context, cs kubernetes.Interface, w *watcher, l live) ([]string, error) {
 	out := make([]string, len(l.pods))
 	t0, last, placed := time.Now(), time.Now(), 0
@@ -151,13 +157,30 @@ func schedule(ctx context.Context, cs kubernetes.Interface, w *watcher, l live) 
 		}
 		select {
 		case out[i] = <-ch:
-			if out[i] != "" {
-				placed++
-			}
 		case <-time.After(20 * time.Second):
 		case <-ctx.Done():
 			return nil, fmt.Errorf("await pod %s: %w", p.Name, ctx.Err())
 		}
+		if out[i] != "" {
+			placed++
+			continue
+		}
+		if err := drop(ctx, cs, p.Name); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// drop deletes an unscheduled pod and its claim (named after the pod).
+func drop(ctx context.Context, cs kubernetes.Interface, name string) error {
+	err := cs.CoreV1().Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete unscheduled pod %s: %w", name, err)
+	}
+	err = cs.ResourceV1().ResourceClaims(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete claim of unscheduled pod %s: %w", name, err)
+	}
+	return nil
 }
