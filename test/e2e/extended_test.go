@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tierra-gpu/tierra/pkg/slices"
+	"github.com/tierra-gpu/tierra/test/stack"
 )
 
 // devicePluginDir holds the device-plugin-style manifests.
@@ -90,11 +91,21 @@ spec:
 	assert.Equal(t, train, waitRunning(ctx, t, "research", "tolerated").Spec.NodeName)
 	deletePods(ctx, t, "research", "untolerated", "tolerated")
 
-	// Unprepared when the Job goes, like a claim-based pod.
-	removeMigration(ctx, t)
+	// Unprepared when the Job's pod completes, while its object stays, as
+	// the kubelet unprepares a terminated pod's claims.
+	require.NoError(t, stack.FinishPod(ctx, env.cs, ns, trainer.Name))
+	poll(ctx, t, "the completed pod's CDI spec never went", func(context.Context) (bool, error) {
+		return cdiSpecs(t, train) == 0, nil
+	})
+	done, err := env.cs.CoreV1().Pods(ns).Get(ctx, trainer.Name, metav1.GetOptions{})
+	require.NoError(t, err, "the completed pod stays")
+	assert.Equal(t, corev1.PodSucceeded, done.Status.Phase)
 	for i, g := range machineState(t, train).GPUs {
-		assert.NotEqual(t, nvmlExclusiveProcess, g.ComputeMode, "GPU %d still exclusive after the Job went", i)
+		assert.NotEqual(t, nvmlExclusiveProcess, g.ComputeMode, "GPU %d still exclusive after the Job's pod completed", i)
 	}
+
+	// Nothing left when the Job goes.
+	removeMigration(ctx, t)
 	assert.Zero(t, cdiSpecs(t, train), "CDI spec left after unprepare")
 }
 

@@ -58,6 +58,7 @@ type podEntry struct {
 	pod      *corev1.Pod
 	gone     bool // deleted from the API
 	prepared bool // prepared by this process, status Running written
+	finished bool // terminal, its claims unprepared by this process
 }
 
 func newPodWorker(client kubernetes.Interface, node string, mgr *dra.Manager, recorder record.EventRecorder, procs *containers) *podWorker {
@@ -129,13 +130,13 @@ func (w *podWorker) observe(obj any, gone bool) {
 }
 
 // activePods are the pods whose claims the DRA manager must keep prepared:
-// every pod on the node the API still has.
+// every pod on the node the API still has whose containers have not ended.
 func (w *podWorker) activePods() []*corev1.Pod {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var pods []*corev1.Pod
 	for _, e := range w.pods {
-		if !e.gone {
+		if !e.gone && !terminal(e.pod) {
 			pods = append(pods, e.pod)
 		}
 	}
@@ -161,9 +162,9 @@ func (w *podWorker) sync(ctx context.Context, uid types.UID) error {
 	w.mu.Lock()
 	e := w.pods[uid]
 	var pod *corev1.Pod
-	var gone, prepared bool
+	var gone, prepared, finished bool
 	if e != nil {
-		pod, gone, prepared = e.pod, e.gone, e.prepared
+		pod, gone, prepared, finished = e.pod, e.gone, e.prepared, e.finished
 	}
 	w.mu.Unlock()
 	switch {
@@ -180,10 +181,39 @@ func (w *podWorker) sync(ctx context.Context, uid types.UID) error {
 		return nil
 	case pod.DeletionTimestamp != nil:
 		return w.terminate(ctx, pod)
+	case terminal(pod):
+		if finished {
+			return nil
+		}
+		return w.finish(ctx, pod)
 	case prepared:
 		return nil
 	}
 	return w.run(ctx, pod)
+}
+
+// terminal: the pod's containers ended for good (Succeeded or Failed).
+func terminal(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// finish unprepares the claims of a pod whose containers ended, as the
+// kubelet does when it syncs a terminated pod: the object stays (a Job's
+// completed pod), its devices go back. Without it, a completed pod's GPUs
+// stayed prepared, and the next claim the scheduler gave them was refused.
+func (w *podWorker) finish(ctx context.Context, pod *corev1.Pod) error {
+	w.procs.stop(pod.UID)
+	w.stopGPU(ctx, pod)
+	if err := w.unprepare(ctx, pod); err != nil {
+		w.recorder.Event(pod, corev1.EventTypeWarning, ReasonFailedUnprepare, err.Error())
+		return err
+	}
+	w.mu.Lock()
+	if e := w.pods[pod.UID]; e != nil {
+		e.prepared, e.finished = false, true
+	}
+	w.mu.Unlock()
+	return nil
 }
 
 func (w *podWorker) forget(uid types.UID) {
