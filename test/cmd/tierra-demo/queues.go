@@ -248,11 +248,11 @@ func (q *queues) pluginRows(ctx context.Context) ([]row, error) {
 		p := &pods.Items[i]
 		r := row{name: p.Namespace + "/" + p.Name, queue: "(none)", node: p.Spec.NodeName,
 			state: strings.ToLower(string(p.Status.Phase)), why: "limits " + limits(p)}
-		if r.devices, err = q.podDevices(ctx, p); err != nil {
-			return nil, err
-		}
 		if p.Status.Phase == corev1.PodSucceeded {
-			r.devices, r.why = "0", r.why+"; done, its claim released"
+			// Its claim is released and gone with the pod's completion.
+			r.devices, r.why = "0", r.why+"; done, its GPUs given back"
+		} else if r.devices, err = q.podDevices(ctx, p); err != nil {
+			return nil, err
 		}
 		rows = append(rows, r)
 	}
