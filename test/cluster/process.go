@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -130,8 +131,20 @@ func (p *process) alive() bool {
 	if err == nil && isZombie(stat) {
 		return false
 	}
-	// A binary rebuilt while it runs reads as "<path> (deleted)".
-	return exe == p.Path || exe == p.Path+" (deleted)"
+	return sameBinary(exe, p.Path)
+}
+
+// sameBinary: exe (what /proc/<pid>/exe reads) is the binary at path. The
+// kernel shows the path with symlinks resolved (a repository under a
+// symlinked directory started it by another name), and a binary rebuilt
+// while it runs as "<path> (deleted)".
+func sameBinary(exe, path string) bool {
+	exe = strings.TrimSuffix(exe, " (deleted)")
+	if exe == path {
+		return true
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	return err == nil && exe == filepath.Join(dir, filepath.Base(path))
 }
 
 // isZombie parses the state field of /proc/<pid>/stat ("pid (comm) S ...").

@@ -67,3 +67,17 @@ func startSleep(t *testing.T) (string, *exec.Cmd) {
 	require.NoError(t, cmd.Start())
 	return bin, cmd
 }
+
+// A process started through a symlinked directory (a checkout whose
+// _output is a link) is still recognised, so a loaded Cluster stops it
+// (make demo-down left such processes running).
+func TestAliveThroughASymlinkedDirectory(t *testing.T) {
+	real, cmd := startSleep(t)
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	link := filepath.Join(t.TempDir(), "bin")
+	require.NoError(t, os.Symlink(filepath.Dir(real), link))
+	p := &process{Name: "sleep", Path: filepath.Join(link, filepath.Base(real)), PID: cmd.Process.Pid}
+	require.True(t, p.alive(), "started as %s, runs as %s", p.Path, real)
+	require.False(t, sameBinary(real, filepath.Join(link, "other")))
+	require.True(t, sameBinary(real+" (deleted)", real))
+}
