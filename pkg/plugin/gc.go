@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 )
 
@@ -120,7 +121,7 @@ func (g *claimGC) pass(ctx context.Context) {
 }
 
 // check says why the record's claim is gone, or "" while it is live.
-func (g *claimGC) check(ctx context.Context, rec prepare.Record) (string, error) {
+func (g *claimGC) check(ctx context.Context, rec checkpoint.Claim) (string, error) {
 	claim, err := g.client.ResourceV1().ResourceClaims(rec.Namespace).Get(ctx, rec.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -148,7 +149,7 @@ func allocatedIn(a *resourceapi.AllocationResult, pool string) bool {
 
 // free unprepares the claim as the kubelet would (the state lock shared,
 // the Preparer's GPU locks and undo) and reports whether it succeeded.
-func (g *claimGC) free(ctx context.Context, rec prepare.Record, why string) bool {
+func (g *claimGC) free(ctx context.Context, rec checkpoint.Claim, why string) bool {
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "claim", klog.KRef(rec.Namespace, rec.Name), "uid", rec.UID)
 	release, err := g.lock.Shared()
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/cdi"
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
@@ -20,8 +22,8 @@ var commonDeviceNodes = []string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvid
 
 // apply changes the hardware device by device, checkpointing each change
 // before the next, then writes the CDI spec and checkpoints Prepared.
-func (p *Preparer) apply(ctx context.Context, plan Plan, rec *Record) error {
-	cdiDevices := make([]CDIDevice, 0, len(plan.Devices))
+func (p *Preparer) apply(ctx context.Context, plan Plan, rec *checkpoint.Claim) error {
+	cdiDevices := make([]cdi.Device, 0, len(plan.Devices))
 	for i, d := range plan.Devices {
 		cd, err := p.applyDevice(ctx, d, rec, i)
 		if err != nil {
@@ -42,15 +44,15 @@ func (p *Preparer) apply(ctx context.Context, plan Plan, rec *Record) error {
 	for i := range rec.Devices {
 		rec.Devices[i].CDIDeviceIDs = []string{ids[i]}
 	}
-	rec.Phase = PhasePrepared
+	rec.Phase = checkpoint.PhasePrepared
 	if err := p.put(*rec); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
 }
 
-func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i int) (CDIDevice, error) {
-	cd := CDIDevice{
+func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *checkpoint.Claim, i int) (cdi.Device, error) {
+	cd := cdi.Device{
 		Name:        cdiName(d.Request, d.Device),
 		DeviceNodes: append([]string{fmt.Sprintf("/dev/nvidia%d", d.GPU.Minor)}, commonDeviceNodes...),
 		Env:         []string{"NVIDIA_VISIBLE_DEVICES=" + d.GPU.UUID},
@@ -70,19 +72,19 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 			if leaked, ok := p.leakedInstance(ctx, d.GPU.UUID, *rec.Devices[i].PlannedMIG, rec.UID); ok {
 				rec.Devices[i].MIG = &leaked
 			}
-			return CDIDevice{}, fmt.Errorf("create MIG instance %s at %s on %s: %w", d.MIG.Profile, d.MIG.Placement, d.GPU.UUID, err)
+			return cdi.Device{}, fmt.Errorf("create MIG instance %s at %s on %s: %w", d.MIG.Profile, d.MIG.Placement, d.GPU.UUID, err)
 		}
 		hit(FPPrepareMIGCreated)
 		inst := recordedInstance(mig)
 		inst.Profile, inst.Placement = d.MIG.Profile, d.MIG.Placement
 		rec.Devices[i].MIG = &inst
 		if err := p.put(*rec); err != nil {
-			return CDIDevice{}, fmt.Errorf("checkpoint MIG instance: %w", err)
+			return cdi.Device{}, fmt.Errorf("checkpoint MIG instance: %w", err)
 		}
 		hit(FPPrepareMIGRecorded)
 		caps, err := p.opts.Caps.MIGCaps(d.GPU, inst.GPUInstanceID, inst.ComputeInstanceID)
 		if err != nil {
-			return CDIDevice{}, fmt.Errorf("MIG capability devices: %w", err)
+			return cdi.Device{}, fmt.Errorf("MIG capability devices: %w", err)
 		}
 		cd.DeviceNodes = append(cd.DeviceNodes, caps...)
 		cd.Env = []string{"NVIDIA_VISIBLE_DEVICES=" + inst.UUID}
@@ -90,18 +92,18 @@ func (p *Preparer) applyDevice(ctx context.Context, d DevicePlan, rec *Record, i
 		// The PrepareStarted record already holds the mode to restore.
 		hit(FPPrepareModeRecorded)
 		if err := p.setMode(ctx, d.GPU.UUID, inventory.ComputeModeExclusiveProcess); err != nil {
-			return CDIDevice{}, err
+			return cdi.Device{}, err
 		}
 		hit(FPPrepareModeSet)
 	default:
 		edits, err := p.share(ctx, d, rec.UID)
 		if err != nil {
-			return CDIDevice{}, err
+			return cdi.Device{}, err
 		}
 		hit(FPPrepareShared)
 		cd.Env = append(cd.Env, edits.Env...)
 		for _, m := range edits.Mounts {
-			cd.Mounts = append(cd.Mounts, CDIMount{HostPath: m.HostPath, ContainerPath: m.ContainerPath})
+			cd.Mounts = append(cd.Mounts, cdi.Mount{HostPath: m.HostPath, ContainerPath: m.ContainerPath})
 		}
 	}
 	return cd, nil
@@ -118,15 +120,15 @@ type machineReader interface {
 // interrupted create of claim uid left behind. The caller holds the GPU's
 // lock. An instance another record owns, or one of another profile, is
 // never taken.
-func (p *Preparer) leakedInstance(ctx context.Context, gpu string, planned PlannedMIG, uid string) (MIGInstance, bool) {
+func (p *Preparer) leakedInstance(ctx context.Context, gpu string, planned checkpoint.PlannedMIG, uid string) (checkpoint.MIGInstance, bool) {
 	hw, ok := p.opts.Hardware.(machineReader)
 	if !ok {
-		return MIGInstance{}, false
+		return checkpoint.MIGInstance{}, false
 	}
 	m, err := hw.Machine(ctx)
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Read MIG instances to look for a leaked one", "gpu", gpu)
-		return MIGInstance{}, false
+		return checkpoint.MIGInstance{}, false
 	}
 	owned := map[int]bool{}
 	for _, r := range p.opts.Store.Holding(gpu) {
@@ -170,8 +172,8 @@ func (p *Preparer) othersShare(gpu, uid string) bool {
 // undo reverses whatever the record says was done, last device first, then
 // deletes the CDI spec and the record. Instances already gone are fine.
 // On error the record stays, marked UnprepareStarted, for a retry.
-func (p *Preparer) undo(ctx context.Context, rec Record) error {
-	rec.Phase = PhaseUnprepareStarted
+func (p *Preparer) undo(ctx context.Context, rec checkpoint.Claim) error {
+	rec.Phase = checkpoint.PhaseUnprepareStarted
 	// A failed write (a full disk) must not keep the side effects: the
 	// record on disk still says what to undo, and undoing twice is safe,
 	// so undo goes on and the record stays for the retry.
@@ -204,7 +206,7 @@ func (p *Preparer) undo(ctx context.Context, rec Record) error {
 	return nil
 }
 
-func (p *Preparer) undoDevice(ctx context.Context, uid string, d RecordDevice) error {
+func (p *Preparer) undoDevice(ctx context.Context, uid string, d checkpoint.Device) error {
 	if d.AdminAccess {
 		return nil // prepare changed nothing for it
 	}

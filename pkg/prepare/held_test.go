@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
-	"github.com/tierra-gpu/tierra/pkg/prepare"
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/slices"
 	"github.com/tierra-gpu/tierra/pkg/tenancy"
 	"github.com/tierra-gpu/tierra/pkg/tierratest"
@@ -15,8 +15,8 @@ import (
 )
 
 func TestHeldDevicesFromRecords(t *testing.T) {
-	device := func(name, gpu, sharing, mode string) prepare.RecordDevice {
-		return prepare.RecordDevice{Request: "gpu", Pool: node, Device: name, GPUUUID: gpu, Sharing: sharing, Mode: mode}
+	device := func(name, gpu, sharing, mode string) checkpoint.Device {
+		return checkpoint.Device{Request: "gpu", Pool: node, Device: name, GPUUUID: gpu, Sharing: sharing, Mode: mode}
 	}
 	held := func(name, claim, tenant string, mode tenancy.Mode, strategy string) slices.Held {
 		return slices.Held{Pool: node, Device: name, Use: tenancy.Use{Claim: claim, Tenant: tenant, Mode: mode, Strategy: strategy}}
@@ -24,18 +24,18 @@ func TestHeldDevicesFromRecords(t *testing.T) {
 	admin := device("gpu-2", "GPU-2", "Exclusive", "Whole")
 	admin.AdminAccess = true
 	tests := map[string]struct {
-		records []prepare.Record
+		records []checkpoint.Claim
 		want    map[string][]slices.Held
 	}{
 		"none": {want: map[string][]slices.Held{}},
 		"every phase holds": {
-			records: []prepare.Record{
-				{UID: "a", Namespace: "ns", Name: "a", Tenant: "research", Phase: prepare.PhasePrepared,
-					Devices: []prepare.RecordDevice{device("gpu-0-tenant-0", "GPU-0", "TimeSlicing", "Shared")}},
-				{UID: "b", Namespace: "ns", Name: "b", Phase: prepare.PhasePrepareStarted,
-					Devices: []prepare.RecordDevice{device("gpu-1", "GPU-1", "Exclusive", "Whole")}},
-				{UID: "c", Namespace: "ns", Name: "c", Tenant: "research", Phase: prepare.PhaseUnprepareStarted,
-					Devices: []prepare.RecordDevice{device("gpu-0-tenant-0", "GPU-0", "TimeSlicing", "Shared")}},
+			records: []checkpoint.Claim{
+				{UID: "a", Namespace: "ns", Name: "a", Tenant: "research", Phase: checkpoint.PhasePrepared,
+					Devices: []checkpoint.Device{device("gpu-0-tenant-0", "GPU-0", "TimeSlicing", "Shared")}},
+				{UID: "b", Namespace: "ns", Name: "b", Phase: checkpoint.PhasePrepareStarted,
+					Devices: []checkpoint.Device{device("gpu-1", "GPU-1", "Exclusive", "Whole")}},
+				{UID: "c", Namespace: "ns", Name: "c", Tenant: "research", Phase: checkpoint.PhaseUnprepareStarted,
+					Devices: []checkpoint.Device{device("gpu-0-tenant-0", "GPU-0", "TimeSlicing", "Shared")}},
 			},
 			want: map[string][]slices.Held{
 				"GPU-0": {held("gpu-0-tenant-0", "ns/a", "research", tenancy.ModeShared, "TimeSlicing"),
@@ -44,13 +44,13 @@ func TestHeldDevicesFromRecords(t *testing.T) {
 			},
 		},
 		"admin access holds nothing": {
-			records: []prepare.Record{{UID: "a", Namespace: "ns", Name: "a", Phase: prepare.PhasePrepared,
-				Devices: []prepare.RecordDevice{admin, device("gpu-3", "GPU-3", "Exclusive", "Whole")}}},
+			records: []checkpoint.Claim{{UID: "a", Namespace: "ns", Name: "a", Phase: checkpoint.PhasePrepared,
+				Devices: []checkpoint.Device{admin, device("gpu-3", "GPU-3", "Exclusive", "Whole")}}},
 			want: map[string][]slices.Held{"GPU-3": {held("gpu-3", "ns/a", tenancy.Open, tenancy.ModeWhole, "")}},
 		},
 		"records of older releases: mode from what they did": {
-			records: []prepare.Record{{UID: "a", Namespace: "ns", Name: "a", Phase: prepare.PhasePrepared,
-				Devices: []prepare.RecordDevice{device("gpu-4", "GPU-4", "MPS", "")}}},
+			records: []checkpoint.Claim{{UID: "a", Namespace: "ns", Name: "a", Phase: checkpoint.PhasePrepared,
+				Devices: []checkpoint.Device{device("gpu-4", "GPU-4", "MPS", "")}}},
 			want: map[string][]slices.Held{"GPU-4": {held("gpu-4", "ns/a", tenancy.Open, tenancy.ModeShared, "MPS")}},
 		},
 	}

@@ -1,6 +1,10 @@
 package prepare
 
-import "time"
+import (
+	"time"
+
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
+)
 
 // Step is one kind of work prepare and unprepare time for an Observer.
 type Step string
@@ -41,7 +45,7 @@ func (p *Preparer) done(step Step, start time.Time) {
 }
 
 // put writes a checkpoint record, timed.
-func (p *Preparer) put(rec Record) error {
+func (p *Preparer) put(rec checkpoint.Claim) error {
 	t := p.start()
 	err := p.opts.Store.Put(rec)
 	p.done(StepCheckpoint, t)

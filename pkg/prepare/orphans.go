@@ -9,6 +9,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/slices"
 )
@@ -16,7 +17,7 @@ import (
 // Records returns the record of every claim prepared (or half-way) on the
 // node, by any plugin process: what the plugin's periodic pass checks
 // against the API.
-func (p *Preparer) Records() []Record { return p.opts.Store.List() }
+func (p *Preparer) Records() []checkpoint.Claim { return p.opts.Store.List() }
 
 // daemonStopper is a Sharer that can list and stop the MPS daemons it
 // started (pkg/sharing's Manager).
@@ -30,7 +31,7 @@ type daemonStopper interface {
 // plugin that lost its record (an older version, a deleted state dir) must
 // not leave a daemon serving a GPU that is no longer shared. The caller
 // makes sure no record was quarantined.
-func (p *Preparer) stopOrphanDaemons(ctx context.Context, records []Record) []error {
+func (p *Preparer) stopOrphanDaemons(ctx context.Context, records []checkpoint.Claim) []error {
 	s, ok := p.opts.Sharer.(daemonStopper)
 	if !ok {
 		return nil
@@ -72,7 +73,7 @@ func (p *Preparer) stopOrphanDaemons(ctx context.Context, records []Record) []er
 // and a time-sliced shared GPU gets the default time-slice back (it cannot
 // be read, so it is reset whatever it is). The caller makes sure no record
 // was quarantined.
-func (p *Preparer) resetOrphanGPUs(ctx context.Context, machine inventory.Machine, records []Record) []error {
+func (p *Preparer) resetOrphanGPUs(ctx context.Context, machine inventory.Machine, records []checkpoint.Claim) []error {
 	logger := klog.FromContext(ctx)
 	held := sets.New[string]()
 	for _, rec := range records {

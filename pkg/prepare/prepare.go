@@ -120,7 +120,7 @@ func (p *Preparer) Prepare(ctx context.Context, claim *resourceapi.ResourceClaim
 
 	uid := string(claim.UID)
 	if rec, ok := p.opts.Store.Get(uid); ok {
-		if rec.Phase == PhasePrepared {
+		if rec.Phase == checkpoint.PhasePrepared {
 			logger.V(4).Info("Claim already prepared")
 			return prepared(plan, rec), nil
 		}
@@ -176,17 +176,17 @@ func (p *Preparer) Unprepare(ctx context.Context, uid string) error {
 // side effect, it says what apply is about to do, so that undo can reverse
 // it after a crash at any point (the mode to restore, the MIG instance to
 // destroy even if its creation was never recorded).
-func (p *Preparer) newRecord(claim *resourceapi.ResourceClaim, tenant string, plan Plan) Record {
-	rec := Record{UID: string(claim.UID), Namespace: claim.Namespace, Name: claim.Name, Tenant: tenant, Phase: PhasePrepareStarted,
+func (p *Preparer) newRecord(claim *resourceapi.ResourceClaim, tenant string, plan Plan) checkpoint.Claim {
+	rec := checkpoint.Claim{UID: string(claim.UID), Namespace: claim.Namespace, Name: claim.Name, Tenant: tenant, Phase: checkpoint.PhasePrepareStarted,
 		Pods: reservedPods(claim)}
 	for _, d := range plan.Devices {
-		rd := RecordDevice{Request: d.Request, Pool: d.Pool, Device: d.Device, GPUUUID: d.GPU.UUID,
+		rd := checkpoint.Device{Request: d.Request, Pool: d.Pool, Device: d.Device, GPUUUID: d.GPU.UUID,
 			Sharing: string(d.Sharing()), Mode: string(d.Mode()), AdminAccess: d.AdminAccess, Config: d.RawConfig}
 		switch {
 		case d.AdminAccess:
 			// Device nodes only: nothing to restore.
 		case d.MIG != nil:
-			rd.PlannedMIG = &PlannedMIG{Profile: d.MIG.Profile, Placement: d.MIG.Placement}
+			rd.PlannedMIG = &checkpoint.PlannedMIG{Profile: d.MIG.Profile, Placement: d.MIG.Placement}
 		case d.ExclusiveProcess():
 			// The mode to restore, recorded before apply changes it; we
 			// hold the GPU's lock, so it is current.
@@ -241,7 +241,7 @@ func (p *Preparer) tenant(ctx context.Context, policy *v1alpha1.TierPolicy, name
 // MIG beside non-MIG use, another sharing strategy. The caller holds the
 // GPUs' locks and passes the records on disk, so they are current for every
 // plugin process of the node.
-func checkTenancy(policy *v1alpha1.TierPolicy, claim *resourceapi.ResourceClaim, tenant string, plan Plan, records []Record) error {
+func checkTenancy(policy *v1alpha1.TierPolicy, claim *resourceapi.ResourceClaim, tenant string, plan Plan, records []checkpoint.Claim) error {
 	name := claim.Namespace + "/" + claim.Name
 	for _, d := range plan.Devices {
 		if d.AdminAccess {
@@ -281,7 +281,7 @@ func (d DevicePlan) use(claim, tenant string) tenancy.Use {
 // recordUse is how a recorded device holds its GPU. Records of releases
 // before Mode are read from what they did: a MIG instance, soft sharing,
 // else the whole GPU.
-func recordUse(r Record, d RecordDevice) tenancy.Use {
+func recordUse(r checkpoint.Claim, d checkpoint.Device) tenancy.Use {
 	u := tenancy.Use{Claim: r.Namespace + "/" + r.Name, Tenant: r.Tenant, Mode: tenancy.Mode(d.Mode)}
 	if u.Mode == "" {
 		switch {
@@ -299,13 +299,13 @@ func recordUse(r Record, d RecordDevice) tenancy.Use {
 	return u
 }
 
-func holdsSoftShared(r Record, gpu string) bool {
-	return slices.ContainsFunc(r.Devices, func(d RecordDevice) bool {
+func holdsSoftShared(r checkpoint.Claim, gpu string) bool {
+	return slices.ContainsFunc(r.Devices, func(d checkpoint.Device) bool {
 		return d.GPUUUID == gpu && !d.AdminAccess && d.Sharing != string(v1alpha1.SharingExclusive)
 	})
 }
 
-func recordGPUs(r Record) []string {
+func recordGPUs(r checkpoint.Claim) []string {
 	var out []string
 	for _, d := range r.Devices {
 		out = append(out, d.GPUUUID)
@@ -322,7 +322,7 @@ func (pl Plan) gpus() []string {
 }
 
 // prepared pairs the plan's devices with the CDI IDs of the record.
-func prepared(plan Plan, rec Record) []PreparedDevice {
+func prepared(plan Plan, rec checkpoint.Claim) []PreparedDevice {
 	out := make([]PreparedDevice, 0, len(plan.Devices))
 	for i, d := range plan.Devices {
 		pd := PreparedDevice{Request: d.Request, Pool: d.Pool, Device: d.Device, ShareID: d.ShareID}

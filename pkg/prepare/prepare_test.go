@@ -10,6 +10,7 @@ import (
 	resourceapi "k8s.io/api/resource/v1"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/slices"
@@ -53,7 +54,7 @@ func TestPrepareMIG(t *testing.T) {
 	require.Len(t, devs, 1)
 	rec, ok := e.store.Get("uid-infer")
 	require.True(t, ok)
-	require.Equal(t, prepare.PhasePrepared, rec.Phase)
+	require.Equal(t, checkpoint.PhasePrepared, rec.Phase)
 	require.NotNil(t, rec.Devices[0].MIG)
 	g := e.gpu(t, parent)
 	require.Len(t, g.MIG.Instances, 1)
@@ -75,7 +76,7 @@ func TestPrepareRollsBackUnfinishedRecord(t *testing.T) {
 	require.NoError(t, err)
 	// A crash before "Prepared": the record says PrepareStarted.
 	rec, _ := e.store.Get("uid-crash")
-	rec.Phase = prepare.PhasePrepareStarted
+	rec.Phase = checkpoint.PhasePrepareStarted
 	require.NoError(t, e.store.Put(rec))
 
 	devs, err := e.prep.Prepare(e.ctx, claim)

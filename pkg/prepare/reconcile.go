@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/slices"
 )
@@ -72,7 +73,7 @@ func (p *Preparer) rollBack(ctx context.Context, machine inventory.Machine) (set
 	}
 	var errs []error
 	for _, rec := range records {
-		if rec.Phase == PhasePrepared {
+		if rec.Phase == checkpoint.PhasePrepared {
 			continue
 		}
 		rec = adoptPlanned(ctx, rec, machine, owned)
@@ -90,7 +91,7 @@ func (p *Preparer) rollBack(ctx context.Context, machine inventory.Machine) (set
 // placement that no record owns, so that undo destroys it. The allocator
 // never gives one placement to two live claims, so such an instance is
 // this claim's or a dead claim's. Adopted instances join owned.
-func adoptPlanned(ctx context.Context, rec Record, machine inventory.Machine, owned sets.Set[string]) Record {
+func adoptPlanned(ctx context.Context, rec checkpoint.Claim, machine inventory.Machine, owned sets.Set[string]) checkpoint.Claim {
 	for i, d := range rec.Devices {
 		if d.PlannedMIG == nil || d.MIG != nil || d.AdminAccess {
 			continue
@@ -129,7 +130,7 @@ func (p *Preparer) logForeignInstances(ctx context.Context, machine inventory.Ma
 }
 
 // deleteOrphanSpecs deletes the CDI specs of claims without a record.
-func (p *Preparer) deleteOrphanSpecs(ctx context.Context, specs []string, records []Record) []error {
+func (p *Preparer) deleteOrphanSpecs(ctx context.Context, specs []string, records []checkpoint.Claim) []error {
 	uids := sets.New[string]()
 	for _, r := range records {
 		uids.Insert(r.UID)

@@ -213,7 +213,7 @@ func TestReconcileMIGInstances(t *testing.T) {
 				rec, ok := r.store.Get("uid-crashed")
 				require.True(t, ok)
 				require.NotNil(t, rec.Devices[0].PlannedMIG)
-				rec.Phase, rec.Devices[0].MIG, rec.Devices[0].CDIDeviceIDs = prepare.PhasePrepareStarted, nil, nil
+				rec.Phase, rec.Devices[0].MIG, rec.Devices[0].CDIDeviceIDs = checkpoint.PhasePrepareStarted, nil, nil
 				require.NoError(t, r.store.Put(rec))
 			}
 			// An admin's instance of the same profile at another

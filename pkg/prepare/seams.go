@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/cdi"
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/inventory"
 	"github.com/tierra-gpu/tierra/pkg/nvgpu"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
@@ -12,12 +14,12 @@ import (
 // Store keeps one record per claim across restarts (pkg/checkpoint).
 // It must be safe for concurrent use.
 type Store interface {
-	Put(c Record) error
-	Get(uid string) (Record, bool)
+	Put(c checkpoint.Claim) error
+	Get(uid string) (checkpoint.Claim, bool)
 	Delete(uid string) error
-	List() []Record
+	List() []checkpoint.Claim
 	// Holding returns the records with a device on one of the GPUs.
-	Holding(gpuUUIDs ...string) []Record
+	Holding(gpuUUIDs ...string) []checkpoint.Claim
 }
 
 // GPULocker locks GPUs for every plugin process of the node
@@ -29,7 +31,7 @@ type GPULocker interface {
 // CDIWriter writes and deletes a claim's CDI spec (pkg/cdi). Write returns
 // one CDI device ID per device, in order.
 type CDIWriter interface {
-	Write(claimUID string, devices []CDIDevice) ([]string, error)
+	Write(claimUID string, devices []cdi.Device) ([]string, error)
 	Delete(claimUID string) error
 }
 

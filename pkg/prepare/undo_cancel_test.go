@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierra-gpu/tierra/api/tierra.dev/v1alpha1"
+	"github.com/tierra-gpu/tierra/pkg/checkpoint"
 	"github.com/tierra-gpu/tierra/pkg/prepare"
 	"github.com/tierra-gpu/tierra/pkg/sharing"
 	"github.com/tierra-gpu/tierra/pkg/tierratest"
@@ -46,7 +47,7 @@ func TestUnprepareCancelledKeepsTheDaemonsRecord(t *testing.T) {
 	require.Len(t, runner.Commands(), 1, "the daemon was not stopped")
 	rec, ok := e.store.Get("uid-a")
 	require.True(t, ok, "the record stays for the retry")
-	assert.Equal(t, prepare.PhaseUnprepareStarted, rec.Phase)
+	assert.Equal(t, checkpoint.PhaseUnprepareStarted, rec.Phase)
 
 	require.NoError(t, e.prep.Unprepare(e.ctx, "uid-a"))
 	cmds := runner.Commands()
