@@ -97,7 +97,7 @@ func TestMIGInstanceFaultTaintsOverlappingPlacements(t *testing.T) {
 		t.Run(fname, func(t *testing.T) {
 			tracker := health.NewTracker(testingclock.NewFakeClock(time.Now()), nil)
 			tracker.Observe(health.Event{GPU: m.GPUs[0].UUID, Kind: health.KindXID, XID: 94,
-				Placement: &inventory.Placement{Start: 4, Size: 4}})
+				Placement: &inventory.MIGPlacement{Start: 4, Size: 4}})
 			c := healthCluster(t, f, m, nil, tierratest.StandardPolicy(), tracker)
 			assert.Nil(t, allocate(t, c, mig("whole", "7g.141gb").Obj()), "the 7g placement overlaps the instance")
 			assert.Equal(t, []string{"gpu-0-4g-71gb-0"}, allocate(t, c, mig("half", "4g.71gb").Obj()), "the other half is free")

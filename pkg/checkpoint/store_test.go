@@ -25,7 +25,7 @@ func makeClaim(uid string) Claim {
 			Request: "gpu", Pool: "node-1", Device: "gpu-0-mig-1g-18gb-0", GPUUUID: "GPU-1234",
 			Sharing: "Exclusive", PreviousComputeMode: "Default",
 			MIG: &MIGInstance{
-				Profile: "1g.18gb", Placement: inventory.Placement{Start: 2, Size: 1},
+				Profile: "1g.18gb", Placement: inventory.MIGPlacement{Start: 2, Size: 1},
 				GPUInstanceID: 7, ComputeInstanceID: 0, UUID: "MIG-abcd",
 			},
 			CDIDeviceIDs: []string{"gpu.tierra.dev/claim=" + uid + "-gpu-0"},
@@ -147,7 +147,7 @@ func TestLenientDecoding(t *testing.T) {
 	assert.Equal(t, PhasePrepared, got.Phase)
 	require.Len(t, got.Devices, 1)
 	assert.Equal(t, "MPS", got.Devices[0].Sharing)
-	assert.Equal(t, &MIGInstance{Profile: "1g.18gb", Placement: inventory.Placement{Start: 0, Size: 1}, GPUInstanceID: 1}, got.Devices[0].MIG)
+	assert.Equal(t, &MIGInstance{Profile: "1g.18gb", Placement: inventory.MIGPlacement{Start: 0, Size: 1}, GPUInstanceID: 1}, got.Devices[0].MIG)
 
 	// The older plugin can move it on and delete it.
 	got.Phase = PhaseUnprepareStarted

@@ -78,17 +78,17 @@ type Device struct {
 
 // MIGInstance is a MIG instance the plugin created for a device.
 type MIGInstance struct {
-	Profile           string              `json:"profile"`
-	Placement         inventory.Placement `json:"placement"`
-	GPUInstanceID     int                 `json:"gpuInstanceID"`
-	ComputeInstanceID int                 `json:"computeInstanceID"`
-	UUID              string              `json:"uuid,omitempty"`
+	Profile           string                 `json:"profile"`
+	Placement         inventory.MIGPlacement `json:"placement"`
+	GPUInstanceID     int                    `json:"gpuInstanceID"`
+	ComputeInstanceID int                    `json:"computeInstanceID"`
+	UUID              string                 `json:"uuid,omitempty"`
 }
 
 // PlannedMIG is a MIG instance to create: profile and placement.
 type PlannedMIG struct {
-	Profile   string              `json:"profile"`
-	Placement inventory.Placement `json:"placement"`
+	Profile   string                 `json:"profile"`
+	Placement inventory.MIGPlacement `json:"placement"`
 }
 
 // Options configure Open.

@@ -52,7 +52,7 @@ func TestRestoreKeepsTaintsAndClearTime(t *testing.T) {
 	orig, clk := newTracker(minuteQuiet)
 	orig.Observe(health.Event{GPU: gpu0, Kind: health.KindXID, XID: 79})
 	clk.Step(20 * time.Second)
-	orig.Observe(health.Event{GPU: gpu1, Kind: health.KindXID, XID: 94, Placement: &inventory.Placement{Start: 4, Size: 2}})
+	orig.Observe(health.Event{GPU: gpu1, Kind: health.KindXID, XID: 94, Placement: &inventory.MIGPlacement{Start: 4, Size: 2}})
 	clk.Step(10 * time.Second)
 	rec := orig.Status()
 

@@ -89,8 +89,8 @@ type Fault struct {
 	Value  string                        `json:"value"`
 	Effect resourceapi.DeviceTaintEffect `json:"effect"`
 	// Placement is the MIG instance's memory slices; nil is the whole GPU.
-	Placement *inventory.Placement `json:"placement,omitempty"`
-	Since     time.Time            `json:"since"`
+	Placement *inventory.MIGPlacement `json:"placement,omitempty"`
+	Since     time.Time               `json:"since"`
 }
 
 // String is key=value:effect, with the MIG slices it is scoped to.

@@ -22,7 +22,7 @@ import (
 func faultyTracker(t *testing.T) (*health.Tracker, time.Time) {
 	t.Helper()
 	tr, clk := newTracker(&v1alpha1.HealthPolicy{QuietPeriod: &metav1.Duration{Duration: time.Minute}})
-	tr.Observe(health.Event{GPU: "GPU-2", Kind: health.KindXID, XID: 94, Placement: &inventory.Placement{Start: 4, Size: 2}})
+	tr.Observe(health.Event{GPU: "GPU-2", Kind: health.KindXID, XID: 94, Placement: &inventory.MIGPlacement{Start: 4, Size: 2}})
 	clk.Step(2 * time.Minute)
 	require.Equal(t, []string{"GPU-2"}, tr.Expire())
 	tr.Observe(health.Event{GPU: gpu0, Kind: health.KindXID, XID: 13})

@@ -42,7 +42,7 @@ type Event struct {
 	XID  uint64 `json:"xid,omitempty"`
 	// Placement scopes the event to the memory slices of a MIG instance;
 	// nil concerns the whole GPU.
-	Placement *inventory.Placement `json:"placement,omitempty"`
+	Placement *inventory.MIGPlacement `json:"placement,omitempty"`
 }
 
 // String names the event: "XID 79", "DoubleBitECC", "GPULost", with the
@@ -72,7 +72,7 @@ const keepRecords = 16
 type fault struct {
 	key, value string
 	effect     resourceapi.DeviceTaintEffect
-	placement  *inventory.Placement
+	placement  *inventory.MIGPlacement
 	since      time.Time
 }
 
@@ -210,7 +210,7 @@ func effectOf(a v1alpha1.HealthAction) resourceapi.DeviceTaintEffect {
 	return resourceapi.DeviceTaintEffectNoSchedule
 }
 
-func samePlacement(a, b *inventory.Placement) bool {
+func samePlacement(a, b *inventory.MIGPlacement) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
@@ -306,7 +306,7 @@ func (t *Tracker) Records(uuid string) []Record {
 // and, for a MIG placement, the memory slices it takes.
 type Device struct {
 	GPU       string
-	Placement *inventory.Placement
+	Placement *inventory.MIGPlacement
 }
 
 // Taints returns the health taints of a device, sorted by key: for each key,
@@ -343,7 +343,7 @@ func (t *Tracker) Taints(d Device) []resourceapi.DeviceTaint {
 
 // concerns reports whether a fault on scope concerns a device taking
 // device's memory slices (nil: the whole GPU).
-func concerns(scope, device *inventory.Placement) bool {
+func concerns(scope, device *inventory.MIGPlacement) bool {
 	return scope == nil || device == nil || scope.Overlaps(*device)
 }
 

@@ -27,7 +27,7 @@ func newTracker(policy *v1alpha1.HealthPolicy) (*health.Tracker, *testingclock.F
 func whole(gpu string) health.Device { return health.Device{GPU: gpu} }
 
 func mig(gpu string, s, n int) health.Device {
-	return health.Device{GPU: gpu, Placement: &inventory.Placement{Start: s, Size: n}}
+	return health.Device{GPU: gpu, Placement: &inventory.MIGPlacement{Start: s, Size: n}}
 }
 
 func keys(taints []resourceapi.DeviceTaint) []string {
@@ -78,7 +78,7 @@ func TestClassificationDecidesTheTaint(t *testing.T) {
 
 func TestGPUFaultTaintsEveryDeviceAndMIGFaultOnlyOverlapping(t *testing.T) {
 	tr, clk := newTracker(nil)
-	tr.Observe(health.Event{GPU: gpu0, Kind: health.KindXID, XID: 94, Placement: &inventory.Placement{Start: 4, Size: 2}})
+	tr.Observe(health.Event{GPU: gpu0, Kind: health.KindXID, XID: 94, Placement: &inventory.MIGPlacement{Start: 4, Size: 2}})
 	assert.Equal(t, []string{"gpu.tierra.dev/xid=94:NoSchedule"}, keys(tr.Taints(mig(gpu0, 4, 1))))
 	assert.Equal(t, []string{"gpu.tierra.dev/xid=94:NoSchedule"}, keys(tr.Taints(mig(gpu0, 0, 8))), "the 7g placement overlaps")
 	assert.Equal(t, []string{"gpu.tierra.dev/xid=94:NoSchedule"}, keys(tr.Taints(mig(gpu0, 4, 4))))

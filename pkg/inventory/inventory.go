@@ -86,8 +86,8 @@ type MIGProfile struct {
 	JPEGs           int    `json:"jpegs"`
 	OFAs            int    `json:"ofas"`
 	// MaxInstances is how many instances of this profile fit on an empty GPU.
-	MaxInstances int         `json:"maxInstances"`
-	Placements   []Placement `json:"placements"`
+	MaxInstances int            `json:"maxInstances"`
+	Placements   []MIGPlacement `json:"placements"`
 }
 
 // MediaExtensions reports whether the profile is a "+me" variant that owns
@@ -96,29 +96,29 @@ func (p MIGProfile) MediaExtensions() bool {
 	return len(p.Name) > 3 && p.Name[len(p.Name)-3:] == "+me"
 }
 
-// Placement is a range of memory slices [Start, Start+Size).
-type Placement struct {
+// MIGPlacement is a range of memory slices [Start, Start+Size).
+type MIGPlacement struct {
 	Start int `json:"start"`
 	Size  int `json:"size"`
 }
 
 // End is one past the last memory slice of the placement.
-func (p Placement) End() int { return p.Start + p.Size }
+func (p MIGPlacement) End() int { return p.Start + p.Size }
 
 // Overlaps reports whether two placements share a memory slice.
-func (p Placement) Overlaps(o Placement) bool {
+func (p MIGPlacement) Overlaps(o MIGPlacement) bool {
 	return p.Start < o.End() && o.Start < p.End()
 }
 
-func (p Placement) String() string { return fmt.Sprintf("%d:%d", p.Start, p.Size) }
+func (p MIGPlacement) String() string { return fmt.Sprintf("%d:%d", p.Start, p.Size) }
 
 // MIGInstance is a live GPU instance and its compute instances.
 type MIGInstance struct {
 	// GPUInstanceID is NVML's GPU instance id, unique per parent GPU.
-	GPUInstanceID int       `json:"gpuInstanceID"`
-	ProfileID     int       `json:"profileID"`
-	ProfileName   string    `json:"profileName"`
-	Placement     Placement `json:"placement"`
+	GPUInstanceID int          `json:"gpuInstanceID"`
+	ProfileID     int          `json:"profileID"`
+	ProfileName   string       `json:"profileName"`
+	Placement     MIGPlacement `json:"placement"`
 	// UUID is the MIG device UUID of the instance's first compute instance,
 	// empty until a compute instance exists.
 	UUID             string            `json:"uuid,omitempty"`

@@ -10,7 +10,7 @@ import (
 
 // FormatPlacements writes placements compactly: "{0,2,4}:2" when they all
 // have one size (the usual case), "{0:1,2:2}" otherwise, "{}" when none.
-func FormatPlacements(ps []Placement) string {
+func FormatPlacements(ps []MIGPlacement) string {
 	if len(ps) == 0 {
 		return "{}"
 	}

@@ -81,7 +81,7 @@ func profileBySlices(t *testing.T, gpu inventory.GPU, compute, memory int) inven
 	return inventory.MIGProfile{}
 }
 
-func create(t *testing.T, g nvgpu.Interface, gpu inventory.GPU, p inventory.MIGProfile, pl inventory.Placement) inventory.MIGInstance {
+func create(t *testing.T, g nvgpu.Interface, gpu inventory.GPU, p inventory.MIGProfile, pl inventory.MIGPlacement) inventory.MIGInstance {
 	t.Helper()
 	ctx := context.Background()
 	in, err := g.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: gpu.UUID, Profile: p.Name, Placement: pl})
@@ -101,14 +101,14 @@ func testOverlapRefused(t *testing.T, h harness) {
 	gpu := migGPU(t, h, g)
 	big := profileBySlices(t, gpu, 3, 4)
 	small := profileBySlices(t, gpu, 2, 2)
-	held := create(t, g, gpu, big, inventory.Placement{Start: 0, Size: 4})
+	held := create(t, g, gpu, big, inventory.MIGPlacement{Start: 0, Size: 4})
 	tests := map[string]struct {
-		placement inventory.Placement
+		placement inventory.MIGPlacement
 		wantErr   error
 	}{
-		"inside the live instance":  {placement: inventory.Placement{Start: 2, Size: 2}, wantErr: nvgpu.ErrPlacementOverlap},
-		"at the live instance":      {placement: inventory.Placement{Start: 0, Size: 2}, wantErr: nvgpu.ErrPlacementOverlap},
-		"next to the live instance": {placement: inventory.Placement{Start: 4, Size: 2}},
+		"inside the live instance":  {placement: inventory.MIGPlacement{Start: 2, Size: 2}, wantErr: nvgpu.ErrPlacementOverlap},
+		"at the live instance":      {placement: inventory.MIGPlacement{Start: 0, Size: 2}, wantErr: nvgpu.ErrPlacementOverlap},
+		"next to the live instance": {placement: inventory.MIGPlacement{Start: 4, Size: 2}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -138,12 +138,12 @@ func testInvalidPlacement(t *testing.T, h harness) {
 	big := profileBySlices(t, gpu, 3, 4)
 	tests := map[string]struct {
 		profile   string
-		placement inventory.Placement
+		placement inventory.MIGPlacement
 		wantErr   error
 	}{
-		"start not allowed": {profile: big.Name, placement: inventory.Placement{Start: 2, Size: 4}, wantErr: nvgpu.ErrInvalidPlacement},
-		"size not allowed":  {profile: big.Name, placement: inventory.Placement{Start: 0, Size: 3}, wantErr: nvgpu.ErrInvalidPlacement},
-		"unknown profile":   {profile: "9g.1000gb", placement: inventory.Placement{Start: 0, Size: 8}, wantErr: nvgpu.ErrNotFound},
+		"start not allowed": {profile: big.Name, placement: inventory.MIGPlacement{Start: 2, Size: 4}, wantErr: nvgpu.ErrInvalidPlacement},
+		"size not allowed":  {profile: big.Name, placement: inventory.MIGPlacement{Start: 0, Size: 3}, wantErr: nvgpu.ErrInvalidPlacement},
+		"unknown profile":   {profile: "9g.1000gb", placement: inventory.MIGPlacement{Start: 0, Size: 8}, wantErr: nvgpu.ErrNotFound},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -163,7 +163,7 @@ func testBusyDestroy(t *testing.T, h harness) {
 	g := h.open(t)
 	gpu := migGPU(t, h, g)
 	p := profileBySlices(t, gpu, 1, 1)
-	in := create(t, g, gpu, p, inventory.Placement{Start: 3, Size: 1})
+	in := create(t, g, gpu, p, inventory.MIGPlacement{Start: 3, Size: 1})
 	ctx := context.Background()
 
 	err := g.DestroyGPUInstance(ctx, gpu.UUID, in.GPUInstanceID)

@@ -23,9 +23,9 @@ func TestFakeStatePersistsAcrossProcesses(t *testing.T) {
 	require.NoError(t, err)
 	gpu := m.GPUs[2].UUID
 	require.NoError(t, f.SetMIGMode(ctx, gpu, true))
-	first, err := f.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: gpu, Profile: "1g.18gb", Placement: inventory.Placement{Start: 0, Size: 1}})
+	first, err := f.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: gpu, Profile: "1g.18gb", Placement: inventory.MIGPlacement{Start: 0, Size: 1}})
 	require.NoError(t, err)
-	second, err := f.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: gpu, Profile: "1g.18gb", Placement: inventory.Placement{Start: 1, Size: 1}})
+	second, err := f.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: gpu, Profile: "1g.18gb", Placement: inventory.MIGPlacement{Start: 1, Size: 1}})
 	require.NoError(t, err)
 	require.NoError(t, f.DestroyComputeInstance(ctx, nvgpu.ComputeInstanceRef{GPUUUID: gpu, GPUInstanceID: first.GPUInstanceID, ComputeInstanceID: first.ComputeInstances[0].ID}))
 	require.NoError(t, f.DestroyGPUInstance(ctx, gpu, first.GPUInstanceID))
@@ -42,7 +42,7 @@ func TestFakeStatePersistsAcrossProcesses(t *testing.T) {
 	assert.Equal(t, second.GPUInstanceID, got.GPUInstanceID)
 	assert.Equal(t, second.UUID, got.UUID)
 	assert.Equal(t, inventory.ComputeModeExclusiveProcess, m2.GPUs[0].ComputeMode)
-	third, err := again.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: gpu, Profile: "1g.18gb", Placement: inventory.Placement{Start: 0, Size: 1}})
+	third, err := again.CreateMIGInstance(ctx, nvgpu.CreateMIGOptions{GPUUUID: gpu, Profile: "1g.18gb", Placement: inventory.MIGPlacement{Start: 0, Size: 1}})
 	require.NoError(t, err)
 	assert.Greater(t, third.GPUInstanceID, second.GPUInstanceID, "instance ids are not reused")
 }

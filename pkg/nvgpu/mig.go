@@ -110,9 +110,9 @@ func inventoryProfile(p profile, totalSlices int, memoryBytes uint64) inventory.
 		MaxInstances:    int(p.info.InstanceCount),
 	}
 	for _, pl := range p.placements {
-		inv.Placements = append(inv.Placements, inventory.Placement{Start: int(pl.Start), Size: int(pl.Size)})
+		inv.Placements = append(inv.Placements, inventory.MIGPlacement{Start: int(pl.Start), Size: int(pl.Size)})
 	}
-	slices.SortFunc(inv.Placements, func(a, b inventory.Placement) int { return cmp.Compare(a.Start, b.Start) })
+	slices.SortFunc(inv.Placements, func(a, b inventory.MIGPlacement) int { return cmp.Compare(a.Start, b.Start) })
 	if len(inv.Placements) > 0 {
 		inv.MemorySlices = inv.Placements[0].Size
 	} else if totalSlices > 0 && memoryBytes > 0 {
@@ -194,7 +194,7 @@ func readInstance(d device, gi nvml.GpuInstance, p profile, uuids map[[2]int]str
 		GPUInstanceID: int(info.Id),
 		ProfileID:     p.index,
 		ProfileName:   p.inv.Name,
-		Placement:     inventory.Placement{Start: int(info.Placement.Start), Size: int(info.Placement.Size)},
+		Placement:     inventory.MIGPlacement{Start: int(info.Placement.Start), Size: int(info.Placement.Size)},
 	}}
 	for ciIdx := range nvml.COMPUTE_INSTANCE_PROFILE_COUNT {
 		ciProfile, ret := gi.GetComputeInstanceProfileInfo(ciIdx, nvml.COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED)

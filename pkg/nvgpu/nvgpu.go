@@ -105,7 +105,7 @@ type CreateMIGOptions struct {
 	GPUUUID string
 	// Profile is the canonical profile name, e.g. "3g.71gb".
 	Profile   string
-	Placement inventory.Placement
+	Placement inventory.MIGPlacement
 }
 
 // ComputeInstanceRef names a compute instance.

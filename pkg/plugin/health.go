@@ -247,7 +247,7 @@ func (d *Driver) recordHealth(ctx context.Context, tracker *health.Tracker) {
 
 // instancePlacement is the placement of a live MIG GPU instance; nil (the
 // whole GPU) when discovery does not know it.
-func (d *Driver) instancePlacement(ctx context.Context, uuid string, gi int) *inventory.Placement {
+func (d *Driver) instancePlacement(ctx context.Context, uuid string, gi int) *inventory.MIGPlacement {
 	m, err := d.pub.gpus.Machine(ctx)
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Scoping a MIG event to its instance; treating it as the whole GPU's", "gpu", uuid)

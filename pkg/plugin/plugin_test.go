@@ -80,7 +80,7 @@ func TestPrepareMIGOverSocket(t *testing.T) {
 	inst := parent.MIG.Instances[0]
 	assert.Equal(t, "3g.71gb", inst.ProfileName)
 	assert.Equal(t, "gpu-4-3g-71gb-4", device, "3g slices are packed at the top")
-	assert.Equal(t, inventory.Placement{Start: 4, Size: 4}, inst.Placement, "instance at the allocated placement")
+	assert.Equal(t, inventory.MIGPlacement{Start: 4, Size: 4}, inst.Placement, "instance at the allocated placement")
 	spec := readSpec(t, h)
 	assert.Contains(t, spec, "NVIDIA_VISIBLE_DEVICES="+inst.UUID)
 	assert.Contains(t, spec, "/dev/nvidia-caps/nvidia-cap")

@@ -69,7 +69,7 @@ type publisher struct {
 
 // build discovers the hardware and computes the node's resources and the
 // inventory prepare plans against.
-func (p *publisher) build(ctx context.Context) (resourceslice.DriverResources, *prepare.Inventory, inventory.Machine, error) {
+func (p *publisher) build(ctx context.Context) (resourceslice.DriverResources, *prepare.NodePool, inventory.Machine, error) {
 	machine, err := p.gpus.Machine(ctx)
 	if err != nil {
 		return resourceslice.DriverResources{}, nil, inventory.Machine{}, fmt.Errorf("discover GPUs: %w", err)
@@ -78,7 +78,7 @@ func (p *publisher) build(ctx context.Context) (resourceslice.DriverResources, *
 	if err != nil {
 		return resourceslice.DriverResources{}, nil, inventory.Machine{}, fmt.Errorf("build ResourceSlices: %w", err)
 	}
-	inv, err := prepare.NewInventory(v1alpha1.DriverName, p.nodeName, resources, machine)
+	inv, err := prepare.NewNodePool(v1alpha1.DriverName, p.nodeName, resources, machine)
 	if err != nil {
 		return resourceslice.DriverResources{}, nil, inventory.Machine{}, err
 	}
@@ -125,7 +125,7 @@ func (p *publisher) republish(ctx context.Context, cause, why string) {
 	logger := klog.FromContext(ctx)
 	resources, inv, _, err := p.build(ctx)
 	if err == nil {
-		p.prep.SetInventory(inv, p.policy)
+		p.prep.SetNodePool(inv, p.policy)
 		err = p.helper.PublishResources(ctx, p.taint(ctx, resources))
 	}
 	if err != nil {

@@ -25,7 +25,7 @@ func TestRestartKeepsClaimsAndRemovesLeftovers(t *testing.T) {
 
 	// A MIG instance no record owns or planned (an admin's, kept) and a
 	// CDI spec without a record (a leftover, deleted).
-	admin, err := h.gpus.CreateMIGInstance(h.ctx, nvgpu.CreateMIGOptions{GPUUUID: h.gpu(t, 5).UUID, Profile: "1g.18gb", Placement: inventory.Placement{Start: 0, Size: 1}})
+	admin, err := h.gpus.CreateMIGInstance(h.ctx, nvgpu.CreateMIGOptions{GPUUUID: h.gpu(t, 5).UUID, Profile: "1g.18gb", Placement: inventory.MIGPlacement{Start: 0, Size: 1}})
 	require.NoError(t, err)
 	orphan := filepath.Join(h.cfg.CDIDir, "gpu.tierra.dev-claim_uid-orphan.json")
 	spec, err := os.ReadFile(filepath.Join(h.cfg.CDIDir, specFileName(t, h)))

@@ -156,7 +156,7 @@ func Start(ctx context.Context, cfg Config, deps Deps) (_ *Driver, finalErr erro
 	}
 	namespaces, stopNamespaces := watchNamespaces(ctx, deps.Client)
 	d.stops = append(d.stops, stopNamespaces)
-	if err := d.openState(ctx, cfg, deps, node, prepare.Options{Inventory: inv, Hardware: reasonHardware{gpus}, Caps: gpus,
+	if err := d.openState(ctx, cfg, deps, node, prepare.Options{NodePool: inv, Hardware: reasonHardware{gpus}, Caps: gpus,
 		Policy: policy, Namespaces: namespaces, Sharer: reasonSharer{sharer}, Observe: deps.Observe}, machine); err != nil {
 		return nil, err
 	}

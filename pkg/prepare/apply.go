@@ -22,7 +22,7 @@ var commonDeviceNodes = []string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvid
 
 // apply changes the hardware device by device, checkpointing each change
 // before the next, then writes the CDI spec and checkpoints Prepared.
-func (p *Preparer) apply(ctx context.Context, plan Plan, rec *checkpoint.Claim) error {
+func (p *Preparer) apply(ctx context.Context, plan ClaimPlan, rec *checkpoint.Claim) error {
 	cdiDevices := make([]cdi.Device, 0, len(plan.Devices))
 	for i, d := range plan.Devices {
 		cd, err := p.applyDevice(ctx, d, rec, i)

@@ -68,7 +68,7 @@ func appliesTo(requests []string, request string) bool {
 }
 
 // CheckRequestConfigs decodes and resolves the opaque configs of
-// driverName for each request exactly as Plan does at prepare, so that
+// driverName for each request exactly as ClaimPlan does at prepare, so that
 // admission (pkg/webhook) refuses a claim with the message its pod would
 // otherwise get on the node. configs are the class configs then the claim's,
 // each with its Source; requests are the request names, "req/sub" for a

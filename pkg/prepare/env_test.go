@@ -62,13 +62,13 @@ func newEnvPolicy(t *testing.T, tier string, policy *v1alpha1.TierPolicy, ns nam
 	require.NoError(t, err)
 	classes, err := tiers.Render(policy)
 	require.NoError(t, err)
-	inv, err := prepare.NewInventory(v1alpha1.DriverName, node, dr, m)
+	inv, err := prepare.NewNodePool(v1alpha1.DriverName, node, dr, m)
 	require.NoError(t, err)
 	store, _, err := checkpoint.Open(ctx, checkpoint.Options{Dir: t.TempDir(), BootID: "boot-1"})
 	require.NoError(t, err)
 	w, err := cdi.New(cdi.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
-	opts := prepare.Options{Inventory: inv, Hardware: gpus, Store: store, CDI: w, Caps: gpus, Policy: policy, Namespaces: ns}
+	opts := prepare.Options{NodePool: inv, Hardware: gpus, Store: store, CDI: w, Caps: gpus, Policy: policy, Namespaces: ns}
 	for _, m := range mutate {
 		m(&opts)
 	}

@@ -35,9 +35,9 @@ func (e *env) retier(t *testing.T, tier string) {
 	policy := v1alpha1.DefaultTierPolicy()
 	dr, err := slices.Build(slices.Node{Name: node, Labels: map[string]string{v1alpha1.NodeTierLabel: tier}, Machine: m}, policy)
 	require.NoError(t, err)
-	inv, err := prepare.NewInventory(v1alpha1.DriverName, node, dr, m)
+	inv, err := prepare.NewNodePool(v1alpha1.DriverName, node, dr, m)
 	require.NoError(t, err)
-	e.prep.SetInventory(inv, policy)
+	e.prep.SetNodePool(inv, policy)
 	classes, err := tiers.Render(policy)
 	require.NoError(t, err)
 	e.cluster = allocator.NewCluster(slices.ResourceSlices(node, dr), classes...)
@@ -165,9 +165,9 @@ func (e *env) secondPreparer(t *testing.T, policy *v1alpha1.TierPolicy, ns names
 	require.NoError(t, err)
 	dr, err := slices.Build(slices.Node{Name: node, Labels: map[string]string{v1alpha1.NodeTierLabel: v1alpha1.TierDev}, Machine: m}, policy)
 	require.NoError(t, err)
-	inv, err := prepare.NewInventory(v1alpha1.DriverName, node, dr, m)
+	inv, err := prepare.NewNodePool(v1alpha1.DriverName, node, dr, m)
 	require.NoError(t, err)
-	opts := prepare.Options{Inventory: inv, Hardware: e.gpus, Store: store, Locks: store, CDI: e.cdi, Caps: e.gpus, Policy: policy, Namespaces: ns}
+	opts := prepare.Options{NodePool: inv, Hardware: e.gpus, Store: store, Locks: store, CDI: e.cdi, Caps: e.gpus, Policy: policy, Namespaces: ns}
 	for _, m := range mutate {
 		m(&opts)
 	}

@@ -111,7 +111,7 @@ func (p *Preparer) resetOrphanGPUs(ctx context.Context, machine inventory.Machin
 
 // wholeDevice is the published device of the whole GPU (exclusive or
 // shared), if the node publishes one.
-func (inv *Inventory) wholeDevice(uuid string) (resourceapi.Device, bool) {
+func (inv *NodePool) wholeDevice(uuid string) (resourceapi.Device, bool) {
 	for _, d := range inv.devices {
 		if slices.StringAttribute(d, slices.AttrMIGProfile) == "" && slices.StringAttribute(d, slices.AttrUUID) == uuid {
 			return d, true

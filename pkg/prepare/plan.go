@@ -29,21 +29,21 @@ var (
 	ErrTierNotAllowed = errors.New("tier not allowed for the tenant")
 )
 
-// Inventory is what this node publishes, indexed for planning: the devices
-// of its pool by name and the GPUs behind them.
-type Inventory struct {
+// NodePool is the node's pool as published, indexed for planning: the
+// devices of its pool by name and the GPUs behind them.
+type NodePool struct {
 	driver, pool string
 	devices      map[string]resourceapi.Device
 	gpus         map[string]inventory.GPU
 }
 
-// NewInventory indexes the pool of the node's published resources.
-func NewInventory(driver, pool string, resources resourceslice.DriverResources, machine inventory.Machine) (*Inventory, error) {
+// NewNodePool indexes the pool of the node's published resources.
+func NewNodePool(driver, pool string, resources resourceslice.DriverResources, machine inventory.Machine) (*NodePool, error) {
 	p, ok := resources.Pools[pool]
 	if !ok {
 		return nil, fmt.Errorf("published resources have no pool %q", pool)
 	}
-	inv := &Inventory{driver: driver, pool: pool, devices: map[string]resourceapi.Device{}, gpus: map[string]inventory.GPU{}}
+	inv := &NodePool{driver: driver, pool: pool, devices: map[string]resourceapi.Device{}, gpus: map[string]inventory.GPU{}}
 	for _, s := range p.Slices {
 		for _, d := range s.Devices {
 			inv.devices[d.Name] = d
@@ -56,13 +56,13 @@ func NewInventory(driver, pool string, resources resourceslice.DriverResources, 
 }
 
 // GPUs returns the GPUs of the machine by UUID.
-func (inv *Inventory) GPU(uuid string) (inventory.GPU, bool) {
+func (inv *NodePool) GPU(uuid string) (inventory.GPU, bool) {
 	g, ok := inv.gpus[uuid]
 	return g, ok
 }
 
-// Plan is what preparing one claim does, device by device.
-type Plan struct {
+// ClaimPlan is what preparing one claim does, device by device.
+type ClaimPlan struct {
 	Devices []DevicePlan
 }
 
@@ -88,7 +88,7 @@ type DevicePlan struct {
 // MIGPlan is a MIG instance to create.
 type MIGPlan struct {
 	Profile   string
-	Placement inventory.Placement
+	Placement inventory.MIGPlacement
 }
 
 // Sharing is the device's resolved sharing strategy.
@@ -114,18 +114,18 @@ func (d DevicePlan) Mode() tenancy.Mode {
 // ExclusiveProcess: a whole GPU that the claim does not share.
 func (d DevicePlan) ExclusiveProcess() bool { return !d.AdminAccess && d.MIG == nil && !d.SoftShared() }
 
-// Plan maps the claim's allocation results of this driver to devices of
+// ClaimPlan maps the claim's allocation results of this driver to devices of
 // this node and resolves their config. It is pure: nothing is changed.
-func (inv *Inventory) Plan(claim *resourceapi.ResourceClaim) (Plan, error) {
+func (inv *NodePool) ClaimPlan(claim *resourceapi.ResourceClaim) (ClaimPlan, error) {
 	alloc := claim.Status.Allocation
 	if alloc == nil {
-		return Plan{}, ErrNotAllocated
+		return ClaimPlan{}, ErrNotAllocated
 	}
 	configs, err := decodeConfigs(inv.driver, alloc.Devices.Config)
 	if err != nil {
-		return Plan{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return ClaimPlan{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	var plan Plan
+	var plan ClaimPlan
 	var foreign []string
 	for _, r := range alloc.Devices.Results {
 		if r.Driver != inv.driver || r.Pool != inv.pool {
@@ -134,17 +134,17 @@ func (inv *Inventory) Plan(claim *resourceapi.ResourceClaim) (Plan, error) {
 		}
 		d, err := inv.planDevice(r, configs)
 		if err != nil {
-			return Plan{}, err
+			return ClaimPlan{}, err
 		}
 		plan.Devices = append(plan.Devices, d)
 	}
 	if len(plan.Devices) == 0 {
-		return Plan{}, fmt.Errorf("no device of driver %s in pool %s among %v: %w", inv.driver, inv.pool, foreign, ErrForeignDevice)
+		return ClaimPlan{}, fmt.Errorf("no device of driver %s in pool %s among %v: %w", inv.driver, inv.pool, foreign, ErrForeignDevice)
 	}
 	return plan, nil
 }
 
-func (inv *Inventory) planDevice(r resourceapi.DeviceRequestAllocationResult, configs []decodedConfig) (DevicePlan, error) {
+func (inv *NodePool) planDevice(r resourceapi.DeviceRequestAllocationResult, configs []decodedConfig) (DevicePlan, error) {
 	dev, ok := inv.devices[r.Device]
 	if !ok {
 		return DevicePlan{}, fmt.Errorf("request %q: device %q is not published in pool %s: %w", r.Request, r.Device, inv.pool, ErrUnknownDevice)
@@ -194,7 +194,7 @@ func checkStrategy(d DevicePlan, published string) error {
 	return nil
 }
 
-func (inv *Inventory) migPlan(dev resourceapi.Device, uuid, profile string) (*MIGPlan, error) {
+func (inv *NodePool) migPlan(dev resourceapi.Device, uuid, profile string) (*MIGPlan, error) {
 	start64, ok := slices.IntAttribute(dev, slices.AttrMIGPlacement)
 	if !ok {
 		return nil, fmt.Errorf("MIG device %q has no %s: %w", dev.Name, slices.AttrMIGPlacement, ErrUnknownDevice)

@@ -26,11 +26,11 @@ import (
 
 // Options are the Preparer's collaborators; all but Namespaces and Sharer are required.
 type Options struct {
-	Inventory *Inventory
-	Hardware  Hardware
-	Store     Store
-	CDI       CDIWriter
-	Caps      CapResolver
+	NodePool *NodePool
+	Hardware Hardware
+	Store    Store
+	CDI      CDIWriter
+	Caps     CapResolver
 	// Policy supplies the tenants; nil means every namespace is its own tenant.
 	Policy *v1alpha1.TierPolicy
 	// Namespaces looks up namespace labels; nil means no labels.
@@ -48,7 +48,7 @@ type Options struct {
 // different GPUs proceed in parallel.
 type Preparer struct {
 	opts Options
-	// view is what the node publishes now; SetInventory replaces it.
+	// view is what the node publishes now; SetNodePool replaces it.
 	view  atomic.Pointer[view]
 	locks gpuLocks
 	// modes is each GPU's compute mode as prepare last knew it; read and
@@ -66,25 +66,25 @@ type PreparedDevice struct {
 
 // New validates the options.
 func New(opts Options) (*Preparer, error) {
-	if opts.Inventory == nil || opts.Hardware == nil || opts.Store == nil || opts.CDI == nil || opts.Caps == nil {
-		return nil, errors.New("prepare: Inventory, Hardware, Store, CDI and Caps are required")
+	if opts.NodePool == nil || opts.Hardware == nil || opts.Store == nil || opts.CDI == nil || opts.Caps == nil {
+		return nil, errors.New("prepare: NodePool, Hardware, Store, CDI and Caps are required")
 	}
 	p := &Preparer{opts: opts, modes: map[string]inventory.ComputeMode{}}
-	p.SetInventory(opts.Inventory, opts.Policy)
+	p.SetNodePool(opts.NodePool, opts.Policy)
 	return p, nil
 }
 
 // view is the published inventory and the policy it was built from.
 type view struct {
-	inv    *Inventory
+	inv    *NodePool
 	policy *v1alpha1.TierPolicy
 }
 
-// SetInventory replaces what the node publishes and the policy, when the
+// SetNodePool replaces what the node publishes and the policy, when the
 // plugin republishes its ResourceSlices. Claims in flight finish with the
 // view they started with; prepared claims are unprepared from their
 // records, so they need no device of the new inventory.
-func (p *Preparer) SetInventory(inv *Inventory, policy *v1alpha1.TierPolicy) {
+func (p *Preparer) SetNodePool(inv *NodePool, policy *v1alpha1.TierPolicy) {
 	p.modesMu.Lock()
 	for uuid, g := range inv.gpus {
 		if _, ok := p.modes[uuid]; !ok {
@@ -103,7 +103,7 @@ func (p *Preparer) Prepare(ctx context.Context, claim *resourceapi.ResourceClaim
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "claim", klog.KObj(claim), "uid", claim.UID)
 	ctx = klog.NewContext(ctx, logger)
 	v := p.view.Load()
-	plan, err := v.inv.Plan(claim)
+	plan, err := v.inv.ClaimPlan(claim)
 	if err != nil {
 		return nil, fmt.Errorf("prepare claim %s/%s: %w", claim.Namespace, claim.Name, err)
 	}
@@ -176,7 +176,7 @@ func (p *Preparer) Unprepare(ctx context.Context, uid string) error {
 // side effect, it says what apply is about to do, so that undo can reverse
 // it after a crash at any point (the mode to restore, the MIG instance to
 // destroy even if its creation was never recorded).
-func (p *Preparer) newRecord(claim *resourceapi.ResourceClaim, tenant string, plan Plan) checkpoint.Claim {
+func (p *Preparer) newRecord(claim *resourceapi.ResourceClaim, tenant string, plan ClaimPlan) checkpoint.Claim {
 	rec := checkpoint.Claim{UID: string(claim.UID), Namespace: claim.Namespace, Name: claim.Name, Tenant: tenant, Phase: checkpoint.PhasePrepareStarted,
 		Pods: reservedPods(claim)}
 	for _, d := range plan.Devices {
@@ -241,7 +241,7 @@ func (p *Preparer) tenant(ctx context.Context, policy *v1alpha1.TierPolicy, name
 // MIG beside non-MIG use, another sharing strategy. The caller holds the
 // GPUs' locks and passes the records on disk, so they are current for every
 // plugin process of the node.
-func checkTenancy(policy *v1alpha1.TierPolicy, claim *resourceapi.ResourceClaim, tenant string, plan Plan, records []checkpoint.Claim) error {
+func checkTenancy(policy *v1alpha1.TierPolicy, claim *resourceapi.ResourceClaim, tenant string, plan ClaimPlan, records []checkpoint.Claim) error {
 	name := claim.Namespace + "/" + claim.Name
 	for _, d := range plan.Devices {
 		if d.AdminAccess {
@@ -313,7 +313,7 @@ func recordGPUs(r checkpoint.Claim) []string {
 	return out
 }
 
-func (pl Plan) gpus() []string {
+func (pl ClaimPlan) gpus() []string {
 	var out []string
 	for _, d := range pl.Devices {
 		out = append(out, d.GPU.UUID)
@@ -322,7 +322,7 @@ func (pl Plan) gpus() []string {
 }
 
 // prepared pairs the plan's devices with the CDI IDs of the record.
-func prepared(plan Plan, rec checkpoint.Claim) []PreparedDevice {
+func prepared(plan ClaimPlan, rec checkpoint.Claim) []PreparedDevice {
 	out := make([]PreparedDevice, 0, len(plan.Devices))
 	for i, d := range plan.Devices {
 		pd := PreparedDevice{Request: d.Request, Pool: d.Pool, Device: d.Device, ShareID: d.ShareID}

@@ -154,7 +154,7 @@ func instanceKey(gpu string, gpuInstanceID int) string {
 
 // managesMIG reports whether the node publishes MIG devices of the GPU,
 // i.e. whether Tierra may have created MIG instances on it.
-func (inv *Inventory) managesMIG(uuid string) bool {
+func (inv *NodePool) managesMIG(uuid string) bool {
 	for _, d := range inv.devices {
 		if slices.StringAttribute(d, slices.AttrParentUUID) == uuid {
 			return true

@@ -55,11 +55,11 @@ func (r *restartEnv) restart(t *testing.T) (checkpoint.Report, []sharing.Cmd) {
 	require.NoError(t, err)
 	dr, err := tslices.Build(tslices.Node{Name: node, Labels: map[string]string{v1alpha1.NodeTierLabel: r.tier}, Machine: m}, r.policy)
 	require.NoError(t, err)
-	inv, err := prepare.NewInventory(v1alpha1.DriverName, node, dr, m)
+	inv, err := prepare.NewNodePool(v1alpha1.DriverName, node, dr, m)
 	require.NoError(t, err)
 	store, report, err := checkpoint.Open(r.ctx, checkpoint.Options{Dir: r.store.Dir(), BootID: "boot-1"})
 	require.NoError(t, err)
-	r.opts.Inventory, r.opts.Store = inv, store
+	r.opts.NodePool, r.opts.Store = inv, store
 	r.store = store
 	r.prep, err = prepare.New(r.opts)
 	require.NoError(t, err)
@@ -218,7 +218,7 @@ func TestReconcileMIGInstances(t *testing.T) {
 			}
 			// An admin's instance of the same profile at another
 			// placement of the same GPU.
-			_, err := r.gpus.CreateMIGInstance(r.ctx, nvgpu.CreateMIGOptions{GPUUUID: gpu, Profile: "1g.18gb", Placement: inventory.Placement{Start: 6, Size: 1}})
+			_, err := r.gpus.CreateMIGInstance(r.ctx, nvgpu.CreateMIGOptions{GPUUUID: gpu, Profile: "1g.18gb", Placement: inventory.MIGPlacement{Start: 6, Size: 1}})
 			require.NoError(t, err)
 			want = append(want, gpu+" 1g.18gb@6")
 			slices.Sort(want)

@@ -32,7 +32,7 @@ func with1gAt7(g *inventory.GPU) {
 	mig := *g.MIG
 	mig.Profiles = slices.Clone(mig.Profiles)
 	p := &mig.Profiles[0]
-	p.Placements = append(slices.Clone(p.Placements), inventory.Placement{Start: 7, Size: 1})
+	p.Placements = append(slices.Clone(p.Placements), inventory.MIGPlacement{Start: 7, Size: 1})
 	g.MIG = &mig
 }
 

@@ -98,7 +98,7 @@ func counter(v int64) resourceapi.Counter {
 	return resourceapi.Counter{Value: *resource.NewQuantity(v, resource.DecimalSI)}
 }
 
-func migDeviceSpec(pc gpuContext, p inventory.MIGProfile, pl inventory.Placement, computeCounter bool) resourceapi.Device {
+func migDeviceSpec(pc gpuContext, p inventory.MIGProfile, pl inventory.MIGPlacement, computeCounter bool) resourceapi.Device {
 	attrs := commonAttributes(pc, v1alpha1.SharingExclusive)
 	attrs[AttrParentUUID] = stringAttribute(pc.gpu.UUID)
 	attrs[AttrMIGProfile] = stringAttribute(p.Name)
@@ -162,7 +162,7 @@ func needsComputeCounter(mig *inventory.MIGInfo) bool {
 // blocking counts the placements of smaller published profiles (fewer
 // memory slices, or as many with fewer compute slices) that a placement
 // overlaps: how much room for small claims it destroys.
-func blocking(profiles []inventory.MIGProfile, self inventory.MIGProfile, pl inventory.Placement) int {
+func blocking(profiles []inventory.MIGProfile, self inventory.MIGProfile, pl inventory.MIGPlacement) int {
 	n := 0
 	for _, p := range profiles {
 		if cmp.Or(cmp.Compare(p.MemorySlices, self.MemorySlices), cmp.Compare(p.ComputeSlices, self.ComputeSlices)) >= 0 {

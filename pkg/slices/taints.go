@@ -136,10 +136,10 @@ func DeviceGPU(d resourceapi.Device) string { return deviceGPU(d) }
 // DevicePlacement is the memory slices a published MIG device takes (its
 // placement start and the memory-slice counters it consumes); ok is false
 // for a device that is not a MIG placement.
-func DevicePlacement(d resourceapi.Device) (pl inventory.Placement, ok bool) {
+func DevicePlacement(d resourceapi.Device) (pl inventory.MIGPlacement, ok bool) {
 	start, ok := IntAttribute(d, AttrMIGPlacement)
 	if !ok {
-		return inventory.Placement{}, false
+		return inventory.MIGPlacement{}, false
 	}
 	size := 0
 	for _, c := range d.ConsumesCounters {
@@ -149,7 +149,7 @@ func DevicePlacement(d resourceapi.Device) (pl inventory.Placement, ok bool) {
 			}
 		}
 	}
-	return inventory.Placement{Start: int(start), Size: size}, true
+	return inventory.MIGPlacement{Start: int(start), Size: size}, true
 }
 
 // taintSlice puts taints(d) on the slice's devices and splits the slice

@@ -250,7 +250,7 @@ func TestDevicePlacementAndTaintDevices(t *testing.T) {
 
 	taint := resourceapi.DeviceTaint{Key: "gpu.tierra.dev/xid", Value: "94", Effect: resourceapi.DeviceTaintEffectNoSchedule}
 	got := tslices.TaintDevices(dr, func(d resourceapi.Device) []resourceapi.DeviceTaint {
-		if pl, ok := tslices.DevicePlacement(d); ok && pl.Overlaps(inventory.Placement{Start: 0, Size: 1}) {
+		if pl, ok := tslices.DevicePlacement(d); ok && pl.Overlaps(inventory.MIGPlacement{Start: 0, Size: 1}) {
 			return []resourceapi.DeviceTaint{taint}
 		}
 		return nil
