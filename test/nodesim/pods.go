@@ -172,9 +172,7 @@ func (w *podWorker) sync(ctx context.Context, uid types.UID) error {
 		return nil
 	case gone:
 		// Deleted behind our back (grace period 0): unprepare, then forget.
-		w.procs.stop(uid)
-		w.stopGPU(ctx, pod)
-		if err := w.unprepare(ctx, pod); err != nil {
+		if err := w.release(ctx, pod); err != nil {
 			return err
 		}
 		w.forget(uid)
@@ -202,9 +200,7 @@ func terminal(pod *corev1.Pod) bool {
 // completed pod), its devices go back. Without it, a completed pod's GPUs
 // stayed prepared, and the next claim the scheduler gave them was refused.
 func (w *podWorker) finish(ctx context.Context, pod *corev1.Pod) error {
-	w.procs.stop(pod.UID)
-	w.stopGPU(ctx, pod)
-	if err := w.unprepare(ctx, pod); err != nil {
+	if err := w.release(ctx, pod); err != nil {
 		w.recorder.Event(pod, corev1.EventTypeWarning, ReasonFailedUnprepare, err.Error())
 		return err
 	}
@@ -305,12 +301,19 @@ func (w *podWorker) cdiDevices(pod *corev1.Pod) []string {
 	return ids
 }
 
+// release stops the pod's containers and fake GPU processes and unprepares
+// its claims: what every way a pod ends (deleted, deleted behind our back,
+// or its containers exited) shares.
+func (w *podWorker) release(ctx context.Context, pod *corev1.Pod) error {
+	w.procs.stop(pod.UID)
+	w.stopGPU(ctx, pod)
+	return w.unprepare(ctx, pod)
+}
+
 // terminate unprepares a deleted pod's claims, then removes the pod object,
 // as the kubelet does once its containers have stopped.
 func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod) error {
-	w.procs.stop(pod.UID)
-	w.stopGPU(ctx, pod)
-	if err := w.unprepare(ctx, pod); err != nil {
+	if err := w.release(ctx, pod); err != nil {
 		w.recorder.Event(pod, corev1.EventTypeWarning, ReasonFailedUnprepare, err.Error())
 		return err
 	}

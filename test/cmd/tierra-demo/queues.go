@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -151,7 +152,7 @@ func (q *queues) waitStates(ctx context.Context, want map[string]int, jobs ...qu
 			}
 			got[r.state]++
 		}
-		return fmt.Sprint(got) == fmt.Sprint(want), nil
+		return maps.Equal(got, want), nil
 	})
 	if err == nil {
 		return nil
